@@ -1,0 +1,82 @@
+import type { Command } from "@commander-js/extra-typings";
+import { loadRepository } from "../../config/repository.ts";
+import { resolveService, type ResolvedService } from "../../config/resolve.ts";
+import { resolveSecrets } from "../../config/secrets.ts";
+import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+import { printDiagnostics } from "../output.ts";
+
+/** `homelab show SERVICE`: the service fully resolved. */
+export function registerShow(program: Command<[], GlobalOptions>): void {
+  program
+    .command("show")
+    .description("show a service fully resolved: defaults from the environment, dependencies, secrets (never values), health checks")
+    .argument("<service>", "the service's name")
+    .option("--json", "print the resolved service as JSON")
+    .action((name, opts, cmd) => {
+      const ctx = makeContext(cmd.optsWithGlobals());
+      const repo = loadRepository({ root: ctx.root, envName: ctx.envName, only: [name] });
+      const service = repo.services.get(name);
+      if (!service) {
+        printDiagnostics(repo.diagnostics, ctx.root, ctx.err, ctx.stderr);
+        ctx.stderr(ctx.err.red(`service ${name} is not valid; fix the problems above (homelab validate ${name})`) + "\n");
+        process.exitCode = EXIT.failed;
+        return;
+      }
+      const secrets = resolveSecrets(name, service.dir, repo.envFromFile ? repo.env : undefined, process.env);
+      const resolved = resolveService(service, repo.env, secrets.statuses, ctx.root);
+      if (opts.json) {
+        ctx.stdout(JSON.stringify(resolved, null, 2) + "\n");
+        return;
+      }
+      printHuman(resolved, repo.envFromFile, ctx);
+      printDiagnostics(repo.diagnostics.filter((d) => d.severity === "warning"), ctx.root, ctx.err, ctx.stderr);
+    });
+}
+
+function fmt(v: unknown): string {
+  if (Array.isArray(v)) return v.length ? v.map(fmt).join(", ") : "none";
+  if (v && typeof v === "object" && Object.keys(v).length === 0) return "none";
+  if (v && typeof v === "object") return Object.entries(v).map(([k, x]) => `${k} ${fmt(x)}`).join(", ");
+  return String(v);
+}
+
+function printHuman(s: ResolvedService, envFromFile: boolean, ctx: CliContext): void {
+  const o = ctx.out;
+  const lines: string[] = [];
+  lines.push(`${o.bold(s.name)}${s.description ? ` — ${s.description}` : ""}`);
+  lines.push(`  file         ${s.path}`);
+  lines.push(`  environment  ${s.environment.name} (${s.environment.kind})${envFromFile ? "" : o.dim(" — no environment file: built-in defaults")}`);
+  if (s.depends_on_services.length) lines.push(`  depends on   services ${s.depends_on_services.join(", ")}`);
+  lines.push("");
+  lines.push(o.bold("resources"));
+  for (const r of s.resources) {
+    const flags = [r.protect ? o.yellow("protected") : "", r.depends_on.length ? `after ${r.depends_on.map((d) => d.ref).join(", ")}` : ""].filter(Boolean).join("; ");
+    lines.push(`  ${o.cyan(r.id)}  ${o.dim(r.type)}${flags ? `  (${flags})` : ""}`);
+    for (const [k, v] of Object.entries(r.spec)) {
+      if (v === undefined) continue;
+      lines.push(`    ${k.padEnd(12)} ${fmt(v)}`);
+    }
+  }
+  lines.push("");
+  lines.push(o.bold("secrets"));
+  if (s.secrets.length === 0) lines.push(o.dim("  none required (no .secrets.example.yaml)"));
+  for (const sec of s.secrets) {
+    const state =
+      sec.provided === "env" ? o.green(`provided by $${sec.envVar}`)
+      : sec.provided === "file" ? o.green("provided by .secrets.yaml")
+      : sec.provided === "esc" ? o.yellow("expected from Pulumi ESC (checked at deploy)")
+      : o.red(`MISSING: set $${sec.envVar} or add it to .secrets.yaml`);
+    lines.push(`  ${sec.key.padEnd(20)} ${state}`);
+  }
+  lines.push("");
+  lines.push(o.bold("monitoring"));
+  const m = s.monitoring;
+  if (m.health_checks.length === 0) lines.push(o.dim("  no health checks"));
+  for (const c of m.health_checks) {
+    const target = c.type === "http" ? c.url : c.type === "tcp" ? `${c.host ?? "{address}"}:${c.port}` : Array.isArray(c.command) ? c.command.join(" ") : c.command;
+    lines.push(`  ${c.type.padEnd(8)} ${target}  every ${c.interval}s, timeout ${c.timeout}s, unhealthy after ${c.retries} failures`);
+  }
+  lines.push(`  auto-remediate ${m.auto_remediate ? `yes (${m.restart_first ? "restart first, then recreate" : "recreate"}; at most ${m.max_remediations_per_hour}/hour)` : "no"}`);
+  ctx.stdout(lines.join("\n") + "\n");
+}

@@ -1,0 +1,39 @@
+import type { Command } from "@commander-js/extra-typings";
+import { loadRepository } from "../../config/repository.ts";
+import { resolveSecrets } from "../../config/secrets.ts";
+import { makeContext, type GlobalOptions } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+import { printDiagnostics } from "../output.ts";
+
+/** `homelab validate [SERVICE...]`: every problem as FILE:LINE:COL: message; exit 1 if any error. */
+export function registerValidate(program: Command<[], GlobalOptions>): void {
+  program
+    .command("validate")
+    .description("check service files (all, or the named ones) and the environment; print every problem as FILE:LINE:COL: message")
+    .argument("[services...]", "services to check (default: all)")
+    .option("--skip-secrets", "do not require secrets to be provided (e.g. on a pull request without them)")
+    .option("--json", "print {valid, errors, warnings, diagnostics[]}")
+    .action((services, opts, cmd) => {
+      const ctx = makeContext(cmd.optsWithGlobals());
+      const repo = loadRepository({ root: ctx.root, envName: ctx.envName, ...(services.length ? { only: services } : {}) });
+      const diagnostics = [...repo.diagnostics];
+      const names = services.length ? services : repo.loads.map((l) => l.name);
+      if (!opts.skipSecrets) {
+        for (const name of names) {
+          const s = repo.services.get(name);
+          if (s) diagnostics.push(...resolveSecrets(name, s.dir, repo.envFromFile ? repo.env : undefined, process.env).diagnostics);
+        }
+      }
+      const errors = diagnostics.filter((d) => d.severity === "error").length;
+      const warnings = diagnostics.length - errors;
+      if (opts.json) {
+        ctx.stdout(JSON.stringify({ valid: errors === 0, errors, warnings, environment: repo.envFromFile ? repo.env.name : null, diagnostics }, null, 2) + "\n");
+      } else {
+        printDiagnostics(diagnostics, ctx.root, ctx.err, ctx.stderr);
+        const envNote = repo.envFromFile ? `environment ${repo.env.name}` : ctx.envName ? `environment ${ctx.envName} (not loaded)` : "no environment selected (use --env)";
+        const summary = `${names.length} service(s) checked against ${envNote}: ${errors} error(s), ${warnings} warning(s)`;
+        ctx.stderr((errors ? ctx.err.red(summary) : ctx.err.green(summary)) + "\n");
+      }
+      process.exitCode = errors > 0 ? EXIT.failed : EXIT.ok;
+    });
+}

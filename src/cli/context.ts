@@ -1,0 +1,41 @@
+import { resolve } from "node:path";
+import { chooseEnvironmentName, findRoot, RepositoryError } from "../config/repository.ts";
+import { colorWanted, makeStyle, type Style } from "./output.ts";
+
+/** The global options every command accepts. */
+export type GlobalOptions = {
+  dir?: string | undefined;
+  env?: string | undefined;
+  verbose?: boolean | undefined;
+  color?: boolean | undefined;
+};
+
+/** What a command needs from the global options, resolved once. */
+export interface CliContext {
+  root: string;
+  envName: string | undefined;
+  verbose: boolean;
+  out: Style;
+  err: Style;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+/** Resolves the repository root and environment from the global options. */
+export function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): CliContext {
+  const start = opts.dir ? resolve(opts.dir) : process.cwd();
+  const root = opts.dir ? start : findRoot(start);
+  if (!root) {
+    throw new RepositoryError(`no homelab repository at ${start} or above (looked for a services/ folder or Pulumi.yaml)`, "run from inside your homelab repository, or pass --dir PATH");
+  }
+  const color = opts.color !== false;
+  return {
+    root,
+    envName: chooseEnvironmentName(root, opts.env, env),
+    verbose: opts.verbose === true,
+    out: makeStyle(colorWanted(color, process.stdout, env)),
+    err: makeStyle(colorWanted(color, process.stderr, env)),
+    stdout: (s) => void process.stdout.write(s),
+    stderr: (s) => void process.stderr.write(s),
+  };
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { RepositoryError } from "../config/repository.ts";
+import { registerList } from "./commands/list.ts";
+import { registerSchema } from "./commands/schema.ts";
+import { registerShow } from "./commands/show.ts";
+import { registerValidate } from "./commands/validate.ts";
+import { EXIT, EXIT_HELP } from "./exit-codes.ts";
+import { version } from "./version.ts";
+
+/** Builds the `homelab` command tree. */
+export function buildProgram(): Command<[], { dir?: string; env?: string; verbose?: true; color: boolean }> {
+  const program = new Command("homelab")
+    .description("Infrastructure as Code for a Proxmox VE homelab: validate, plan and deploy services/*/service.yaml")
+    .version(version(), "-V, --version")
+    .option("--dir <path>", "the homelab repository (default: nearest folder upward with services/ or Pulumi.yaml)")
+    .option("--env <name>", "the environment, i.e. Pulumi.<env>.yaml (default: $HOMELAB_ENV, else prod, else the only one)")
+    .option("--verbose", "more detail; plain progress lines")
+    .option("--no-color", "no colors (also: NO_COLOR=1)")
+    .showSuggestionAfterError(true)
+    .showHelpAfterError("(add --help for usage)")
+    .addHelpText("after", "\n" + EXIT_HELP)
+    .exitOverride();
+  registerList(program);
+  registerShow(program);
+  registerValidate(program);
+  registerSchema(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version are "errors" to commander; they exit 0.
+      process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
+    if (e instanceof RepositoryError) {
+      process.stderr.write(`homelab: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ""}\n`);
+      process.exitCode = EXIT.failed;
+      return;
+    }
+    throw e;
+  }
+}
+
+process.on("SIGINT", () => process.exit(EXIT.interrupted));
+await main(process.argv);

@@ -1,0 +1,321 @@
+import { existsSync, readdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { z } from "zod";
+import type { Diagnostic } from "../util/diagnostics.ts";
+import { didYouMean } from "../util/suggest.ts";
+import { loadYamlFile, type YamlSource } from "./source.ts";
+import { zodIssuesToDiagnostics } from "./zod-diagnostics.ts";
+
+/** Kinds of environment; `production` turns on the production guards. */
+export const ENVIRONMENT_KINDS = ["production", "staging", "development", "sandbox"] as const;
+export type EnvironmentKind = (typeof ENVIRONMENT_KINDS)[number];
+
+/** Host tags are the tool's own (Proxmox nodes have none), so `tier:1` is allowed. */
+export const HOST_TAG = /^[a-z0-9][a-z0-9_.:=+-]*$/i;
+const NODE_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i;
+const TIER_KEY = /^tier(\d+)_hosts$/;
+
+const secretRefShape = (what: string) => ({
+  [`${what}_file`]: z.string().min(1).optional().describe(`Path of a file (mode 0600) holding the ${what}; relative to this file.`),
+  [`${what}_env`]: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional().describe(`Environment variable holding the ${what}.`),
+});
+
+const proxmoxSchema = z
+  .strictObject({
+    endpoint: z.url({ protocol: /^https$/, error: "endpoint must be an https:// URL, e.g. https://pve-01.lan:8006" }).describe("Proxmox API URL, e.g. https://pve-01.lan:8006"),
+    token_id: z
+      .string()
+      .regex(/^[^@\s]+@[^!\s]+![A-Za-z][A-Za-z0-9._-]*$/, { error: "token_id must look like USER@REALM!TOKENID, e.g. root@pam!homelab" })
+      .optional()
+      .describe("API token id, USER@REALM!TOKENID."),
+    ...secretRefShape("token_secret"),
+    username: z.string().regex(/^[^@\s]+@[^\s]+$/, { error: "username must look like USER@REALM, e.g. root@pam" }).optional().describe("For ticket auth (needed to set features other than nesting)."),
+    ...secretRefShape("password"),
+    fingerprint: z
+      .string()
+      .regex(/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/, { error: "fingerprint must be a SHA-256 fingerprint, 32 hex pairs separated by colons" })
+      .optional()
+      .describe("SHA-256 fingerprint of the Proxmox certificate, to pin a self-signed certificate."),
+    ca_file: z.string().min(1).optional().describe("CA certificate (PEM) that signed the Proxmox certificate, e.g. pve-root-ca.pem."),
+    insecure: z.boolean().optional().describe("Skip TLS verification. Warned about, and refused in CI mode."),
+  })
+  .describe("How to reach the Proxmox API. Credentials are referenced, never written here.");
+
+const registrySchema = z.strictObject({
+  url: z.string().regex(/^(https?:\/\/)?[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._/-]*)?$/, { error: "url must be a registry address such as registry.lan:5000" }).describe("Registry address, host[:port]."),
+  insecure: z.boolean().optional().describe("Plain HTTP registry (Docker's insecure-registries)."),
+  username: z.string().optional(),
+  ...secretRefShape("password"),
+});
+
+const positiveInt = (what: string) => z.int().positive().optional().describe(what);
+
+/** The `homelab:` keys of an environment file, without the prefix. */
+export const environmentKeysSchema = z.strictObject({
+  environment: z.enum(ENVIRONMENT_KINDS).optional().describe("Kind of environment. `production` turns on the production guards (resources must be protected). Default: production for env names prod/production, else development."),
+  cluster_name: z.string().min(1).optional().describe("A name for the cluster, shown in output."),
+  proxmox: proxmoxSchema.optional(),
+  hosts: z
+    .record(z.string().regex(NODE_NAME, { error: "a Proxmox node name" }), z.strictObject({ tags: z.array(z.string().regex(HOST_TAG, { error: "tags use letters, digits and _ . : = + -" })).default([]) }))
+    .optional()
+    .describe("Host inventory: Proxmox node name → tags (Proxmox nodes have no tags of their own)."),
+  registries: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/), registrySchema).optional().describe("Image registries by name, referenced by docker:image `registry`."),
+  default_memory: positiveInt("Default container memory in MB (512)."),
+  default_cores: positiveInt("Default container cores (1)."),
+  default_disk: positiveInt("Default container root disk in GB (8)."),
+  default_swap: z.int().nonnegative().optional().describe("Default container swap in MB (512)."),
+  default_storage: z.string().min(1).optional().describe("Storage for container root disks (local-lvm)."),
+  default_template_storage: z.string().min(1).optional().describe("Storage holding vztmpl templates (local)."),
+  default_bridge: z.string().min(1).optional().describe("Network bridge for containers (vmbr0)."),
+});
+type EnvironmentKeys = z.output<typeof environmentKeysSchema>;
+
+/** A secret referenced from an environment file: a file path or a variable name. */
+export interface SecretRef {
+  file?: string;
+  env?: string;
+}
+
+/** Proxmox connection settings of an environment, paths made absolute. */
+export interface ProxmoxConfig {
+  endpoint: string;
+  tokenId?: string;
+  tokenSecret?: SecretRef;
+  username?: string;
+  password?: SecretRef;
+  fingerprint?: string;
+  caFile?: string;
+  insecure: boolean;
+}
+
+/** An image registry defined in an environment. */
+export interface RegistryConfig {
+  name: string;
+  url: string;
+  insecure: boolean;
+  username?: string;
+  password?: SecretRef;
+}
+
+/** Built-in defaults, used where neither the service nor the environment says. */
+export const BUILTIN_DEFAULTS = { memory: 512, cores: 1, disk: 8, swap: 512, storage: "local-lvm", templateStorage: "local", bridge: "vmbr0" } as const;
+
+/** An environment (`Pulumi.<env>.yaml`), resolved. */
+export interface EnvironmentConfig {
+  name: string;
+  file: string | undefined;
+  kind: EnvironmentKind;
+  production: boolean;
+  clusterName: string | undefined;
+  proxmox: ProxmoxConfig | undefined;
+  /** Node name → tags, with the `tierN_hosts` shorthands merged in. */
+  hosts: Record<string, string[]>;
+  registries: Record<string, RegistryConfig>;
+  defaults: { memory: number; cores: number; disk: number; swap: number; storage: string; templateStorage: string; bridge: string };
+  /** Pulumi ESC environments imported by this stack config. */
+  escEnvironments: string[];
+  source: YamlSource | undefined;
+}
+
+const TOP_LEVEL_KEYS = ["config", "environment", "encryptionsalt", "secretsprovider", "encryptedkey"];
+
+/** Where an environment's file is: `Pulumi.<env>.yaml` in the repository, or one the tool generated. */
+export function environmentFile(root: string, name: string): string | undefined {
+  for (const f of [join(root, `Pulumi.${name}.yaml`), join(root, ".homelab", "environments", `Pulumi.${name}.yaml`)]) {
+    if (existsSync(f)) return f;
+  }
+  return undefined;
+}
+
+/** Names of the environments that have a file. */
+export function listEnvironments(root: string): string[] {
+  const names = new Set<string>();
+  for (const dir of [root, join(root, ".homelab", "environments")]) {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const m = /^Pulumi\.([^.]+)\.yaml$/.exec(e);
+      if (m?.[1]) names.add(m[1]);
+    }
+  }
+  return [...names].sort();
+}
+
+function expandPath(p: string, base: string): string {
+  if (p === "~" || p.startsWith("~/")) return join(homedir(), p.slice(1));
+  return isAbsolute(p) ? p : resolve(base, p);
+}
+
+function ref(keys: Record<string, unknown>, what: string, base: string): SecretRef | undefined {
+  const file = keys[`${what}_file`];
+  const env = keys[`${what}_env`];
+  if (typeof file !== "string" && typeof env !== "string") return undefined;
+  return { ...(typeof file === "string" ? { file: expandPath(file, base) } : {}), ...(typeof env === "string" ? { env } : {}) };
+}
+
+/** An environment with no file: built-in defaults only (validation without a cluster). */
+export function emptyEnvironment(name: string): EnvironmentConfig {
+  return {
+    name,
+    file: undefined,
+    kind: defaultKind(name),
+    production: defaultKind(name) === "production",
+    clusterName: undefined,
+    proxmox: undefined,
+    hosts: {},
+    registries: {},
+    defaults: { ...BUILTIN_DEFAULTS },
+    escEnvironments: [],
+    source: undefined,
+  };
+}
+
+function defaultKind(name: string): EnvironmentKind {
+  return name === "prod" || name === "production" ? "production" : name === "sandbox" ? "sandbox" : "development";
+}
+
+/** Loads and validates an environment file; diagnostics carry file:line:col. */
+export function loadEnvironment(root: string, name: string): { env: EnvironmentConfig | undefined; diagnostics: Diagnostic[] } {
+  const file = environmentFile(root, name);
+  if (!file) {
+    const known = listEnvironments(root);
+    const hint = didYouMean(name, known) ?? (known.length ? `environments here: ${known.join(", ")}` : `create Pulumi.${name}.yaml (see README, "Environments")`);
+    return {
+      env: undefined,
+      diagnostics: [{ file: join(root, `Pulumi.${name}.yaml`), line: 1, col: 1, severity: "error", message: `environment "${name}" has no file Pulumi.${name}.yaml`, hint }],
+    };
+  }
+  const loaded = loadYamlFile(file, "environment file");
+  if (!loaded.ok) return { env: undefined, diagnostics: loaded.diagnostics };
+  const source = loaded.source;
+  const diagnostics: Diagnostic[] = [];
+  const report = (path: (string | number)[], message: string, hint?: string, key = false): void => {
+    diagnostics.push({ file, ...source.locate(path, { key }), severity: "error", message, ...(hint ? { hint } : {}) });
+  };
+  const data = source.data;
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    report([], "an environment file must be a mapping with a `config:` section");
+    return { env: undefined, diagnostics };
+  }
+  const top = data as Record<string, unknown>;
+  for (const k of Object.keys(top)) {
+    if (!TOP_LEVEL_KEYS.includes(k)) report([k], `unknown top-level key "${k}"`, didYouMean(k, TOP_LEVEL_KEYS) ?? `expected one of: ${TOP_LEVEL_KEYS.join(", ")}`, true);
+  }
+  const config = (top["config"] ?? {}) as unknown;
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    report(["config"], "`config` must be a mapping of `namespace:key: value`");
+    return { env: undefined, diagnostics };
+  }
+  const keys: Record<string, unknown> = {};
+  const tiers: Record<string, string[]> = {};
+  const esc: string[] = [];
+  for (const [fullKey, value] of Object.entries(config as Record<string, unknown>)) {
+    const [ns, ...rest] = fullKey.split(":");
+    const key = rest.join(":");
+    if (ns === "pulumi-esc") {
+      // The original design's form: `pulumi-esc: {environments: [...]}`.
+      const envs = (value as { environments?: unknown } | null)?.environments;
+      if (Array.isArray(envs) && envs.every((e) => typeof e === "string")) esc.push(...envs);
+      else report(["config", fullKey], "`pulumi-esc` expects `environments: [project/env, ...]`");
+      continue;
+    }
+    if (ns !== "homelab") continue; // other namespaces belong to other Pulumi programs
+    if (value !== null && typeof value === "object" && "secure" in value) {
+      report(["config", fullKey], `"${fullKey}" is a Pulumi-encrypted value; homelab reads credentials by reference`, "use token_secret_file / token_secret_env (or *_file / *_env) instead");
+      continue;
+    }
+    const tier = TIER_KEY.exec(key);
+    if (tier) {
+      if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && NODE_NAME.test(v))) {
+        report(["config", fullKey], `"${fullKey}" expects a list of Proxmox node names, e.g. [pve-01, pve-02]`);
+      } else tiers[`tier:${tier[1] ?? ""}`] = value as string[];
+      continue;
+    }
+    keys[key] = value;
+  }
+  if (Array.isArray(top["environment"])) {
+    for (const e of top["environment"]) if (typeof e === "string") esc.push(e);
+  } else if (top["environment"] !== undefined && top["environment"] !== null) {
+    const imports = (top["environment"] as { imports?: unknown }).imports;
+    if (Array.isArray(imports)) for (const e of imports) if (typeof e === "string") esc.push(e);
+  }
+
+  const parsed = environmentKeysSchema.safeParse(keys, { reportInput: true });
+  if (!parsed.success) {
+    // Issues are relative to the stripped keys; re-point them at `config` → `homelab:<key>`.
+    for (const issue of parsed.error.issues) {
+      const [first, ...restPath] = issue.path;
+      if (issue.code === "unrecognized_keys" && first === undefined) {
+        for (const k of issue.keys) {
+          const hint = didYouMean(k, [...Object.keys(environmentKeysSchema.shape), "tier1_hosts"]);
+          report(["config", `homelab:${k}`], `unknown setting "homelab:${k}"`, hint ? hint.replace('"', '"homelab:') : undefined, true);
+        }
+        continue;
+      }
+      const mapped = { ...issue, path: [`homelab:${String(first)}`, ...restPath] } as typeof issue;
+      diagnostics.push(...zodIssuesToDiagnostics([mapped], z.object({}), source, ["config"]));
+    }
+  }
+  if (diagnostics.length > 0 || !parsed.success) return { env: undefined, diagnostics };
+  const k: EnvironmentKeys = parsed.data;
+  const base = dirname(file);
+
+  const hosts: Record<string, string[]> = {};
+  for (const [node, h] of Object.entries(k.hosts ?? {})) hosts[node] = h.tags.map((t) => t.toLowerCase());
+  for (const [tag, nodes] of Object.entries(tiers)) {
+    for (const node of nodes) hosts[node] = [...new Set([...(hosts[node] ?? []), tag])];
+  }
+
+  let proxmox: ProxmoxConfig | undefined;
+  if (k.proxmox) {
+    const p = k.proxmox as Record<string, unknown> & z.output<typeof proxmoxSchema>;
+    const tokenSecret = ref(p, "token_secret", base);
+    const password = ref(p, "password", base);
+    if (p.token_id && !tokenSecret) report(["config", "homelab:proxmox", "token_id"], "token_id needs its secret", "add token_secret_file or token_secret_env");
+    if (p.username && !password) report(["config", "homelab:proxmox", "username"], "username needs a password", "add password_file or password_env");
+    if (!p.token_id && !p.username) report(["config", "homelab:proxmox"], "no credentials: set token_id (+ token_secret_file/env) or username (+ password_file/env)");
+    proxmox = {
+      endpoint: p.endpoint,
+      ...(p.token_id ? { tokenId: p.token_id } : {}),
+      ...(tokenSecret ? { tokenSecret } : {}),
+      ...(p.username ? { username: p.username } : {}),
+      ...(password ? { password } : {}),
+      ...(p.fingerprint ? { fingerprint: p.fingerprint.toUpperCase() } : {}),
+      ...(p.ca_file ? { caFile: expandPath(p.ca_file, base) } : {}),
+      insecure: p.insecure ?? false,
+    };
+  }
+  const registries: Record<string, RegistryConfig> = {};
+  for (const [name, r] of Object.entries(k.registries ?? {})) {
+    const password = ref(r, "password", base);
+    registries[name] = { name, url: r.url, insecure: r.insecure ?? false, ...(r.username ? { username: r.username } : {}), ...(password ? { password } : {}) };
+  }
+  const kind = k.environment ?? defaultKind(name);
+  const env: EnvironmentConfig = {
+    name,
+    file,
+    kind,
+    production: kind === "production",
+    clusterName: k.cluster_name,
+    proxmox,
+    hosts,
+    registries,
+    defaults: {
+      memory: k.default_memory ?? BUILTIN_DEFAULTS.memory,
+      cores: k.default_cores ?? BUILTIN_DEFAULTS.cores,
+      disk: k.default_disk ?? BUILTIN_DEFAULTS.disk,
+      swap: k.default_swap ?? BUILTIN_DEFAULTS.swap,
+      storage: k.default_storage ?? BUILTIN_DEFAULTS.storage,
+      templateStorage: k.default_template_storage ?? BUILTIN_DEFAULTS.templateStorage,
+      bridge: k.default_bridge ?? BUILTIN_DEFAULTS.bridge,
+    },
+    escEnvironments: esc,
+    source,
+  };
+  return { env: diagnostics.length ? undefined : env, diagnostics };
+}

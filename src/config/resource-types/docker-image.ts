@@ -1,0 +1,55 @@
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { didYouMean } from "../../util/suggest.ts";
+import { defineResourceType } from "./define.ts";
+import { insideServiceDir } from "../paths.ts";
+
+/** Docker's rule for repository names: lowercase path components. */
+const IMAGE_NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+
+/** `docker:image`: an image built from a Dockerfile folder of the service, optionally pushed to a registry. */
+export const dockerImage = defineResourceType({
+  type: "docker:image",
+  summary: "A Docker image built from a folder of the service (with a Dockerfile), optionally pushed to a registry.",
+  fields: {
+    name: z
+      .string()
+      .regex(IMAGE_NAME, { error: "name must be a Docker repository name: lowercase letters, digits, and . _ - / separators" })
+      .describe("Image name; compose files refer to the image by this name."),
+    path: z.string().min(1).describe("Build context: a folder with a Dockerfile, relative to service.yaml."),
+    dockerfile: z.string().min(1).optional().describe("Dockerfile name inside path (default Dockerfile)."),
+    build_args: z.record(z.string(), z.string()).optional().describe("Build arguments (--build-arg KEY=VALUE)."),
+    registry: z.string().min(1).optional().describe("Push to this registry (a name from the environment's homelab:registries)."),
+  },
+  check(r, ctx) {
+    const inside = insideServiceDir(ctx.serviceDir, r.path);
+    if (!inside.ok) {
+      ctx.report(["path"], `path "${r.path}" ${inside.reason}`, { hint: "build contexts must live inside the service folder" });
+    } else {
+      const dockerfile = join(inside.abs, r.dockerfile ?? "Dockerfile");
+      if (!existsSync(inside.abs) || !statSync(inside.abs).isDirectory()) {
+        ctx.report(["path"], `path "${r.path}" is not a folder (looked for ${inside.abs})`);
+      } else if (!existsSync(dockerfile)) {
+        ctx.report([r.dockerfile ? "dockerfile" : "path"], `no ${r.dockerfile ?? "Dockerfile"} in "${r.path}"`, { hint: `create ${join(r.path, r.dockerfile ?? "Dockerfile")}` });
+      }
+    }
+    if (r.registry !== undefined && ctx.env) {
+      const names = Object.keys(ctx.env.registries);
+      if (!names.includes(r.registry)) {
+        ctx.report(["registry"], `registry "${r.registry}" is not defined in environment "${ctx.env.name}"`, {
+          hint: didYouMean(r.registry, names) ?? `define it under homelab:registries in ${ctx.env.file ?? `Pulumi.${ctx.env.name}.yaml`}`,
+        });
+      }
+    }
+  },
+  resolve(r, env, serviceDir) {
+    return {
+      ...r,
+      dockerfile: r.dockerfile ?? "Dockerfile",
+      context: join(serviceDir, r.path),
+      build_args: r.build_args ?? {},
+      registry_url: r.registry !== undefined ? env?.registries[r.registry]?.url : undefined,
+    };
+  },
+});

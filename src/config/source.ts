@@ -1,0 +1,190 @@
+import { readFileSync, statSync } from "node:fs";
+import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar } from "yaml";
+import type { Document, Node, Pair } from "yaml";
+import type { Diagnostic } from "../util/diagnostics.ts";
+
+/** Larger files are refused before they are read: no service.yaml needs this much. */
+export const MAX_FILE_BYTES = 1024 * 1024;
+/** Alias expansions allowed when converting to data; a billion-laughs file fails fast here. */
+const MAX_ALIAS_COUNT = 100;
+
+/** A parsed YAML file that can locate any value of its data by path. */
+export interface YamlSource {
+  file: string;
+  text: string;
+  data: unknown;
+  /** Position of the value at `path` (or of its key, with `key: true`), nearest existing ancestor otherwise. */
+  locate(path: readonly (string | number)[], opts?: { key?: boolean }): { line: number; col: number };
+}
+
+/** The result of loading a YAML file: a source, or the diagnostics that stopped it. */
+export type LoadResult = { ok: true; source: YamlSource } | { ok: false; diagnostics: Diagnostic[] };
+
+function diag(file: string, line: number, col: number, message: string, hint?: string): Diagnostic {
+  return { file, line, col, message, severity: "error", ...(hint ? { hint } : {}) };
+}
+
+/** The byte offset of the first invalid UTF-8 sequence, or -1. */
+export function firstInvalidUtf8(buf: Uint8Array): number {
+  let i = 0;
+  while (i < buf.length) {
+    const b = buf[i] ?? 0;
+    let n: number;
+    if (b < 0x80) n = 0;
+    else if (b >= 0xc2 && b <= 0xdf) n = 1;
+    else if (b >= 0xe0 && b <= 0xef) n = 2;
+    else if (b >= 0xf0 && b <= 0xf4) n = 3;
+    else return i;
+    for (let k = 1; k <= n; k++) {
+      const c = buf[i + k];
+      if (c === undefined || (c & 0xc0) !== 0x80) return i;
+    }
+    // Overlongs and surrogates: the ranges that TextDecoder({fatal}) also rejects.
+    if (n === 2) {
+      const c = buf[i + 1] ?? 0;
+      if ((b === 0xe0 && c < 0xa0) || (b === 0xed && c >= 0xa0)) return i;
+    } else if (n === 3) {
+      const c = buf[i + 1] ?? 0;
+      if ((b === 0xf0 && c < 0x90) || (b === 0xf4 && c >= 0x90)) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+function lineColAt(buf: Uint8Array, offset: number): { line: number; col: number } {
+  let line = 1;
+  let col = 1;
+  for (let i = 0; i < offset; i++) {
+    if (buf[i] === 0x0a) {
+      line++;
+      col = 1;
+    } else if (((buf[i] ?? 0) & 0xc0) !== 0x80) col++;
+  }
+  return { line, col };
+}
+
+/** Reads and parses a YAML file, turning every way it can be unreadable into a located diagnostic. */
+export function loadYamlFile(file: string, what = "file"): LoadResult {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const msg = code === "ENOENT" ? `${what} not found` : `cannot read ${what}: ${code ?? String(e)}`;
+    return { ok: false, diagnostics: [diag(file, 1, 1, msg)] };
+  }
+  if (size > MAX_FILE_BYTES) {
+    const mb = (size / (1024 * 1024)).toFixed(1);
+    return {
+      ok: false,
+      diagnostics: [diag(file, 1, 1, `${what} is ${mb} MiB; the limit is 1 MiB`, "is this the right file?")],
+    };
+  }
+  return parseYaml(file, readFileSync(file), what);
+}
+
+/** Parses YAML bytes (see loadYamlFile); exported for tests and for files already in memory. */
+export function parseYaml(file: string, buf: Uint8Array, what = "file"): LoadResult {
+  const bad = firstInvalidUtf8(buf);
+  if (bad >= 0) {
+    const { line, col } = lineColAt(buf, bad);
+    return {
+      ok: false,
+      diagnostics: [
+        diag(file, line, col, `${what} is not valid UTF-8 (byte 0x${(buf[bad] ?? 0).toString(16).padStart(2, "0")})`, "save it as UTF-8"),
+      ],
+    };
+  }
+  const text = new TextDecoder("utf-8").decode(buf);
+  if (text.trim() === "") {
+    return { ok: false, diagnostics: [diag(file, 1, 1, `${what} is empty`)] };
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true, strict: true });
+  const errors = doc.errors.map((e) => {
+    const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
+    const message = yamlErrorMessage(e.code, e.message);
+    return diag(file, pos.line, pos.col, message, yamlErrorHint(e.code));
+  });
+  if (errors.length > 0) return { ok: false, diagnostics: errors };
+
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const bomb = /resource exhaustion|alias count/i.test(message);
+    return {
+      ok: false,
+      diagnostics: [
+        diag(
+          file,
+          1,
+          1,
+          bomb ? `YAML aliases expand too far (more than ${MAX_ALIAS_COUNT} expansions): refusing a possible "billion laughs" file` : `YAML error: ${message}`,
+          bomb ? "write the values out instead of nesting aliases" : undefined,
+        ),
+      ],
+    };
+  }
+  return { ok: true, source: makeSource(file, text, doc, lineCounter, data) };
+}
+
+function yamlErrorMessage(code: string, message: string): string {
+  const first = (message.split("\n")[0] ?? message).replace(/ at line \d+, column \d+:?$/, "");
+  switch (code) {
+    case "DUPLICATE_KEY":
+      return "duplicate key: a key may appear only once in a mapping";
+    case "TAB_AS_INDENT":
+      return "tab used for indentation: YAML indents with spaces only";
+    default:
+      return `YAML syntax error: ${first}`;
+  }
+}
+
+function yamlErrorHint(code: string): string | undefined {
+  switch (code) {
+    case "TAB_AS_INDENT":
+      return "replace the tab with spaces";
+    case "DUPLICATE_KEY":
+      return "remove or merge one of them";
+    default:
+      return undefined;
+  }
+}
+
+function makeSource(file: string, text: string, doc: Document, lc: LineCounter, data: unknown): YamlSource {
+  const at = (offset: number) => lc.linePos(offset);
+  return {
+    file,
+    text,
+    data,
+    locate(path, opts) {
+      let node: Node | null = doc.contents;
+      let pair: Pair | undefined;
+      let best = node?.range?.[0] ?? 0;
+      for (const seg of path) {
+        pair = undefined;
+        if (isMap(node)) {
+          const found: Pair | undefined = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+          if (!found) break;
+          pair = found;
+          const keyNode = found.key as Node | null;
+          node = isPair(found) ? (found.value as Node | null) : null;
+          best = (node?.range?.[0] ?? keyNode?.range?.[0]) ?? best;
+        } else if (isSeq(node) && typeof seg === "number") {
+          const item = node.items[seg] as Node | undefined;
+          if (!item) break;
+          node = item;
+          best = item.range?.[0] ?? best;
+        } else break;
+      }
+      if (opts?.key && pair) {
+        const k = pair.key as Node | null;
+        if (k?.range) best = k.range[0];
+      }
+      return at(best);
+    },
+  };
+}
