@@ -1,0 +1,86 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadEnvironment, listEnvironments } from "../../src/config/environment.ts";
+import { chooseEnvironmentName } from "../../src/config/repository.ts";
+import { findDiag, makeRepo } from "../helpers/repo.ts";
+
+function env(content: string, name = "lab") {
+  const repo = makeRepo({ [`Pulumi.${name}.yaml`]: content });
+  try {
+    return loadEnvironment(repo.root, name);
+  } finally {
+    repo.cleanup();
+  }
+}
+
+test("tierN_hosts shorthand means those hosts carry tag tier:N, merged with hosts", () => {
+  const r = env("config:\n  homelab:tier1_hosts: [pve-01, pve-02]\n  homelab:tier2_hosts: [pve-02]\n  homelab:hosts:\n    pve-01: { tags: [Location:Rack1] }\n");
+  assert.deepEqual(r.diagnostics, []);
+  assert.deepEqual(r.env?.hosts, { "pve-01": ["location:rack1", "tier:1"], "pve-02": ["tier:1", "tier:2"] });
+});
+
+test("defaults come from default_* keys, else built-in", () => {
+  const r = env("config:\n  homelab:default_memory: 2048\n  homelab:default_bridge: vmbr1\n");
+  assert.equal(r.env?.defaults.memory, 2048);
+  assert.equal(r.env?.defaults.bridge, "vmbr1");
+  assert.equal(r.env?.defaults.cores, 1);
+});
+
+test("the production marker: explicit, or implied by the name prod", () => {
+  assert.equal(env("config:\n  homelab:environment: production\n").env?.production, true);
+  assert.equal(env("config: {}\n", "prod").env?.production, true);
+  assert.equal(env("config:\n  homelab:environment: staging\n", "prod").env?.production, false);
+  assert.equal(env("config: {}\n", "lab").env?.production, false);
+});
+
+test("an unknown homelab setting suggests the right key", () => {
+  const d = findDiag(env("config:\n  homelab:default_memroy: 2048\n").diagnostics, "unknown setting");
+  assert.equal(d.hint, 'did you mean "homelab:default_memory"?');
+  assert.deepEqual([d.line, d.col], [2, 3]);
+});
+
+test("wrong value types are located", () => {
+  const d = findDiag(env("config:\n  homelab:default_cores: many\n").diagnostics, "default_cores");
+  assert.equal(d.line, 2);
+  assert.match(d.message, /expected a number/);
+});
+
+test("credentials are references; a token needs its secret; plaintext encrypted values are refused", () => {
+  const ok = env("config:\n  homelab:proxmox:\n    endpoint: https://pve.lan:8006\n    token_id: root@pam!homelab\n    token_secret_file: ./pve-token\n");
+  assert.deepEqual(ok.diagnostics, []);
+  assert.ok(ok.env?.proxmox?.tokenSecret?.file?.endsWith("/pve-token"));
+  findDiag(env("config:\n  homelab:proxmox:\n    endpoint: https://pve.lan:8006\n    token_id: root@pam!homelab\n").diagnostics, "token_id needs its secret");
+  findDiag(env("config:\n  homelab:proxmox:\n    endpoint: http://pve.lan:8006\n    token_id: root@pam!x\n    token_secret_env: X\n").diagnostics, "https://");
+  findDiag(env("config:\n  homelab:proxmox:\n    endpoint: https://pve.lan:8006\n    token_secret: hunter2\n").diagnostics, 'unknown field "token_secret"');
+  findDiag(env("config:\n  homelab:proxmox:\n    secure: v1:abc\n").diagnostics, "Pulumi-encrypted");
+});
+
+test("Pulumi ESC imports are read in both the original and Pulumi's own form", () => {
+  assert.deepEqual(env("config:\n  pulumi-esc:\n    environments: [homelab/prod]\n").env?.escEnvironments, ["homelab/prod"]);
+  assert.deepEqual(env("environment:\n  - homelab/lab\nconfig: {}\n").env?.escEnvironments, ["homelab/lab"]);
+});
+
+test("a missing environment names the ones that exist", () => {
+  const repo = makeRepo({ "Pulumi.prod.yaml": "config: {}\n" });
+  try {
+    const r = loadEnvironment(repo.root, "prd");
+    assert.equal(r.env, undefined);
+    assert.equal(r.diagnostics[0]?.hint, 'did you mean "prod"?');
+    assert.deepEqual(listEnvironments(repo.root), ["prod", "test"]);
+    assert.equal(chooseEnvironmentName(repo.root, undefined, {}), "prod");
+    assert.equal(chooseEnvironmentName(repo.root, undefined, { HOMELAB_ENV: "test" }), "test");
+    assert.equal(chooseEnvironmentName(repo.root, "x", { HOMELAB_ENV: "test" }), "x");
+  } finally {
+    repo.cleanup();
+  }
+});
+
+test("generated environments under .homelab/environments are found", () => {
+  const repo = makeRepo({ ".homelab/environments/Pulumi.sandbox.yaml": "config:\n  homelab:environment: sandbox\n" });
+  try {
+    const r = loadEnvironment(repo.root, "sandbox");
+    assert.equal(r.env?.kind, "sandbox");
+  } finally {
+    repo.cleanup();
+  }
+});
