@@ -1,0 +1,660 @@
+/**
+ * `/nodes/{node}/lxc/...`: containers with Proxmox's semantics: creation
+ * as a task under `lock: create` while holding the config file lock, start
+ * and stop as tasks, live config changes, the feature-flag permission rule
+ * for tokens, and delete refused for running or protected containers.
+ */
+import { failure, paramError, permissionDenied } from "../errors.ts";
+import {
+  DEV_FORMAT,
+  FEATURES_FORMAT,
+  MP_FORMAT,
+  NET_FORMAT,
+  ROOTFS_FORMAT,
+  STARTUP_FORMAT,
+  UNUSED_FORMAT,
+  checkConfigIdList,
+  checkDnsName,
+  checkTagList,
+  formatDiskSize,
+  formatPropertyString,
+  generateMac,
+  normalizeTags,
+  parseDiskSize,
+  parseNewVolume,
+  splitList,
+} from "../formats.ts";
+import { STORAGES, configDigest, guestCores } from "../cluster.ts";
+import type { ConfigValue, GuestState } from "../cluster.ts";
+import type { GuestNetwork, GuestSpec, TemplateInfo } from "../guest-backend.ts";
+import { propertyValues, ruleFor } from "../params.ts";
+import type { ParamSpec, PropertyValues, Rule, Scalar } from "../params.ts";
+import type { TaskContext } from "../tasks.ts";
+import { NODE, STORAGE, VMID, flag, num, reqNum, reqStr, str } from "./common.ts";
+import type { Call, Endpoint, Reply, SandboxState } from "./types.ts";
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+const optBool: Rule = { type: "boolean", optional: true };
+const optStr = (extra: Partial<Extract<Rule, { type: "string" }>> = {}): Rule => ({ type: "string", optional: true, ...extra });
+
+/** Proxmox's entrypoint pattern: no control characters except tab to shift-in. */
+function checkNoControl(v: string): string | undefined {
+  const bad = [...v].some((ch) => {
+    const c = ch.charCodeAt(0);
+    return c <= 0x08 || (c >= 0x10 && c <= 0x1f) || c === 0x7f;
+  });
+  return bad ? "value does not match the regex pattern" : undefined;
+}
+
+/** Options a container's config may hold, with the rules both create and update use. */
+const CONFIG_RULES: Record<string, Rule> = {
+  arch: optStr({ enum: ["amd64", "i386", "arm64", "armhf", "riscv32", "riscv64"] }),
+  cmode: optStr({ enum: ["shell", "console", "tty"] }),
+  console: optBool,
+  cores: { type: "integer", optional: true, minimum: 1, maximum: 8192 },
+  cpulimit: { type: "number", optional: true, minimum: 0, maximum: 8192 },
+  cpuunits: { type: "integer", optional: true, minimum: 0, maximum: 500000 },
+  debug: optBool,
+  description: optStr({ maxLength: 8192 }),
+  entrypoint: optStr({ format: checkNoControl }),
+  env: optStr(),
+  features: optStr({ property: FEATURES_FORMAT }),
+  hookscript: optStr({ pattern: /^[^:\s]+:.+$/ }),
+  hostname: optStr({ maxLength: 255, format: checkDnsName }),
+  lock: optStr({ enum: ["backup", "create", "destroyed", "disk", "fstrim", "migrate", "mounted", "rollback", "snapshot", "snapshot-delete"] }),
+  memory: { type: "integer", optional: true, minimum: 16 },
+  nameserver: optStr(),
+  onboot: optBool,
+  ostype: optStr({ enum: ["debian", "devuan", "ubuntu", "centos", "fedora", "opensuse", "archlinux", "alpine", "gentoo", "nixos", "unmanaged"] }),
+  protection: optBool,
+  rootfs: optStr({ property: ROOTFS_FORMAT }),
+  searchdomain: optStr(),
+  startup: optStr({ property: STARTUP_FORMAT }),
+  swap: { type: "integer", optional: true, minimum: 0 },
+  tags: optStr({ format: checkTagList }),
+  template: optBool,
+  timezone: optStr(),
+  tty: { type: "integer", optional: true, minimum: 0, maximum: 6 },
+  unprivileged: optBool,
+};
+
+const INDEXED: ParamSpec["indexed"] = {
+  net: { rule: optStr({ property: NET_FORMAT }), count: 32 },
+  mp: { rule: optStr({ property: MP_FORMAT }), count: 256 },
+  dev: { rule: optStr({ property: DEV_FORMAT }), count: 256 },
+  unused: { rule: optStr({ property: UNUSED_FORMAT }), count: 256 },
+};
+
+const CREATE_PARAMS: ParamSpec = {
+  rules: {
+    ...CONFIG_RULES,
+    node: NODE,
+    vmid: VMID,
+    ostemplate: { type: "string", maxLength: 255 },
+    bwlimit: { type: "number", optional: true, minimum: 0 },
+    force: optBool,
+    "ha-managed": optBool,
+    "ignore-unpack-errors": optBool,
+    password: optStr({ minLength: 5 }),
+    pool: optStr(),
+    restore: optBool,
+    "ssh-public-keys": optStr(),
+    start: optBool,
+    storage: { ...STORAGE, optional: true },
+    unique: { type: "boolean", optional: true, requires: "restore" },
+  },
+  indexed: INDEXED,
+};
+
+const UPDATE_PARAMS: ParamSpec = {
+  rules: {
+    ...CONFIG_RULES,
+    node: NODE,
+    vmid: VMID,
+    delete: optStr({ format: checkConfigIdList }),
+    digest: optStr({ maxLength: 40 }),
+    revert: optStr({ format: checkConfigIdList }),
+  },
+  indexed: INDEXED,
+};
+
+const NOT_CONFIG = new Set(["node", "vmid", "delete", "digest", "revert"]);
+const CREATE_ONLY = new Set(["ostemplate", "bwlimit", "force", "ha-managed", "ignore-unpack-errors", "password", "pool", "restore", "ssh-public-keys", "start", "storage", "unique", "lock"]);
+
+const FEATURE_FLAGS = ["force_rw_sys", "fuse", "keyctl", "mknod", "mount", "nesting"] as const;
+
+/** The state of a guest as the status, list and resources endpoints show it. */
+export async function guestSummary(state: SandboxState, g: GuestState): Promise<Record<string, unknown>> {
+  const nodeCores = state.cluster.node(g.node).spec.cores;
+  const st = g.created ? await state.cluster.backend.status(g.vmid) : { running: false, uptime: 0, mem: 0 };
+  const cores = guestCores(g, nodeCores);
+  const maxdisk = rootfsSize(g.config);
+  const out: Record<string, unknown> = {
+    vmid: g.vmid,
+    name: String(g.config["hostname"] ?? `CT${g.vmid}`),
+    status: st.running ? "running" : "stopped",
+    type: "lxc",
+    cpus: cores,
+    cpu: st.running ? 0.002 * cores : 0,
+    maxmem: Number(g.config["memory"] ?? 512) * MiB,
+    mem: st.mem,
+    maxswap: Number(g.config["swap"] ?? 512) * MiB,
+    swap: 0,
+    maxdisk,
+    disk: g.created ? Math.min(maxdisk, 600 * MiB) : 0,
+    uptime: st.uptime,
+    netin: st.running ? 1024 * st.uptime : 0,
+    netout: st.running ? 512 * st.uptime : 0,
+    diskread: 0,
+    diskwrite: 0,
+  };
+  if (g.config["tags"] !== undefined) out["tags"] = g.config["tags"];
+  if (g.config["lock"] !== undefined) out["lock"] = g.config["lock"];
+  if (g.config["template"] === 1) out["template"] = 1;
+  return out;
+}
+
+function rootfsSize(config: Record<string, ConfigValue>): number {
+  const m = /(?:^|,)size=([^,]+)/.exec(String(config["rootfs"] ?? ""));
+  return m ? parseDiskSize(m[1] ?? "0") : 0;
+}
+
+/** Proxmox's permission rule for feature flags: a token (even root's) may only touch `nesting`. */
+function checkFeaturePermission(user: string, unprivileged: boolean, before: PropertyValues, after: PropertyValues): void {
+  if (user === "root@pam") return;
+  const changed = FEATURE_FLAGS.filter((f) => normalizedFlag(before[f]) !== normalizedFlag(after[f]));
+  if (changed.length === 0) return;
+  if (!unprivileged) throw permissionDenied("changing feature flags for privileged container is only allowed for root@pam");
+  if (changed.some((f) => f !== "nesting")) throw permissionDenied("changing feature flags (except nesting) is only allowed for root@pam");
+}
+
+function normalizedFlag(v: Scalar | undefined): string {
+  if (v === undefined || v === false || v === "") return "";
+  return v === true ? "1" : String(v);
+}
+
+/** Renders checked property values as Proxmox writes them (`volume` bare, `name` first). */
+function render(values: PropertyValues, first: string[]): string {
+  return first[0] === "volume" ? formatPropertyString(values, [], "volume") : formatPropertyString(values, first);
+}
+
+function parseProp(spec: ParamSpec, name: string, text: string): PropertyValues {
+  return propertyValues(ruleFor(spec, name), name, text);
+}
+
+/** Turns a `net[n]` value into its stored form (hwaddr kept or generated, `type=veth`). */
+function storeNet(spec: ParamSpec, name: string, text: string, previous: string | undefined): string {
+  const net = parseProp(spec, name, text);
+  const old = previous !== undefined ? parseProp(spec, name, previous) : {};
+  net["hwaddr"] ??= old["hwaddr"] ?? generateMac();
+  net["type"] ??= "veth";
+  return render(net, ["name"]);
+}
+
+function guestNetworks(config: Record<string, ConfigValue>): GuestNetwork[] {
+  const out: GuestNetwork[] = [];
+  for (let i = 0; i < 32; i++) {
+    const v = config[`net${i}`];
+    if (v === undefined) continue;
+    const net = parseProp(UPDATE_PARAMS, `net${i}`, String(v));
+    const n: GuestNetwork = {
+      name: String(net["name"]),
+      bridge: String(net["bridge"] ?? ""),
+      hwaddr: String(net["hwaddr"]),
+      ip: String(net["ip"] ?? "manual"),
+    };
+    if (net["gw"] !== undefined) n.gw = String(net["gw"]);
+    out.push(n);
+  }
+  return out;
+}
+
+/** Allocates a mount volume given as `STORAGE:SIZE_GB`; other forms are kept as given. */
+function storeMount(state: SandboxState, call: Call, node: string, vmid: number, name: string, text: string): string {
+  const values = parseProp(UPDATE_PARAMS, name, text);
+  const volume = String(values["volume"]);
+  if (volume.startsWith("/")) {
+    if (call.user !== "root@pam") throw permissionDenied("Only root can pass arbitrary filesystem paths.");
+    return render(values, ["volume"]);
+  }
+  const fresh = parseNewVolume(volume);
+  if (!fresh) {
+    const existing = state.cluster.volumes.get(volume);
+    if (!existing || existing.vmid !== vmid) throw failure(`volume '${volume}' does not exist`);
+    values["size"] ??= formatDiskSize(existing.size);
+    return render(values, ["volume"]);
+  }
+  const storage = STORAGES.find((s) => s.storage === fresh.storage);
+  if (!storage) throw failure(`storage '${fresh.storage}' does not exist`);
+  if (!storage.content.includes("rootdir")) throw failure(`storage '${fresh.storage}' does not support container directories`);
+  const vol = state.cluster.allocateVolume(node, fresh.storage, vmid, Math.round(fresh.sizeGb * GiB));
+  values["volume"] = vol.volid;
+  values["size"] = formatDiskSize(vol.size);
+  return render(values, ["volume"]);
+}
+
+function asConfigValue(rule: Rule | undefined, v: Scalar): ConfigValue {
+  if (typeof v === "boolean") return v ? 1 : 0;
+  if (rule?.type === "string") return String(v);
+  return v;
+}
+
+function featuresOf(config: Record<string, ConfigValue>): PropertyValues {
+  const v = config["features"];
+  return v === undefined ? {} : parseProp(UPDATE_PARAMS, "features", String(v));
+}
+
+function osTypeOf(template: string): string {
+  const m = /vztmpl\/([a-z]+)-/.exec(template);
+  const os = m?.[1] ?? "unmanaged";
+  return ["debian", "devuan", "ubuntu", "centos", "fedora", "opensuse", "archlinux", "alpine", "gentoo", "nixos"].includes(os) ? os : "unmanaged";
+}
+
+function checkLock(g: GuestState): void {
+  const lock = g.config["lock"];
+  if (lock !== undefined) throw failure(`CT is locked (${String(lock)})`);
+}
+
+async function withFileLock<T>(state: SandboxState, vmid: number, body: () => Promise<T> | T): Promise<T> {
+  const release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
+  try {
+    return await body();
+  } finally {
+    release();
+  }
+}
+
+async function startGuest(state: SandboxState, g: GuestState, ctx: TaskContext): Promise<void> {
+  const node = state.cluster.node(g.node);
+  for (const net of guestNetworks(g.config)) {
+    if (net.bridge !== "" && !node.bridges.includes(net.bridge)) throw new Error(`bridge '${net.bridge}' does not exist`);
+  }
+  const st = await state.cluster.backend.status(g.vmid);
+  if (st.running) throw new Error(`CT ${g.vmid} already running`);
+  ctx.log(`starting CT ${g.vmid}`);
+  await state.cluster.backend.start(g.vmid);
+  g.running = true;
+}
+
+async function create(call: Call): Promise<Reply> {
+  const { params, state, user } = call;
+  const nodeName = reqStr(params, "node");
+  state.cluster.node(nodeName);
+  const vmid = reqNum(params, "vmid");
+  if (flag(params, "restore")) throw failure("restore is not supported by the sandbox", 501);
+  const unprivileged = flag(params, "unprivileged") ?? false;
+  const features = params["features"] !== undefined ? parseProp(CREATE_PARAMS, "features", String(params["features"])) : {};
+  checkFeaturePermission(user, unprivileged, {}, features);
+
+  const storage = str(params, "storage") ?? "local";
+  if (!STORAGES.some((s) => s.storage === storage)) throw failure(`storage '${storage}' does not exist`);
+  const ostemplate = reqStr(params, "ostemplate");
+  const templateStorage = /^([^:]+):/.exec(ostemplate)?.[1];
+  if (templateStorage !== undefined && !STORAGES.some((s) => s.storage === templateStorage)) {
+    throw failure(`storage '${templateStorage}' does not exist`);
+  }
+  const template: TemplateInfo | undefined = (await state.cluster.templates(nodeName)).find((t) => t.volid === ostemplate);
+  if (!template) throw failure(`volume '${ostemplate}' does not exist`);
+
+  // From here to registering the guest nothing awaits, so two creators of one id cannot both pass.
+  const existing = state.cluster.guests.get(vmid);
+  if (existing) throw failure(`CT ${vmid} already exists on node '${existing.node}'`);
+
+  const config: Record<string, ConfigValue> = {
+    arch: str(params, "arch") ?? "amd64",
+    hostname: str(params, "hostname") ?? `CT${vmid}`,
+    memory: num(params, "memory") ?? 512,
+    swap: num(params, "swap") ?? 512,
+    ostype: str(params, "ostype") ?? osTypeOf(ostemplate),
+  };
+  for (const [key, value] of Object.entries(params)) {
+    if (NOT_CONFIG.has(key) || CREATE_ONLY.has(key) || key in config) continue;
+    if (key === "rootfs" || /^(net|mp)\d+$/.test(key)) continue;
+    if (key === "tags") {
+      const tags = normalizeTags(String(value));
+      if (tags !== "") config["tags"] = tags;
+      continue;
+    }
+    if (key === "features") {
+      config["features"] = render(features, []);
+      continue;
+    }
+    if (key === "unprivileged" && value === false) continue;
+    config[key] = asConfigValue(ruleFor(CREATE_PARAMS, key), value);
+  }
+  for (const [key, value] of Object.entries(params)) {
+    if (/^net\d+$/.test(key)) config[key] = storeNet(CREATE_PARAMS, key, String(value), undefined);
+  }
+  // Volumes last: a refused parameter above must not leave volumes behind.
+  const allocated: string[] = [];
+  try {
+    config["rootfs"] = storeMount(state, call, nodeName, vmid, "rootfs", str(params, "rootfs") ?? `${storage}:4`);
+    allocated.push("rootfs");
+    for (const [key, value] of Object.entries(params)) {
+      if (/^mp\d+$/.test(key)) config[key] = storeMount(state, call, nodeName, vmid, key, String(value));
+    }
+  } catch (e) {
+    state.cluster.freeVolumes(vmid);
+    throw e;
+  }
+  config["lock"] = "create";
+  const g: GuestState = { vmid, node: nodeName, config, created: false, running: false };
+  state.cluster.guests.set(vmid, g);
+
+  let release: () => void;
+  try {
+    release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
+  } catch (e) {
+    state.cluster.guests.delete(vmid);
+    state.cluster.freeVolumes(vmid);
+    throw e;
+  }
+  const spec: GuestSpec = {
+    vmid,
+    node: nodeName,
+    hostname: String(config["hostname"]),
+    template,
+    memoryMb: Number(config["memory"]),
+    swapMb: Number(config["swap"]),
+    cores: guestCores(g, state.cluster.node(nodeName).spec.cores),
+    diskGb: rootfsSize(config) / GiB,
+    net: guestNetworks(config),
+    sshPublicKeys: str(params, "ssh-public-keys") ?? "",
+    unprivileged,
+    features: { nesting: features["nesting"] === true, keyctl: features["keyctl"] === true },
+  };
+  const startAfter = flag(params, "start") ?? false;
+  let made = false;
+  const upid = state.tasks.start(nodeName, "vzcreate", String(vmid), user, {
+    async run(ctx) {
+      const name = ostemplate.replace(/^[^:]+:vztmpl\//, "");
+      ctx.log(`extracting archive '/var/lib/vz/template/cache/${name}'`);
+      await state.cluster.backend.create(spec);
+      made = true;
+      g.created = true;
+      ctx.log(`Total bytes read: ${template.size * 4} (${Math.round((template.size * 4) / MiB)}MiB)`);
+      ctx.log(`Detected container architecture: ${String(config["arch"])}`);
+      ctx.log("Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...");
+      delete g.config["lock"];
+      if (startAfter) await startGuest(state, g, ctx);
+    },
+    async onError() {
+      if (made) await state.cluster.backend.destroy(vmid);
+      state.cluster.guests.delete(vmid);
+      state.cluster.freeVolumes(vmid);
+    },
+    finally: () => release(),
+  });
+  return { data: upid };
+}
+
+function checkSkiplock(call: Call): boolean {
+  const skip = flag(call.params, "skiplock") ?? false;
+  if (skip && call.user !== "root@pam") throw paramError({ skiplock: "Only root may use this option." });
+  return skip;
+}
+
+type Action = "start" | "stop" | "shutdown" | "reboot";
+
+async function statusAction(call: Call, action: Action): Promise<Reply> {
+  const { params, state, user } = call;
+  const node = reqStr(params, "node");
+  state.cluster.node(node);
+  const vmid = reqNum(params, "vmid");
+  state.cluster.guest(node, vmid);
+  const skiplock = action === "start" || action === "stop" ? checkSkiplock(call) : false;
+  return withFileLock(state, vmid, async () => {
+    const g = state.cluster.guest(node, vmid);
+    if (!skiplock) checkLock(g);
+    const running = g.created && (await state.cluster.backend.status(vmid)).running;
+    if (action === "start" && running) throw failure(`CT ${vmid} already running`);
+    if (action !== "start" && !running) throw failure(`CT ${vmid} not running`);
+    const backend = state.cluster.backend;
+    const upid = state.tasks.start(node, `vz${action}`, String(vmid), user, {
+      async run(ctx) {
+        switch (action) {
+          case "start":
+            await startGuest(state, g, ctx);
+            return;
+          case "stop":
+            await backend.stop(vmid);
+            g.running = false;
+            return;
+          case "shutdown":
+            await backend.shutdown(vmid, num(params, "timeout") ?? 60, flag(params, "forceStop") ?? false);
+            g.running = false;
+            return;
+          case "reboot":
+            await backend.reboot(vmid);
+            g.running = true;
+            return;
+        }
+      },
+    });
+    return { data: upid };
+  });
+}
+
+async function destroy(call: Call): Promise<Reply> {
+  const { params, state, user } = call;
+  const node = reqStr(params, "node");
+  state.cluster.node(node);
+  const vmid = reqNum(params, "vmid");
+  state.cluster.guest(node, vmid);
+  const release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
+  let handedOver = false;
+  try {
+    const g = state.cluster.guest(node, vmid);
+    if (g.config["protection"] === 1) throw failure(`can't remove CT ${vmid} - protection mode enabled`);
+    checkLock(g);
+    const force = flag(params, "force") ?? false;
+    const running = g.created && (await state.cluster.backend.status(vmid)).running;
+    if (running && !force) throw failure(`unable to destroy CT ${vmid} - container is running`);
+    const upid = state.tasks.start(node, "vzdestroy", String(vmid), user, {
+      async run(ctx) {
+        if (g.created) {
+          if ((await state.cluster.backend.status(vmid)).running) {
+            ctx.log(`stopping CT ${vmid}`);
+            await state.cluster.backend.stop(vmid);
+          }
+          await state.cluster.backend.destroy(vmid);
+        }
+        for (const v of state.cluster.volumes.values()) {
+          if (v.vmid === vmid) ctx.log(`Logical volume "${v.volid.replace(/^[^:]+:/, "")}" successfully removed.`);
+        }
+        state.cluster.freeVolumes(vmid);
+        state.cluster.guests.delete(vmid);
+        if (flag(params, "purge")) ctx.log(`purging CT ${vmid} from related configurations..`);
+      },
+      finally: () => release(),
+    });
+    handedOver = true;
+    return { data: upid };
+  } finally {
+    if (!handedOver) release();
+  }
+}
+
+async function updateConfig(call: Call): Promise<Reply> {
+  const { params, state, user } = call;
+  const node = reqStr(params, "node");
+  state.cluster.node(node);
+  const vmid = reqNum(params, "vmid");
+  state.cluster.guest(node, vmid);
+  const deletes = splitList(str(params, "delete") ?? "");
+  for (const key of deletes) {
+    if (key in params) throw paramError({ delete: `you can't use '-${key}' and '-delete ${key}' at the same time` });
+    if (NOT_CONFIG.has(key) || ruleFor(UPDATE_PARAMS, key) === undefined) throw paramError({ delete: `invalid configuration ID '${key}'` });
+  }
+  return withFileLock(state, vmid, async () => {
+    const g = state.cluster.guest(node, vmid);
+    const digest = str(params, "digest");
+    if (digest !== undefined && digest !== configDigest(g.config)) {
+      throw failure("detected modified configuration - file changed by other user? Try again.");
+    }
+    const onlyUnlock = deletes.length === 1 && deletes[0] === "lock" && Object.keys(params).every((k) => NOT_CONFIG.has(k));
+    if (!onlyUnlock) checkLock(g);
+    if ("unprivileged" in params || deletes.includes("unprivileged")) throw failure("unable to modify read-only option: 'unprivileged'");
+    if (deletes.includes("rootfs")) throw failure("unable to delete required option 'rootfs'");
+    if ("rootfs" in params) {
+      const now = parseProp(UPDATE_PARAMS, "rootfs", String(g.config["rootfs"]));
+      const wanted = parseProp(UPDATE_PARAMS, "rootfs", String(params["rootfs"]));
+      if (wanted["volume"] !== now["volume"]) throw failure("unable to modify read-only option: 'rootfs'");
+    }
+    const unprivileged = g.config["unprivileged"] === 1;
+    if ("features" in params || deletes.includes("features")) {
+      const after = "features" in params ? parseProp(UPDATE_PARAMS, "features", String(params["features"])) : {};
+      checkFeaturePermission(user, unprivileged, featuresOf(g.config), after);
+    }
+    const next: Record<string, ConfigValue> = { ...g.config };
+    for (const [key, value] of Object.entries(params)) {
+      if (NOT_CONFIG.has(key)) continue;
+      if (key === "tags") {
+        const tags = normalizeTags(String(value));
+        if (tags === "") delete next["tags"];
+        else next["tags"] = tags;
+      } else if (/^net\d+$/.test(key)) {
+        const old = g.config[key];
+        next[key] = storeNet(UPDATE_PARAMS, key, String(value), old === undefined ? undefined : String(old));
+      } else if (/^mp\d+$/.test(key)) {
+        next[key] = storeMount(state, call, node, vmid, key, String(value));
+      } else if (key === "features") {
+        next[key] = render(parseProp(UPDATE_PARAMS, key, String(value)), []);
+      } else if (key === "rootfs") {
+        next[key] = render(parseProp(UPDATE_PARAMS, key, String(value)), ["volume"]);
+      } else {
+        next[key] = asConfigValue(ruleFor(UPDATE_PARAMS, key), value);
+      }
+    }
+    for (const key of deletes) {
+      const old = next[key];
+      delete next[key];
+      if (/^mp\d+$/.test(key) && old !== undefined) {
+        // Proxmox keeps a removed mount point's volume as an unused disk.
+        const volume = String(parseProp(UPDATE_PARAMS, key, String(old))["volume"]);
+        if (state.cluster.volumes.has(volume)) {
+          let i = 0;
+          while (next[`unused${i}`] !== undefined) i++;
+          next[`unused${i}`] = volume;
+        }
+      }
+      if (/^unused\d+$/.test(key) && old !== undefined) state.cluster.volumes.delete(String(old));
+    }
+    const change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> = {};
+    if (next["memory"] !== g.config["memory"]) change.memoryMb = Number(next["memory"] ?? 512);
+    if (next["swap"] !== g.config["swap"]) change.swapMb = Number(next["swap"] ?? 512);
+    if (next["cores"] !== g.config["cores"]) change.cores = guestCores({ ...g, config: next }, state.cluster.node(node).spec.cores);
+    if (next["hostname"] !== g.config["hostname"]) change.hostname = String(next["hostname"] ?? `CT${vmid}`);
+    if (g.created && Object.keys(change).length > 0) await state.cluster.backend.update(vmid, change);
+    g.config = next;
+    return { data: null };
+  });
+}
+
+const NODE_VMID: ParamSpec = { rules: { node: NODE, vmid: VMID } };
+
+/** The endpoints of this module. */
+export const lxcEndpoints: Endpoint[] = [
+  {
+    method: "GET",
+    path: "/nodes/{node}/lxc",
+    params: { rules: { node: NODE } },
+    async handle({ params, state }) {
+      const node = reqStr(params, "node");
+      state.cluster.node(node);
+      const data: Record<string, unknown>[] = [];
+      for (const g of state.cluster.guests.values()) if (g.node === node) data.push(await guestSummary(state, g));
+      return { data };
+    },
+  },
+  { method: "POST", path: "/nodes/{node}/lxc", params: CREATE_PARAMS, handle: create },
+  {
+    method: "GET",
+    path: "/nodes/{node}/lxc/{vmid}",
+    params: NODE_VMID,
+    handle({ params, state }) {
+      state.cluster.node(reqStr(params, "node"));
+      state.cluster.guest(reqStr(params, "node"), reqNum(params, "vmid"));
+      const subdirs = ["config", "pending", "status", "vncproxy", "termproxy", "vncwebsocket", "spiceproxy", "remote_migrate", "migrate", "clone", "snapshot", "firewall", "rrd", "rrddata", "feature", "resize", "move_volume", "interfaces"];
+      return Promise.resolve({ data: subdirs.map((subdir) => ({ subdir })) });
+    },
+  },
+  { method: "DELETE", path: "/nodes/{node}/lxc/{vmid}", params: { rules: { ...NODE_VMID.rules, "destroy-unreferenced-disks": optBool, force: optBool, purge: optBool } }, handle: destroy },
+  {
+    method: "GET",
+    path: "/nodes/{node}/lxc/{vmid}/config",
+    params: { rules: { ...NODE_VMID.rules, current: optBool, snapshot: optStr({ maxLength: 40 }) } },
+    handle({ params, state }) {
+      const node = reqStr(params, "node");
+      state.cluster.node(node);
+      const g = state.cluster.guest(node, reqNum(params, "vmid"));
+      const snapshot = str(params, "snapshot");
+      if (snapshot !== undefined) throw failure(`snapshot '${snapshot}' does not exist`);
+      return Promise.resolve({ data: { ...g.config, digest: configDigest(g.config) } });
+    },
+  },
+  { method: "PUT", path: "/nodes/{node}/lxc/{vmid}/config", params: UPDATE_PARAMS, handle: updateConfig },
+  {
+    method: "GET",
+    path: "/nodes/{node}/lxc/{vmid}/status/current",
+    params: NODE_VMID,
+    async handle({ params, state }) {
+      const node = reqStr(params, "node");
+      state.cluster.node(node);
+      const g = state.cluster.guest(node, reqNum(params, "vmid"));
+      return { data: { ...(await guestSummary(state, g)), ha: { managed: 0 } } };
+    },
+  },
+  {
+    method: "POST",
+    path: "/nodes/{node}/lxc/{vmid}/status/start",
+    params: { rules: { ...NODE_VMID.rules, debug: optBool, skiplock: optBool } },
+    handle: (call) => statusAction(call, "start"),
+  },
+  {
+    method: "POST",
+    path: "/nodes/{node}/lxc/{vmid}/status/stop",
+    params: { rules: { ...NODE_VMID.rules, "overrule-shutdown": optBool, skiplock: optBool } },
+    handle: (call) => statusAction(call, "stop"),
+  },
+  {
+    method: "POST",
+    path: "/nodes/{node}/lxc/{vmid}/status/shutdown",
+    params: { rules: { ...NODE_VMID.rules, forceStop: optBool, timeout: { type: "integer", optional: true, minimum: 0 } } },
+    handle: (call) => statusAction(call, "shutdown"),
+  },
+  {
+    method: "POST",
+    path: "/nodes/{node}/lxc/{vmid}/status/reboot",
+    params: { rules: { ...NODE_VMID.rules, timeout: { type: "integer", optional: true, minimum: 0 } } },
+    handle: (call) => statusAction(call, "reboot"),
+  },
+  {
+    method: "GET",
+    path: "/nodes/{node}/lxc/{vmid}/interfaces",
+    params: NODE_VMID,
+    async handle({ params, state }) {
+      const node = reqStr(params, "node");
+      state.cluster.node(node);
+      const g = state.cluster.guest(node, reqNum(params, "vmid"));
+      const list = g.created ? await state.cluster.backend.interfaces(g.vmid) : null;
+      if (list === null) return { data: null };
+      return {
+        data: list.map((i) => {
+          const addresses: Record<string, unknown>[] = [];
+          for (const [addr, family] of [[i.inet, "inet"], [i.inet6, "inet6"]] as const) {
+            if (addr === undefined) continue;
+            const [ip, prefix] = addr.split("/");
+            addresses.push({ "ip-address": ip, "ip-address-type": family, prefix: Number(prefix) });
+          }
+          const out: Record<string, unknown> = { name: i.name, hwaddr: i.hwaddr, "hardware-address": i.hwaddr, "ip-addresses": addresses };
+          if (i.inet !== undefined) out["inet"] = i.inet;
+          if (i.inet6 !== undefined) out["inet6"] = i.inet6;
+          return out;
+        }),
+      };
+    },
+  },
+];

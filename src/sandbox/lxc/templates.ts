@@ -1,0 +1,340 @@
+/**
+ * The sandbox's container templates: Debian 12 root trees made with
+ * debootstrap (systemd, sshd), packed the way Proxmox ships them
+ * (`debian-12-standard_12.7-1_amd64.tar.zst`) and cached per machine.
+ *
+ * One debootstrap run feeds every version: a second one would double the
+ * build time (about a minute each) for trees that differ only in a label.
+ * The versions exist so that template constraints have something to choose.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rm, stat, writeFile, rename } from "node:fs/promises";
+import { homedir } from "node:os";
+import { basename, join } from "node:path";
+import type { TemplateInfo } from "../guest-backend.ts";
+import type { Command, Executor } from "./exec.ts";
+import { acquireFileLock } from "./lock.ts";
+import { removeTreeCommand, unmountUnderCommands } from "./commands.ts";
+
+/** The versions built, newest first. */
+export const TEMPLATE_VERSIONS: readonly string[] = ["12.7-1", "12.2-1"];
+
+/** Packages on top of debootstrap's minbase; what a Proxmox Debian template has that provisioning relies on. */
+export const TEMPLATE_PACKAGES: readonly string[] = [
+  "systemd-sysv",
+  "openssh-server",
+  "iproute2",
+  "ca-certificates",
+  "dbus",
+  "procps",
+  "curl",
+  "iputils-ping",
+  "less",
+  "netbase",
+];
+
+/** Debian's archive; the host must reach it at build time. */
+export const DEFAULT_MIRROR = "http://deb.debian.org/debian";
+
+/** The tarball name Proxmox uses for a Debian 12 standard template of `version`. */
+export function templateFileName(version: string): string {
+  return `debian-12-standard_${version}_amd64.tar.zst`;
+}
+
+/** The `local:vztmpl/...` volid of a template file. */
+export function templateVolid(fileName: string): string {
+  return `local:vztmpl/${fileName}`;
+}
+
+/** Where templates are cached: `${HOMELAB_CACHE:-$HOME/.cache/homelab}/templates`. */
+export function defaultTemplateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const cache = env.HOMELAB_CACHE ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), ".cache"), "homelab");
+  return join(cache, "templates");
+}
+
+/** The debootstrap run that makes the root tree. */
+export function debootstrapCommand(rootfs: string, mirror: string = DEFAULT_MIRROR): Command {
+  return {
+    argv: [
+      "debootstrap",
+      "--variant=minbase",
+      `--include=${TEMPLATE_PACKAGES.join(",")}`,
+      "--components=main",
+      "bookworm",
+      rootfs,
+      mirror,
+    ],
+    timeoutMs: 20 * 60_000,
+  };
+}
+
+/** A file the build writes into the tree. */
+export interface TreeFile {
+  path: string;
+  content: string;
+  mode?: number;
+}
+
+/** Files written into the tree after debootstrap (paths relative to the tree). */
+export function templateFiles(mirror: string = DEFAULT_MIRROR): TreeFile[] {
+  const security = mirror.replace(/\/debian\/?$/, "/debian-security");
+  return [
+    {
+      path: "etc/apt/sources.list",
+      content:
+        `deb ${mirror} bookworm main contrib\n` +
+        `deb ${mirror} bookworm-updates main contrib\n` +
+        `deb ${security} bookworm-security main contrib\n`,
+    },
+    // systemd makes a fresh machine id at first boot of each container.
+    { path: "etc/machine-id", content: "" },
+    { path: "etc/hostname", content: "localhost\n" },
+    // Containers talk only to this machine; the backend writes the real one.
+    { path: "etc/resolv.conf", content: "" },
+    // Like Proxmox templates: containers are reached over SSH as root with a key.
+    {
+      path: "etc/ssh/sshd_config.d/homelab.conf",
+      content: "PermitRootLogin prohibit-password\nUseDNS no\n",
+    },
+  ];
+}
+
+/** Paths (relative to the tree) removed after debootstrap: per-machine secrets and caches. */
+export const TEMPLATE_REMOVALS: readonly string[] = [
+  // Every container gets its own host keys at create, as on Proxmox.
+  "etc/ssh/ssh_host_rsa_key",
+  "etc/ssh/ssh_host_rsa_key.pub",
+  "etc/ssh/ssh_host_ecdsa_key",
+  "etc/ssh/ssh_host_ecdsa_key.pub",
+  "etc/ssh/ssh_host_ed25519_key",
+  "etc/ssh/ssh_host_ed25519_key.pub",
+  "var/lib/dbus/machine-id",
+  "var/cache/apt/pkgcache.bin",
+  "var/cache/apt/srcpkgcache.bin",
+  "var/log/bootstrap.log",
+];
+
+/** The label file that makes each version's tree its own. */
+export function versionFile(version: string): TreeFile {
+  return { path: "etc/homelab-template", content: `debian-12-standard ${version}\n` };
+}
+
+/** Packs the tree into a Proxmox-style `.tar.zst`, keeping owners, modes and file capabilities. */
+export function packCommand(rootfs: string, outFile: string): Command {
+  return {
+    argv: [
+      "tar",
+      "--create",
+      "--file",
+      outFile,
+      "--use-compress-program=zstd -T0 -6",
+      "--numeric-owner",
+      "--xattrs",
+      "--xattrs-include=*",
+      "--one-file-system",
+      "-C",
+      rootfs,
+      ".",
+    ],
+    timeoutMs: 10 * 60_000,
+  };
+}
+
+/** Unpacks a template tarball into an (existing, empty) rootfs folder. */
+export function unpackCommand(tarball: string, rootfs: string): Command {
+  return {
+    argv: [
+      "tar",
+      "--extract",
+      "--file",
+      tarball,
+      "--use-compress-program=zstd -d -T0",
+      "--numeric-owner",
+      "--preserve-permissions",
+      "--xattrs",
+      "--xattrs-include=*",
+      "-C",
+      rootfs,
+    ],
+    timeoutMs: 5 * 60_000,
+  };
+}
+
+/** Removes apt's downloaded package lists and archives from the tree (they go stale and are large). */
+export function cleanAptCommands(rootfs: string): Command[] {
+  return [
+    { argv: ["find", join(rootfs, "var/lib/apt/lists"), "-maxdepth", "1", "-type", "f", "-delete"] },
+    { argv: ["find", join(rootfs, "var/cache/apt/archives"), "-maxdepth", "1", "-name", "*.deb", "-delete"] },
+  ];
+}
+
+/** Identifies the recipe, so a cached template made by an older recipe is rebuilt. */
+export function recipeId(mirror: string = DEFAULT_MIRROR): string {
+  const recipe = {
+    debootstrap: debootstrapCommand("ROOTFS", mirror).argv,
+    files: templateFiles(mirror),
+    removals: TEMPLATE_REMOVALS,
+    clean: cleanAptCommands("ROOTFS").map((c) => c.argv),
+    versions: TEMPLATE_VERSIONS.map((v) => [templateFileName(v), versionFile(v)]),
+    pack: packCommand("ROOTFS", "OUT").argv,
+  };
+  return createHash("sha256").update(JSON.stringify(recipe)).digest("hex").slice(0, 16);
+}
+
+const STAMP = "debian-12-standard.recipe";
+
+/** Lists the template tarballs in `dir` as `vztmpl` content. */
+export async function listTemplates(dir: string): Promise<TemplateInfo[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: TemplateInfo[] = [];
+  for (const name of names.filter((n) => /\.tar\.(zst|gz|xz)$/.test(n)).sort()) {
+    const path = join(dir, name);
+    const st = await stat(path);
+    out.push({ volid: templateVolid(name), size: st.size, ctime: Math.floor(st.mtimeMs / 1000), path });
+  }
+  return out;
+}
+
+async function upToDate(dir: string, mirror: string): Promise<boolean> {
+  try {
+    if ((await readFile(join(dir, STAMP), "utf8")).trim() !== recipeId(mirror)) return false;
+    for (const v of TEMPLATE_VERSIONS) await stat(join(dir, templateFileName(v)));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** How a template build went. */
+export interface TemplateBuildReport {
+  built: boolean;
+  /** Milliseconds spent (including waiting for another builder). */
+  ms: number;
+}
+
+/**
+ * Makes sure every version's tarball exists in `dir` (built by the current
+ * recipe), building them when needed. A file lock keeps two processes from
+ * building at once; the second waits and then finds them made.
+ */
+export async function ensureTemplates(options: {
+  executor: Executor;
+  dir?: string;
+  mirror?: string;
+}): Promise<{ templates: TemplateInfo[]; report: TemplateBuildReport }> {
+  const dir = options.dir ?? defaultTemplateDir();
+  const mirror = options.mirror ?? process.env.HOMELAB_DEBIAN_MIRROR ?? DEFAULT_MIRROR;
+  const ex = options.executor;
+  const started = Date.now();
+  await mkdir(dir, { recursive: true });
+  if (await upToDate(dir, mirror)) {
+    return { templates: await listTemplates(dir), report: { built: false, ms: Date.now() - started } };
+  }
+  const lock = await acquireFileLock(join(dir, ".lock"), {
+    onWait: () => ex.log("waiting for another process building the templates"),
+  });
+  try {
+    if (await upToDate(dir, mirror)) {
+      return { templates: await listTemplates(dir), report: { built: false, ms: Date.now() - started } };
+    }
+    const build = join(dir, ".build");
+    const rootfs = join(build, "rootfs");
+    // A crashed build may have left debootstrap's /proc and /sys mounts.
+    await ex.runAll(await unmountUnderCommands(build));
+    await ex.run(removeTreeCommand(build));
+    await mkdir(rootfs, { recursive: true });
+    ex.log(`building templates in ${dir} (debootstrap bookworm from ${mirror})`);
+    await ex.run(debootstrapCommand(rootfs, mirror));
+    await ex.runAll(await unmountUnderCommands(build));
+    for (const rel of TEMPLATE_REMOVALS) await rm(join(rootfs, rel), { force: true });
+    await ex.runAll(cleanAptCommands(rootfs));
+    for (const f of templateFiles(mirror)) await writeTreeFile(rootfs, f);
+    // Oldest first, so the tree left over is the newest version's and can
+    // serve as its unpacked base without another (slow) unpack.
+    const versions = [...TEMPLATE_VERSIONS].reverse();
+    let last = "";
+    for (const version of versions) {
+      await writeTreeFile(rootfs, versionFile(version));
+      last = join(dir, templateFileName(version));
+      await ex.run(packCommand(rootfs, `${last}.tmp`));
+      await rename(`${last}.tmp`, last);
+    }
+    const base = await baseDirFor(dir, last);
+    await ex.run(removeTreeCommand(base));
+    await mkdir(join(base, ".."), { recursive: true });
+    await rename(rootfs, base);
+    await writeFile(readyMarker(base), "");
+    await writeFile(join(dir, STAMP), `${recipeId(mirror)}\n`);
+    await ex.run(removeTreeCommand(build));
+    return { templates: await listTemplates(dir), report: { built: true, ms: Date.now() - started } };
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Writes one file into a tree (replacing a symlink rather than following it out of the tree). */
+export async function writeTreeFile(rootfs: string, f: TreeFile): Promise<void> {
+  const path = join(rootfs, f.path);
+  await mkdir(join(path, ".."), { recursive: true });
+  await rm(path, { force: true });
+  await writeFile(path, f.content, { mode: f.mode ?? 0o644 });
+}
+
+/**
+ * Where the unpacked tree of a template tarball is kept: guests mount it as
+ * the read-only lower layer of an overlay, so creating one copies nothing.
+ * Keyed by the tarball's name and mtime, so a replaced tarball gets a new one.
+ */
+export function baseDirName(tarballName: string, mtimeMs: number): string {
+  return `${tarballName.replace(/\.tar\.(zst|gz|xz)$/, "")}@${Math.floor(mtimeMs)}`;
+}
+
+/** The base folder of a tarball (see `baseDirName`), under `templateDir/.rootfs`. */
+export async function baseDirFor(templateDir: string, tarball: string): Promise<string> {
+  const st = await stat(tarball);
+  return join(templateDir, ".rootfs", baseDirName(basename(tarball), st.mtimeMs));
+}
+
+// Next to the base, not in it: the tree must stay exactly what the tarball holds.
+function readyMarker(base: string): string {
+  return `${base}.ready`;
+}
+
+/**
+ * Returns the unpacked tree of `tarball`, unpacking it once per machine (a
+ * file lock keeps two processes from unpacking the same one).
+ */
+export async function ensureBase(options: { executor: Executor; templateDir: string; tarball: string }): Promise<string> {
+  const base = await baseDirFor(options.templateDir, options.tarball);
+  const ready = async (): Promise<boolean> => {
+    try {
+      await stat(readyMarker(base));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (await ready()) return base;
+  await mkdir(join(base, ".."), { recursive: true });
+  const lock = await acquireFileLock(join(base, "..", ".lock"), {
+    onWait: () => options.executor.log(`waiting for another process unpacking ${basename(options.tarball)}`),
+  });
+  try {
+    if (await ready()) return base;
+    const tmp = `${base}.tmp`;
+    await options.executor.run(removeTreeCommand(tmp));
+    await options.executor.run(removeTreeCommand(base));
+    await mkdir(tmp, { recursive: true });
+    await options.executor.run(unpackCommand(options.tarball, tmp));
+    await rename(tmp, base);
+    await writeFile(readyMarker(base), "");
+    return base;
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The `memory` guest backend: guests are state only. It imitates what a
+ * client can observe of real containers: interfaces are null while stopped
+ * and DHCP guests show only their IPv6 link-local address for a while after
+ * start, until the "lease" arrives.
+ */
+import type { GuestBackend, GuestInterface, GuestRuntimeStatus, GuestSpec, TemplateInfo } from "./guest-backend.ts";
+import { linkLocalFor } from "./formats.ts";
+
+/** Options of the memory backend. */
+export interface MemoryBackendOptions {
+  clock?: () => number;
+  /** How long a DHCP guest shows only link-local addresses after start (ms). */
+  dhcpDelayMs?: number;
+  templates?: TemplateInfo[];
+}
+
+const MiB = 1024 * 1024;
+
+/** The templates every node's `local` storage holds from the start. */
+export function defaultTemplates(): TemplateInfo[] {
+  const t = (name: string, size: number, ctime: number): TemplateInfo => ({ volid: `local:vztmpl/${name}`, size, ctime });
+  return [
+    t("debian-11-standard_11.7-1_amd64.tar.zst", 126_268_434, 1_685_000_000),
+    t("debian-12-standard_12.2-1_amd64.tar.zst", 126_664_141, 1_701_000_000),
+    t("debian-12-standard_12.7-1_amd64.tar.zst", 123_461_212, 1_726_000_000),
+    t("ubuntu-22.04-standard_22.04-1_amd64.tar.zst", 129_824_858, 1_682_000_000),
+    t("ubuntu-24.04-standard_24.04-2_amd64.tar.zst", 141_102_374, 1_720_000_000),
+  ];
+}
+
+interface MemoryGuest {
+  spec: GuestSpec;
+  running: boolean;
+  startedAt: number;
+  lease: string | undefined;
+}
+
+/** A state-only guest backend. */
+export class MemoryBackend implements GuestBackend {
+  readonly kind = "memory" as const;
+  private readonly guests = new Map<number, MemoryGuest>();
+  private readonly clock: () => number;
+  private readonly dhcpDelayMs: number;
+  private readonly templates: TemplateInfo[];
+  private nextLease = 100;
+
+  constructor(options: MemoryBackendOptions = {}) {
+    this.clock = options.clock ?? Date.now;
+    this.dhcpDelayMs = options.dhcpDelayMs ?? 2000;
+    this.templates = options.templates ?? defaultTemplates();
+  }
+
+  listTemplates(): Promise<TemplateInfo[]> {
+    return Promise.resolve(this.templates.map((t) => ({ ...t })));
+  }
+
+  create(spec: GuestSpec): Promise<void> {
+    if (this.guests.has(spec.vmid)) return Promise.reject(new Error(`guest ${spec.vmid} already exists`));
+    this.guests.set(spec.vmid, { spec: structuredClone(spec), running: false, startedAt: 0, lease: undefined });
+    return Promise.resolve();
+  }
+
+  start(vmid: number): Promise<void> {
+    const g = this.guest(vmid);
+    g.running = true;
+    g.startedAt = this.clock();
+    return Promise.resolve();
+  }
+
+  stop(vmid: number): Promise<void> {
+    const g = this.guest(vmid);
+    g.running = false;
+    g.startedAt = 0;
+    return Promise.resolve();
+  }
+
+  shutdown(vmid: number): Promise<void> {
+    return this.stop(vmid);
+  }
+
+  reboot(vmid: number): Promise<void> {
+    const g = this.guest(vmid);
+    g.running = true;
+    g.startedAt = this.clock();
+    return Promise.resolve();
+  }
+
+  update(vmid: number, change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">>): Promise<void> {
+    const g = this.guest(vmid);
+    g.spec = { ...g.spec, ...change };
+    return Promise.resolve();
+  }
+
+  destroy(vmid: number): Promise<void> {
+    this.guests.delete(vmid);
+    return Promise.resolve();
+  }
+
+  status(vmid: number): Promise<GuestRuntimeStatus> {
+    const g = this.guest(vmid);
+    if (!g.running) return Promise.resolve({ running: false, uptime: 0, mem: 0 });
+    // A settled guest uses a fifth of its limit, never less than a small base.
+    const mem = Math.min(g.spec.memoryMb * MiB, Math.max(32 * MiB, Math.round(g.spec.memoryMb * MiB * 0.2)));
+    return Promise.resolve({ running: true, uptime: Math.floor((this.clock() - g.startedAt) / 1000), mem });
+  }
+
+  interfaces(vmid: number): Promise<GuestInterface[] | null> {
+    const g = this.guest(vmid);
+    if (!g.running) return Promise.resolve(null);
+    const leased = this.clock() - g.startedAt >= this.dhcpDelayMs;
+    const list: GuestInterface[] = [{ name: "lo", hwaddr: "00:00:00:00:00:00", inet: "127.0.0.1/8", inet6: "::1/128" }];
+    for (const net of g.spec.net) {
+      const entry: GuestInterface = { name: net.name, hwaddr: net.hwaddr, inet6: linkLocalFor(net.hwaddr) };
+      if (net.ip === "dhcp" && leased) {
+        g.lease ??= `10.10.0.${this.nextLease++ % 250}/24`;
+        entry.inet = g.lease;
+      } else if (net.ip !== "dhcp" && net.ip !== "manual") {
+        entry.inet = net.ip;
+      }
+      list.push(entry);
+    }
+    return Promise.resolve(list);
+  }
+
+  close(): Promise<void> {
+    this.guests.clear();
+    return Promise.resolve();
+  }
+
+  private guest(vmid: number): MemoryGuest {
+    const g = this.guests.get(vmid);
+    if (!g) throw new Error(`no guest ${vmid}`);
+    return g;
+  }
+}
