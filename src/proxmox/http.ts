@@ -362,9 +362,10 @@ export class ProxmoxHttp {
       this.log(`${method} ${path} failed after ${Math.round(performance.now() - started)} ms: ${typed.message}`);
       throw typed;
     }
-    this.log(`${method} ${path} ${statusCode} ${statusText} ${Math.round(performance.now() - started)} ms`);
-    if (statusCode >= 200 && statusCode < 300) return parseEnvelope(text, request);
     const secrets = this.secrets(request);
+    // A reason phrase is server text and may echo what was sent.
+    this.log(`${method} ${path} ${statusCode} ${redactSecrets(statusText, secrets)} ${Math.round(performance.now() - started)} ms`);
+    if (statusCode >= 200 && statusCode < 300) return parseEnvelope(text, request);
     let parsed: unknown;
     try {
       parsed = JSON.parse(redactSecrets(text, secrets));

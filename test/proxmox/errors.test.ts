@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  ProxmoxAlreadyExistsError,
+  ProxmoxApiError,
+  ProxmoxAuthError,
+  ProxmoxLockedError,
+  ProxmoxNotFoundError,
+  classifyApiFailure,
+  contextFromPath,
+  redactSecrets,
+} from "../../src/proxmox/errors.ts";
+
+const ctx = (method: string, path: string) => contextFromPath(method, path);
+
+void describe("contextFromPath", () => {
+  void it("reads node and vmid from a guest path", () => {
+    assert.deepEqual(ctx("POST", "/nodes/pve-02/lxc/105/status/start"), { method: "POST", path: "/nodes/pve-02/lxc/105/status/start", node: "pve-02", vmid: 105 });
+  });
+  void it("reads the node alone from a node path", () => {
+    assert.deepEqual(ctx("GET", "/nodes/pve-01/storage"), { method: "GET", path: "/nodes/pve-01/storage", node: "pve-01" });
+  });
+  void it("has neither for cluster paths", () => {
+    assert.deepEqual(ctx("GET", "/cluster/nextid"), { method: "GET", path: "/cluster/nextid" });
+  });
+});
+
+void describe("classifyApiFailure", () => {
+  void it("turns a locked guest (reason phrase only) into ProxmoxLockedError with the issue's wording", () => {
+    const error = classifyApiFailure({ status: 500, reason: "CT is locked (create)", body: { data: null } }, ctx("POST", "/nodes/pve-02/lxc/105/status/start"));
+    assert.ok(error instanceof ProxmoxLockedError);
+    assert.equal(error.lock, "create");
+    assert.equal(error.kind, "guest");
+    assert.equal(error.vmid, 105);
+    assert.equal(error.explain(), "CT 105 is locked (create): another operation is running on it; retry, or check the task log on node pve-02");
+  });
+
+  void it("prefers the body's message over the reason phrase", () => {
+    const error = classifyApiFailure({ status: 500, reason: "Internal Server Error", body: { data: null, message: "CT 107 is locked (backup)\n" } }, ctx("PUT", "/nodes/pve-01/lxc/107/config"));
+    assert.ok(error instanceof ProxmoxLockedError);
+    assert.equal(error.lock, "backup");
+    assert.equal(error.message, "CT 107 is locked (backup)");
+  });
+
+  void it("recognises a config lock timeout", () => {
+    const error = classifyApiFailure({ status: 500, reason: "can't lock file '/run/lock/lxc/pve-config-105.lock' - got timeout", body: null }, ctx("PUT", "/nodes/pve-01/lxc/105/config"));
+    assert.ok(error instanceof ProxmoxLockedError);
+    assert.equal(error.kind, "timeout");
+    assert.match(error.message, /CT 105/);
+  });
+
+  void it("lists every parameter error of a 400", () => {
+    const error = classifyApiFailure(
+      { status: 400, reason: "Parameter verification failed.", body: { data: null, errors: { memory: "value must be at least 16\n", onboot: "type check ('boolean') failed - got 'true'" } } },
+      ctx("POST", "/nodes/pve-01/lxc"),
+    );
+    assert.equal(error.constructor, ProxmoxApiError);
+    assert.deepEqual(error.paramErrors, { memory: "value must be at least 16", onboot: "type check ('boolean') failed - got 'true'" });
+    assert.equal(error.message, "Parameter verification failed: memory: value must be at least 16; onboot: type check ('boolean') failed - got 'true'");
+    assert.equal(error.hint, "fix the parameters memory, onboot");
+  });
+
+  void it("recognises a lost id race, from the reason or from the errors map", () => {
+    const fromReason = classifyApiFailure({ status: 500, reason: "CT 101 already exists on node 'pve-01'", body: null }, ctx("POST", "/nodes/pve-01/lxc"));
+    assert.ok(fromReason instanceof ProxmoxAlreadyExistsError);
+    assert.equal(fromReason.vmid, 101);
+    const fromMap = classifyApiFailure({ status: 400, reason: "Parameter verification failed.", body: { errors: { vmid: "VM 100 already exists" } } }, ctx("GET", "/cluster/nextid"));
+    assert.ok(fromMap instanceof ProxmoxAlreadyExistsError);
+    assert.equal(fromMap.vmid, 100);
+  });
+
+  void it("recognises missing things", () => {
+    const error = classifyApiFailure({ status: 500, reason: "Configuration file 'nodes/pve-01/lxc/999.conf' does not exist", body: null }, ctx("GET", "/nodes/pve-01/lxc/999/config"));
+    assert.ok(error instanceof ProxmoxNotFoundError);
+    assert.ok(classifyApiFailure({ status: 404, reason: "Not Found", body: null }, ctx("GET", "/x")) instanceof ProxmoxNotFoundError);
+  });
+
+  void it("gives 401 a credentials hint that depends on the auth kind", () => {
+    const token = classifyApiFailure({ status: 401, reason: "authentication failure", body: null, authKind: "token" }, ctx("GET", "/version"));
+    assert.ok(token instanceof ProxmoxAuthError);
+    assert.match(token.hint, /API token/);
+    const ticket = classifyApiFailure({ status: 401, reason: "authentication failure", body: null, authKind: "ticket" }, ctx("GET", "/version"));
+    assert.match(ticket.hint, /username and password/);
+  });
+
+  void it("explains the root-only feature flags", () => {
+    const error = classifyApiFailure(
+      { status: 403, reason: "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)", body: null },
+      ctx("POST", "/nodes/pve-01/lxc"),
+    );
+    assert.ok(error instanceof ProxmoxAuthError);
+    assert.match(error.hint, /only root@pam/);
+  });
+
+  void it("falls back to a generic API error with the status when nothing else is known", () => {
+    const error = classifyApiFailure({ status: 503, reason: "", body: undefined }, ctx("GET", "/version"));
+    assert.equal(error.constructor, ProxmoxApiError);
+    assert.equal(error.message, "HTTP 503");
+    assert.equal(error.status, 503);
+  });
+});
+
+void describe("redactSecrets", () => {
+  void it("replaces every occurrence and ignores tiny values", () => {
+    assert.equal(redactSecrets("a s3cret b s3cret", ["s3cret", "ab"]), "a *** b ***");
+  });
+});
