@@ -26,6 +26,7 @@ import {
   iptablesSaveCommand,
   linkDeleteCommand,
   linkListCommand,
+  lxcfsPidFile,
   lxcAttachCommand,
   lxcCgroupCommand,
   lxcConfig,
@@ -37,6 +38,7 @@ import {
   lxcShutdownCommand,
   lxcStartCommand,
   netnsAddrCommand,
+  overlayMountCommand,
   parseLxcInfo,
   registryArgv,
   registryConfig,
@@ -214,10 +216,10 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     () => false,
   );
 
+  let templateBuild: TemplateBuildReport = { built: false, ms: 0 };
   const guests = new Map<number, Guest>();
   const usedAddresses = new Set<string>();
   const daemons: DaemonRecord[] = [];
-  let lxcfsOurs = false;
   let closed = false;
 
   const containerName = (vmid: number): string => `${bridge}-${vmid}`;
@@ -244,12 +246,6 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     const procs = await listProcesses();
     for (const p of processesMentioning(procs, stateDir, new Set([process.pid]))) {
       const exe = p.argv[0] ?? "";
-      if (exe.endsWith("lxcfs")) {
-        // lxcfs serves every container on the host: adopt it rather than kill it under them.
-        lxcfsOurs = true;
-        daemons.push({ name: "lxcfs", pid: p.pid, exe: "lxcfs" });
-        continue;
-      }
       if (exe.startsWith("[lxc monitor]")) continue;
       ex.log(`stopping leftover process ${p.pid}: ${p.argv.join(" ")}`);
       await stopProcess(p.pid, exe.split("/").pop() ?? exe);
@@ -314,11 +310,31 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     }
   }
 
+  // lxcfs serves every container on the host, so it is shared: the first
+  // sandbox that needs it starts it (recording its pid in lxcfsPidFile), and
+  // the last one to close, seeing no container left, stops it.
   async function ensureLxcfs(): Promise<void> {
     if (isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs")) return;
     await mkdir(LXCFS_MOUNT, { recursive: true });
-    lxcfsOurs = true;
-    await startDaemon("lxcfs", lxcfsArgv(join(runDir, "lxcfs.pid")), async () => isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs"));
+    const pidFile = lxcfsPidFile();
+    const pid = ex.spawnDaemon(lxcfsArgv(pidFile, LXCFS_MOUNT), join(logDir, "lxcfs.log"));
+    await waitFor("lxcfs to mount", async () => {
+      if (!(await processMatches(pid, "lxcfs"))) throw new Error(`lxcfs exited at start (see ${join(logDir, "lxcfs.log")})`);
+      return isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs");
+    }, 20_000);
+  }
+
+  async function stopSharedLxcfs(): Promise<void> {
+    const pid = Number((await readFile(lxcfsPidFile(), "utf8").catch(() => "")).trim());
+    if (!pid || !(await processMatches(pid, "lxcfs"))) return;
+    const others = lxcMonitors(await listProcesses());
+    if (others.length > 0) {
+      ex.log(`leaving lxcfs running: ${others.length} other container(s) use it`);
+      return;
+    }
+    await stopProcess(pid, "lxcfs");
+    if (isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs")) await ex.run(umountCommand(LXCFS_MOUNT));
+    await rm(lxcfsPidFile(), { force: true });
   }
 
   async function setUp(): Promise<TemplateBuildReport> {
@@ -345,20 +361,6 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
       () => tcpAnswers(subnet.hostAddress, PACKAGE_CACHE_PORT),
     );
     return report;
-  }
-
-  async function stopLxcfsIfOurs(): Promise<void> {
-    if (!lxcfsOurs) return;
-    // Containers of other sandboxes (or of the user) may still read it.
-    const others = lxcMonitors(await listProcesses());
-    if (others.length > 0) {
-      ex.log(`leaving lxcfs running: ${others.length} other container(s) use it`);
-      return;
-    }
-    const rec = daemons.find((d) => d.name === "lxcfs");
-    if (rec) await stopProcess(rec.pid, "lxcfs");
-    if (isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs")) await ex.run(umountCommand(LXCFS_MOUNT));
-    lxcfsOurs = false;
   }
 
   // ------------------------------------------------------------ guests
@@ -410,10 +412,9 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
       rootfs,
       nets: spec.net.map((n, i) => {
         const a = addresses[i] ?? {};
-        const idx = /^net(\d+)$/.exec(n.name)?.[1];
         return {
-          index: idx === undefined ? i : Number(idx),
-          name: n.name.startsWith("net") ? `eth${idx ?? i}` : n.name,
+          index: i,
+          name: n.name || `eth${i}`,
           bridge,
           hwaddr: n.hwaddr,
           ...(a.cidr ? { address: a.cidr } : {}),
@@ -454,7 +455,9 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     registry: `${subnet.hostAddress}:${REGISTRY_PORT}`,
     packageCache: `http://${subnet.hostAddress}:${PACKAGE_CACHE_PORT}`,
     stateDir,
-    templateBuild: { built: false, ms: 0 },
+    get templateBuild() {
+      return templateBuild;
+    },
     containerName,
 
     listTemplates: () => listTemplates(templateDir),
@@ -554,18 +557,12 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
       const params = configParams(next, g.rootfs, g.dir, g.config.nets.map((n) => ({ cidr: n.address, gateway: n.gateway })));
       const state = await info(g);
       if (state.running) {
-        const grow = params.memoryBytes > g.config.memoryBytes;
-        const sets: Array<[string, string]> = [];
-        const mem: [string, string] = ["memory.limit_in_bytes", String(params.memoryBytes)];
-        const sw: [string, string] | undefined =
-          params.memswBytes !== undefined ? ["memory.memsw.limit_in_bytes", String(params.memswBytes)] : undefined;
-        // memsw must stay >= memory at every step.
-        if (grow || (sw && params.memswBytes !== undefined && params.memswBytes > (g.config.memswBytes ?? 0))) {
-          if (sw) sets.push(sw);
-          sets.push(mem);
-        } else {
-          sets.push(mem);
-          if (sw) sets.push(sw);
+        const sets: Array<[string, string]> = [["memory.limit_in_bytes", String(params.memoryBytes)]];
+        if (params.memswBytes !== undefined) {
+          // memsw may never drop below memory: raise it first when memory outgrows the old one.
+          const sw: [string, string] = ["memory.memsw.limit_in_bytes", String(params.memswBytes)];
+          if (params.memoryBytes > (g.config.memswBytes ?? 0)) sets.unshift(sw);
+          else sets.push(sw);
         }
         sets.push(["cpuset.cpus", params.cpus]);
         for (const [k, v] of sets) await ex.run(lxcCgroupCommand(g.ref, k, v));
@@ -635,8 +632,8 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
       guests.clear();
       usedAddresses.clear();
       await stopLeftoverContainers();
-      for (const d of daemons.filter((x) => x.name !== "lxcfs")) await stopProcess(d.pid, d.exe);
-      await stopLxcfsIfOurs();
+      for (const d of daemons) await stopProcess(d.pid, d.exe);
+      await stopSharedLxcfs();
       await stopLeftoverProcesses();
       await removeStateTree();
       await removeRules();
@@ -646,20 +643,11 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
   };
 
   try {
-    const report = await setUp();
-    return { ...backend, templateBuild: report };
+    templateBuild = await setUp();
+    return backend;
   } catch (err) {
     closed = false;
     await backend.close().catch((e: unknown) => ex.log(`cleanup after a failed start failed too: ${(e as Error).message}`));
     throw err;
   }
-}
-
-/** Mounts a guest's root: the template tree read-only below, the guest's own changes above. */
-export function overlayMountCommand(lower: string, upper: string, work: string, target: string): { argv: string[] } {
-  for (const p of [lower, upper, work]) {
-    // mount(8) splits its options on commas and overlayfs its lowerdir on colons.
-    if (/[,:]/.test(p)) throw new Error(`path not usable in an overlay mount: ${p}`);
-  }
-  return { argv: ["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upper},workdir=${work}`, target] };
 }

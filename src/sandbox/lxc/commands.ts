@@ -61,11 +61,18 @@ export interface LxcInfo {
   pid?: number;
 }
 
-/** Parses `lxc-info --state --pid --no-humanize`; a container that does not exist is `STOPPED`. */
+/** Parses `lxc-info --state --pid` (`State: RUNNING`, `PID: 1234`, labelled or bare); a container that does not exist is `STOPPED`. */
 export function parseLxcInfo(stdout: string): LxcInfo {
+  let state = "STOPPED";
+  let pid: number | undefined;
   const lines = stdout.split("\n").map((l) => l.trim()).filter(Boolean);
-  const state = lines[0] && /^[A-Z]+$/.test(lines[0]) ? lines[0] : "STOPPED";
-  const pid = lines[1] && /^\d+$/.test(lines[1]) ? Number(lines[1]) : undefined;
+  lines.forEach((line, i) => {
+    const m = /^(State|PID):\s*(\S+)$/.exec(line);
+    const key = m ? m[1] : i === 0 ? "State" : i === 1 ? "PID" : undefined;
+    const value = m ? m[2] : line;
+    if (key === "State" && value && /^[A-Z]+$/.test(value)) state = value;
+    if (key === "PID" && value && /^\d+$/.test(value)) pid = Number(value);
+  });
   return pid === undefined ? { state } : { state, pid };
 }
 
@@ -92,6 +99,11 @@ export interface LxcConfigParams {
   nesting: boolean;
   /** Where the container's console output goes. */
   consoleLog: string;
+  /**
+   * A plain folder mounted at /var/lib/docker: the root is an overlay, and
+   * Docker's overlay2 cannot stack on one.
+   */
+  dockerDir?: string;
 }
 
 /**
@@ -119,6 +131,7 @@ export function lxcConfig(p: LxcConfigParams): string {
     if (n.address) lines.push(`${k}.ipv4.address = ${n.address}`);
     if (n.address && n.gateway) lines.push(`${k}.ipv4.gateway = ${n.gateway}`);
   }
+  if (p.dockerDir) lines.push(`lxc.mount.entry = ${p.dockerDir} var/lib/docker none bind,create=dir 0 0`);
   if (p.nesting) {
     lines.push(
       "lxc.cgroup.devices.allow = a",
@@ -238,6 +251,15 @@ export function removeTreeCommand(path: string): Command {
   return { argv: ["rm", "-rf", "--one-file-system", path], timeoutMs: 5 * 60_000 };
 }
 
+/** Mounts a guest's root: the template tree read-only below, the guest's own changes above. */
+export function overlayMountCommand(lower: string, upper: string, work: string, target: string): Command {
+  for (const p of [lower, upper, work]) {
+    // mount(8) splits its options on commas and overlayfs its lowerdir on colons.
+    if (/[,:]/.test(p)) throw new Error(`path not usable in an overlay mount: ${p}`);
+  }
+  return { argv: ["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upper},workdir=${work}`, target] };
+}
+
 /** Lazily unmounts one mount point. */
 export function umountCommand(path: string): Command {
   return { argv: ["umount", "--lazy", path], okCodes: [0, 32] };
@@ -304,6 +326,11 @@ export function aptCacherArgv(o: { address: string; port: number; cacheDir: stri
     // Containers never need HTTPS tunnels through it.
     "PassThroughPattern=^$",
   ];
+}
+
+/** Where the lxcfs a sandbox started records its pid (shared by every sandbox on the host). */
+export function lxcfsPidFile(): string {
+  return "/run/homelab-sandbox-lxcfs.pid";
 }
 
 /** lxcfs in the foreground on the mount point LXC's hook expects. */
