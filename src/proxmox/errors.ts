@@ -237,8 +237,9 @@ export function paramErrorsOf(body: unknown): Record<string, string> {
 const GUEST_LOCK = /\b(?:CT|VM)\s*(\d+)?\s+is locked \(([^)]+)\)/;
 const LOCK_TIMEOUT = /can't lock file '[^']*' - got timeout/;
 const ALREADY_EXISTS = /\b(?:CT|VM)\s+(\d+)\s+already exists/;
-const NOT_FOUND = /does not exist|\bno such\b|\bnot found\b|unable to find/i;
-const ROOT_ONLY_FEATURES = /feature flags? \(except nesting\) .*root@pam/i;
+const NOT_FOUND = /does not exist|\bno such\b|\bnot found\b|unable to find|hostname lookup '[^']*' failed/i;
+const ROOT_ONLY_FEATURES = /feature flags? .*only allowed for root@pam/i;
+const DIGEST_MISMATCH = /detected modified configuration/i;
 
 /** Turns a Proxmox error answer into the most specific typed error. Pure. */
 export function classifyApiFailure(response: FailedResponse, ctx: ApiErrorContext): ProxmoxApiError {
@@ -265,7 +266,9 @@ export function classifyApiFailure(response: FailedResponse, ctx: ApiErrorContex
       return new ProxmoxAuthError({
         ...base,
         message: text,
-        hint: "only root@pam itself may set features other than nesting (not an API token): log in as root@pam with a password, or set the features on the node with `pct set`",
+        hint: /privileged/.test(text)
+          ? "on a privileged container only root@pam itself may change features, even nesting: make the container unprivileged, or use password credentials for root@pam"
+          : "only root@pam itself may set features other than nesting (an API token cannot, even root's): use password credentials for root@pam, or set the features on the node with `pct set`",
       });
     }
     return new ProxmoxAuthError({
@@ -323,6 +326,9 @@ export function classifyApiFailure(response: FailedResponse, ctx: ApiErrorContex
       message: text,
       hint: "check the node, storage or guest id; it may have been removed since the last inventory",
     });
+  }
+  if (DIGEST_MISMATCH.test(text)) {
+    return new ProxmoxApiError({ ...base, message: text, hint: "someone else changed the configuration since it was read; read it again and reapply the change" });
   }
   if (status === 501) {
     return new ProxmoxApiError({ ...base, message: text, hint: "this Proxmox VE version does not offer that call; check the server version" });

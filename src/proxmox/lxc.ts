@@ -269,9 +269,13 @@ export function parseFeatures(text: string): LxcFeatures {
   return out;
 }
 
-/** True when the features include one that only `root@pam` itself may set (anything but nesting). Pure. */
-export function featuresNeedRoot(features: LxcFeatures): boolean {
-  return features.keyctl === true || features.fuse === true || features.mknod === true || features.forceRwSys === true || (features.mount?.length ?? 0) > 0;
+/**
+ * True when only `root@pam` itself may set these features: anything but nesting, or (on a
+ * container known to be privileged, `unprivileged === false`) any feature at all. Pure.
+ */
+export function featuresNeedRoot(features: LxcFeatures, unprivileged?: boolean): boolean {
+  const others = features.keyctl === true || features.fuse === true || features.mknod === true || features.forceRwSys === true || (features.mount?.length ?? 0) > 0;
+  return others || (unprivileged === false && features.nesting === true);
 }
 
 /** Tags as Proxmox stores them: validated, lowercased, de-duplicated, sorted, joined with `;`. Pure. */
@@ -481,7 +485,7 @@ export class LxcApi {
    * creator takes it first ("already exists"), allocates again; nothing else is retried.
    */
   async create(node: string, params: LxcCreateParams, options: TaskCallOptions = {}): Promise<LxcCreateResult> {
-    if (params.features !== undefined) this.checkFeatures(params.features, "POST", apiPath`/nodes/${node}/lxc`, node);
+    if (params.features !== undefined) this.checkFeatures(params.features, params.unprivileged, "POST", apiPath`/nodes/${node}/lxc`, node);
     const allocate = params.vmid === undefined;
     const attempts = allocate ? this.http.retry.idRaceAttempts : 1;
     for (let attempt = 1; ; attempt += 1) {
@@ -513,7 +517,7 @@ export class LxcApi {
   /** Changes the container's config. */
   async updateConfig(node: string, vmid: number, update: LxcConfigUpdate): Promise<void> {
     const path = apiPath`/nodes/${node}/lxc/${vmid}/config`;
-    if (update.features !== undefined) this.checkFeatures(update.features, "PUT", path, node, vmid);
+    if (update.features !== undefined) this.checkFeatures(update.features, undefined, "PUT", path, node, vmid);
     await this.http.call({ method: "PUT", path, params: lxcUpdateForm(update) }, z.null());
   }
 
@@ -570,9 +574,11 @@ export class LxcApi {
   }
 
   // Proxmox lets only root@pam itself (not even root's API tokens) set features other than
-  // nesting; refusing before the request keeps a create from failing halfway with a 403.
-  private checkFeatures(features: LxcFeatures, method: string, path: string, node: string, vmid?: number): void {
-    if (!featuresNeedRoot(features) || this.http.auth?.identity === "root@pam") return;
+  // nesting, or any feature of a privileged container; refusing before the request gives a
+  // clear error without a round trip. Unknown privilege (an update) is left to the server.
+  private checkFeatures(features: LxcFeatures, unprivileged: boolean | undefined, method: string, path: string, node: string, vmid?: number): void {
+    if (this.http.auth?.identity === "root@pam") return;
+    if (!featuresNeedRoot(features, unprivileged)) return;
     throw new ProxmoxAuthError({
       method,
       path,
@@ -580,8 +586,8 @@ export class LxcApi {
       vmid,
       status: 403,
       reason: "Permission check failed",
-      message: `features ${formatFeatures(features)} need root@pam, and the client acts as ${this.http.auth?.identity ?? "nobody"}`,
-      hint: "only root@pam itself may set features other than nesting (an API token cannot, even root's): use password credentials for root@pam, use a privileged container with nesting=1 only, or set the features on the node with `pct set`",
+      message: `features ${formatFeatures(features)}${unprivileged === false ? " on a privileged container" : ""} need root@pam, and the client acts as ${this.http.auth?.identity ?? "nobody"}`,
+      hint: "only root@pam itself may set features other than nesting, or any feature of a privileged container (an API token cannot, even root's): use an unprivileged container with nesting=1 only, use password credentials for root@pam, or set the features on the node with `pct set`",
       preflight: true,
     });
   }

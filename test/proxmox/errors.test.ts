@@ -73,6 +73,9 @@ void describe("classifyApiFailure", () => {
     const error = classifyApiFailure({ status: 500, reason: "Configuration file 'nodes/pve-01/lxc/999.conf' does not exist", body: null }, ctx("GET", "/nodes/pve-01/lxc/999/config"));
     assert.ok(error instanceof ProxmoxNotFoundError);
     assert.ok(classifyApiFailure({ status: 404, reason: "Not Found", body: null }, ctx("GET", "/x")) instanceof ProxmoxNotFoundError);
+    const node = classifyApiFailure({ status: 500, reason: "hostname lookup 'pve-09' failed - failed to get address info for: pve-09: Name or service not known", body: null }, ctx("GET", "/nodes/pve-09/status"));
+    assert.ok(node instanceof ProxmoxNotFoundError);
+    assert.equal(node.node, "pve-09");
   });
 
   void it("gives 401 a credentials hint that depends on the auth kind", () => {
@@ -90,6 +93,12 @@ void describe("classifyApiFailure", () => {
     );
     assert.ok(error instanceof ProxmoxAuthError);
     assert.match(error.hint, /only root@pam/);
+  });
+
+  void it("tells a lost update (digest mismatch) to read again", () => {
+    const error = classifyApiFailure({ status: 500, reason: "detected modified configuration - file changed by other user? Try again.", body: null }, ctx("PUT", "/nodes/pve-01/config"));
+    assert.equal(error.constructor, ProxmoxApiError);
+    assert.match(error.hint, /read it again/);
   });
 
   void it("falls back to a generic API error with the status when nothing else is known", () => {

@@ -59,6 +59,8 @@ void describe("features", () => {
     assert.equal(featuresNeedRoot({ nesting: true, keyctl: false }), false);
     assert.equal(featuresNeedRoot({ keyctl: true }), true);
     assert.equal(featuresNeedRoot({ mount: ["nfs"] }), true);
+    assert.equal(featuresNeedRoot({ nesting: true }, false), true, "any feature of a privileged container");
+    assert.equal(featuresNeedRoot({ nesting: true }, true), false);
   });
 });
 
