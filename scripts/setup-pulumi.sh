@@ -4,9 +4,9 @@
 # or above the pin; the binary cached for this machine; a build from Go modules
 # (once per machine); last, PulumiCommand.install() from @pulumi/pulumi, which
 # downloads. Idempotent: once cached, a run costs one `pulumi version`.
+# Sourcing it defines the helpers without running anything (for tests).
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
-cd "$HOMELAB_ROOT"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The CLI otherwise phones home on each run; tests and CI must stay local.
 export PULUMI_SKIP_UPDATE_CHECK=true
@@ -62,13 +62,14 @@ try_cli() {
 
 # go_step CMD...: runs a go command; when it fails because the checksum
 # database is unreachable, retries it (and every later step) with GOSUMDB=off,
-# which this build accepts rather than giving up. Output is shown afterwards,
-# so it can be searched for that cause.
+# which this build accepts rather than giving up. Stdout passes through; the
+# chatter on stderr (go: downloading ...) is shown only when the step fails.
 go_step() {
   local out err rc=0
   out=$(mktemp) err=$(mktemp)
   "$@" >"$out" 2>"$err" || rc=$?
-  cat "$out"; cat "$err" >&2
+  cat "$out"
+  [ "$rc" -eq 0 ] || cat "$err" >&2
   if [ "$rc" -ne 0 ] && [ "${GOSUMDB:-}" != off ] &&
     grep -qE 'sum\.golang\.org|checksum database|verifying .*(lookup|dial|connect)' "$out" "$err"; then
     log "the Go checksum database is unreachable; continuing this build with GOSUMDB=off"
@@ -113,6 +114,7 @@ build_pulumi() {
   (
     cd "$work" || exit 1
     go mod init local/pulumi-build >/dev/null 2>&1 || exit 1
+    log "  downloading modules through $(go env GOPROXY)"
     gomod=$(go_step go mod download -json "$PULUMI_PKG@$v" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
     [ -f "$gomod" ] || die "could not download $PULUMI_PKG@$v through the Go module proxy ($(go env GOPROXY)); check the proxy, then rerun scripts/setup.sh"
     while read -r r; do
@@ -123,6 +125,7 @@ build_pulumi() {
     go_step go get "$PULUMI_PKG@$v" "$PULUMI_SDK@$v" || exit 1
     go_step go get -tool "$PULUMI_PKG/cmd/pulumi@$v" || exit 1
     go_step go mod tidy || exit 1
+    log "  compiling (the long part)"
     mkdir -p "$PULUMI_CACHE_DIR/bin" || exit 1
     # -X sets the version `pulumi version` prints: without it the output is
     # empty and the Automation API refuses the CLI.
@@ -163,32 +166,37 @@ warn_if_sdk_newer() {
   fi
 }
 
-warn_if_sdk_newer
+main() {
+  cd "$HOMELAB_ROOT"
+  warn_if_sdk_newer
 
-on_path=$(command -v pulumi || true)
-if [ -n "$on_path" ] && try_cli "$on_path" "on PATH"; then exit 0; fi
-home_bin=${PULUMI_HOME:-$HOME/.pulumi}/bin/pulumi
-if [ "$home_bin" != "$on_path" ] && try_cli "$home_bin" "in \$PULUMI_HOME/bin"; then exit 0; fi
-if try_cli "$PULUMI_CACHE_DIR/bin/pulumi" "cached"; then exit 0; fi
+  on_path=$(command -v pulumi || true)
+  if [ -n "$on_path" ] && try_cli "$on_path" "on PATH"; then exit 0; fi
+  home_bin=${PULUMI_HOME:-$HOME/.pulumi}/bin/pulumi
+  if [ "$home_bin" != "$on_path" ] && try_cli "$home_bin" "in \$PULUMI_HOME/bin"; then exit 0; fi
+  if try_cli "$PULUMI_CACHE_DIR/bin/pulumi" "cached"; then exit 0; fi
 
-mkdir -p "$HOMELAB_CACHE"
-# One build at a time per machine; a waiting run then finds the cached binary.
-if command -v flock >/dev/null; then
-  exec 9> "$PULUMI_CACHE_DIR.lock"
-  if ! flock -n 9; then
-    log "another setup is getting pulumi v$PULUMI_PIN; waiting for it"
-    flock 9
+  mkdir -p "$HOMELAB_CACHE"
+  # One build at a time per machine; a waiting run then finds the cached binary.
+  if command -v flock >/dev/null; then
+    exec 9> "$PULUMI_CACHE_DIR.lock"
+    if ! flock -n 9; then
+      log "another setup is getting pulumi v$PULUMI_PIN; waiting for it"
+      flock 9
+    fi
     if try_cli "$PULUMI_CACHE_DIR/bin/pulumi" "cached"; then exit 0; fi
   fi
-fi
 
-if command -v go >/dev/null; then
-  build_pulumi
-  try_cli "$PULUMI_CACHE_DIR/bin/pulumi" "built" ||
-    die "the pulumi built into $PULUMI_CACHE_DIR/bin does not report v$PULUMI_PIN; delete $PULUMI_CACHE_DIR and rerun scripts/setup.sh"
-  exit 0
-fi
+  if command -v go >/dev/null; then
+    build_pulumi
+    try_cli "$PULUMI_CACHE_DIR/bin/pulumi" "built" ||
+      die "the pulumi built into $PULUMI_CACHE_DIR/bin does not report v$PULUMI_PIN; delete $PULUMI_CACHE_DIR and rerun scripts/setup.sh"
+    exit 0
+  fi
 
-install_pulumi
-try_cli "$PULUMI_CACHE_DIR/bin/pulumi" "downloaded" ||
-  die "the downloaded pulumi in $PULUMI_CACHE_DIR/bin does not report v$PULUMI_PIN; delete $PULUMI_CACHE_DIR and rerun scripts/setup.sh"
+  install_pulumi
+  try_cli "$PULUMI_CACHE_DIR/bin/pulumi" "downloaded" ||
+    die "the downloaded pulumi in $PULUMI_CACHE_DIR/bin does not report v$PULUMI_PIN; delete $PULUMI_CACHE_DIR and rerun scripts/setup.sh"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; fi

@@ -73,6 +73,75 @@ describe("Pulumi CLI versions", () => {
   });
 });
 
+describe("scripts/setup-pulumi.sh helpers (sourced, nothing built)", () => {
+  const script = path.join(repoRoot, "scripts", "setup-pulumi.sh");
+
+  // Sources the script (which then only defines its functions) and runs BODY.
+  async function bash(body: string): Promise<{ stdout: string; stderr: string }> {
+    const env = { ...process.env };
+    delete env.GOSUMDB;
+    return execFileAsync("bash", ["-c", `. "$1"\n${body}`, "bash", script], { env, encoding: "utf8" });
+  }
+
+  test("version_ok agrees with isAcceptedPulumiVersion", async () => {
+    const versions = ["3.274.1", "3.274.2", "3.300.0", "3.274.2-alpha.1", "3.274.1+build.5", "3.274.0", "3.99.9",
+      "3.274.1-alpha.1", "4.0.0", "2.999.0", "garbage"];
+    const { stdout } = await bash(
+      `PULUMI_PIN=3.274.1\nfor v in ${versions.join(" ")}; do if version_ok "$v"; then echo "$v yes"; else echo "$v no"; fi; done`,
+    );
+    const expected = versions.map((v) => `${v} ${isAcceptedPulumiVersion(v, "3.274.1") ? "yes" : "no"}`);
+    assert.deepEqual(stdout.trim().split("\n"), expected);
+  });
+
+  test("the pin the script reads is PINNED_PULUMI_VERSION", async () => {
+    const { stdout } = await bash('echo "$PULUMI_PIN"');
+    assert.equal(stdout.trim(), PINNED_PULUMI_VERSION);
+  });
+
+  test("consumer_replaces keeps replaces to other modules and drops those to folders", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "homelab-gomod-"));
+    try {
+      const gomod = path.join(dir, "go.mod");
+      await writeFile(
+        gomod,
+        [
+          "module example.com/m",
+          "replace github.com/pulumi/pulumi/sdk/v3 => ../sdk",
+          "replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e",
+          "replace (",
+          "\ta.example/x v1.0.0 => b.example/y v1.2.3 // pinned",
+          "\tc.example/z => /abs/folder",
+          ")",
+          "require a.example/x v1.0.0",
+        ].join("\n"),
+      );
+      const { stdout } = await bash(`consumer_replaces "${gomod}"`);
+      assert.deepEqual(stdout.trim().split("\n"), [
+        "github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e",
+        "a.example/x@v1.0.0=b.example/y@v1.2.3",
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("go_step retries with GOSUMDB=off only when the checksum database is unreachable", async () => {
+    const { stdout, stderr } = await bash(
+      [
+        'fakego() { if [ "${GOSUMDB:-}" = off ]; then echo built; else',
+        '  echo "verifying x@v1: Get https://sum.golang.org/lookup/x@v1: dial tcp: i/o timeout" >&2; return 1; fi; }',
+        'brokengo() { echo "compile error" >&2; return 2; }',
+        'go_step fakego && rc=0 || rc=$?; echo "rc=$rc gosumdb=${GOSUMDB:-}"',
+        "unset GOSUMDB",
+        'go_step brokengo && rc=0 || rc=$?; echo "rc=$rc gosumdb=${GOSUMDB:-}"',
+      ].join("\n"),
+    );
+    assert.deepEqual(stdout.trim().split("\n"), ["built", "rc=0 gosumdb=off", "rc=2 gosumdb="]);
+    assert.match(stderr, /\[setup\] the Go checksum database is unreachable; continuing this build with GOSUMDB=off/);
+    assert.match(stderr, /compile error/);
+  });
+});
+
 describe("resolving the Pulumi CLI among fake binaries", () => {
   let dir = "";
   let env: NodeJS.ProcessEnv = {};
