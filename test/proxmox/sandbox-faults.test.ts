@@ -227,7 +227,7 @@ void describe("sandbox: id allocation", () => {
       const a = tokenClient(sb);
       const b = tokenClient(sb);
       // Slow nextid answers make both creators read the same id before either creates.
-      sb.faults.set({ latencyMs: 80, routes: ["GET /cluster/nextid"] });
+      sb.faults.set({ latencyMs: 250, routes: ["GET /cluster/nextid"] });
       const [x, y] = await Promise.all([
         a.lxc.create("pve-01", { ...CT, hostname: "a" }, { wait: FAST_WAIT }),
         b.lxc.create("pve-02", { ...CT, hostname: "b" }, { wait: FAST_WAIT }),
