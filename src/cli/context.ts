@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { chooseEnvironmentName, findRoot, RepositoryError } from "../config/repository.ts";
+import { chooseEnvironmentName, findRoot, RepositoryError } from "../config/discover.ts";
 import { colorWanted, makeStyle, type Style } from "./output.ts";
 
 /** The global options every command accepts. */

@@ -1,11 +1,13 @@
-import { existsSync, readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
+import { environmentFile, listEnvironments } from "./discover.ts";
 import { z } from "zod";
 import type { Diagnostic } from "../util/diagnostics.ts";
 import { didYouMean } from "../util/suggest.ts";
 import { loadYamlFile, type YamlSource } from "./source.ts";
 import { zodIssuesToDiagnostics } from "./zod-diagnostics.ts";
+
+export { environmentFile, listEnvironments } from "./discover.ts";
 
 /** Kinds of environment; `production` turns on the production guards. */
 export const ENVIRONMENT_KINDS = ["production", "staging", "development", "sandbox"] as const;
@@ -119,32 +121,6 @@ export interface EnvironmentConfig {
 }
 
 const TOP_LEVEL_KEYS = ["config", "environment", "encryptionsalt", "secretsprovider", "encryptedkey"];
-
-/** Where an environment's file is: `Pulumi.<env>.yaml` in the repository, or one the tool generated. */
-export function environmentFile(root: string, name: string): string | undefined {
-  for (const f of [join(root, `Pulumi.${name}.yaml`), join(root, ".homelab", "environments", `Pulumi.${name}.yaml`)]) {
-    if (existsSync(f)) return f;
-  }
-  return undefined;
-}
-
-/** Names of the environments that have a file. */
-export function listEnvironments(root: string): string[] {
-  const names = new Set<string>();
-  for (const dir of [root, join(root, ".homelab", "environments")]) {
-    let entries: string[];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      const m = /^Pulumi\.([^.]+)\.yaml$/.exec(e);
-      if (m?.[1]) names.add(m[1]);
-    }
-  }
-  return [...names].sort();
-}
 
 function expandPath(p: string, base: string): string {
   if (p === "~" || p.startsWith("~/")) return join(homedir(), p.slice(1));

@@ -1,68 +1,13 @@
-import { existsSync, readdirSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import type { Diagnostic } from "../util/diagnostics.ts";
 import { fieldPath } from "../util/diagnostics.ts";
 import { findCycles } from "../util/graph.ts";
 import { didYouMean } from "../util/suggest.ts";
-import { emptyEnvironment, listEnvironments, loadEnvironment, type EnvironmentConfig } from "./environment.ts";
+import { emptyEnvironment, loadEnvironment, type EnvironmentConfig } from "./environment.ts";
+import { discoverServices, RepositoryError } from "./discover.ts";
+
+export { RepositoryError, findRoot, discoverServices, chooseEnvironmentName } from "./discover.ts";
 import { loadService, type Service, type ServiceLoad } from "./service.ts";
-
-/** Thrown for problems with the repository itself (not a file's content): no services folder, unknown service. */
-export class RepositoryError extends Error {
-  readonly hint: string | undefined;
-  constructor(message: string, hint?: string) {
-    super(message);
-    this.name = "RepositoryError";
-    this.hint = hint;
-  }
-}
-
-/** The nearest folder upward from `start` that has `services/` or `Pulumi.yaml`. */
-export function findRoot(start: string): string | undefined {
-  let dir = resolve(start);
-  for (;;) {
-    if (existsSync(join(dir, "Pulumi.yaml")) || isDir(join(dir, "services"))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
-}
-
-function isDir(p: string): boolean {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-/** Service folders that have a service.yaml, sorted by name. */
-export function discoverServices(root: string): { name: string; file: string }[] {
-  const dir = join(root, "services");
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return names
-    .filter((n) => !n.startsWith("."))
-    .sort()
-    .map((name) => ({ name, file: join(dir, name, "service.yaml") }))
-    .filter((s) => existsSync(s.file));
-}
-
-/**
- * The environment to use: the flag, else HOMELAB_ENV, else `prod` when it
- * exists, else the only one defined; undefined when none can be chosen.
- */
-export function chooseEnvironmentName(root: string, flag: string | undefined, processEnv: NodeJS.ProcessEnv): string | undefined {
-  if (flag) return flag;
-  if (processEnv["HOMELAB_ENV"]) return processEnv["HOMELAB_ENV"];
-  const envs = listEnvironments(root);
-  if (envs.includes("prod")) return "prod";
-  return envs.length === 1 ? envs[0] : undefined;
-}
 
 /** Everything read from a homelab repository for one environment. */
 export interface Repository {
@@ -137,17 +82,18 @@ function checkDependencies(loads: ServiceLoad[]): Diagnostic[] {
       r.dependsOn.forEach((entry, i) => {
         const path = ["resources", r.index, "depends_on", i];
         const { service, id } = parseDependency(entry, svc.name);
-        const pos = svc.source.locate(path);
+        // Located only when reported: locating parses the file with positions.
+        const at = () => svc.source.locate(path);
         const local = ids.get(svc.name) ?? new Set();
         if (service === svc.name && id === r.id) {
-          out.push({ file: svc.file, ...pos, severity: "error", field: fieldPath(path), message: `resource "${r.id}" depends on itself` });
+          out.push({ file: svc.file, ...at(), severity: "error", field: fieldPath(path), message: `resource "${r.id}" depends on itself` });
           return;
         }
         if (!ids.has(service)) {
           const serviceLoaded = loads.some((x) => x.name === service);
           out.push({
             file: svc.file,
-            ...pos,
+            ...at(),
             severity: "error",
             field: fieldPath(path),
             message: serviceLoaded ? `depends_on "${entry}": service "${service}" has errors, so its resources cannot be checked` : `depends_on "${entry}": there is no service "${service}"`,
@@ -159,7 +105,7 @@ function checkDependencies(loads: ServiceLoad[]): Diagnostic[] {
           const candidates = service === svc.name ? [...local] : [...(ids.get(service) ?? [])].map((x) => `${service}.${x}`);
           out.push({
             file: svc.file,
-            ...pos,
+            ...at(),
             severity: "error",
             field: fieldPath(path),
             message: service === svc.name ? `depends_on "${entry}": no resource with that id in this service` : `depends_on "${entry}": service "${service}" has no resource "${id}"`,

@@ -9,6 +9,7 @@ import type { CheckContext } from "./resource-types/index.ts";
 import { serviceTopSchema } from "./service-schema.ts";
 import { loadYamlFile, type YamlSource } from "./source.ts";
 import { zodIssuesToDiagnostics } from "./zod-diagnostics.ts";
+import { summarize, type ServiceSummary } from "./summary.ts";
 
 /** A resource as declared, schema-valid, before defaults. */
 export interface ResourceDecl {
@@ -33,14 +34,6 @@ export interface Service {
   source: YamlSource;
 }
 
-/** What `list` can show even for a broken file. */
-export interface ServiceSummary {
-  name: string;
-  description: string | undefined;
-  path: string;
-  resources: { id: string; type: string }[];
-}
-
 /** The outcome of loading one service: the service when valid, the diagnostics always. */
 export interface ServiceLoad {
   name: string;
@@ -48,25 +41,6 @@ export interface ServiceLoad {
   service: Service | undefined;
   summary: ServiceSummary;
   diagnostics: Diagnostic[];
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
-
-/** A summary read leniently from whatever data parsed. */
-export function summarize(name: string, file: string, data: unknown): ServiceSummary {
-  const obj = data && typeof data === "object" && !Array.isArray(data) ? (data as Record<string, unknown>) : {};
-  const res = Array.isArray(obj["resources"]) ? (obj["resources"] as unknown[]) : [];
-  return {
-    name: str(obj["name"]) ?? name,
-    description: str(obj["description"]),
-    path: file,
-    resources: res.map((r) => {
-      const o = r && typeof r === "object" ? (r as Record<string, unknown>) : {};
-      return { id: str(o["id"]) ?? "?", type: str(o["type"]) ?? "?" };
-    }),
-  };
 }
 
 /**

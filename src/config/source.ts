@@ -1,7 +1,39 @@
 import { readFileSync, statSync } from "node:fs";
-import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar } from "yaml";
-import type { Document, Node, Pair } from "yaml";
+import { createRequire } from "node:module";
+import jsYaml from "js-yaml";
+import type { Document, LineCounter, Node, Pair } from "yaml";
+import type * as YamlLib from "yaml";
 import type { Diagnostic } from "../util/diagnostics.ts";
+
+/**
+ * Two parsers, one meaning. js-yaml reads the data (several times faster, which
+ * keeps `validate` of a few hundred services well under a second even cold);
+ * `yaml`, which keeps every node's position, is loaded only when a diagnostic
+ * needs a line and column or a file does not parse, so every message comes
+ * from one place. Both read YAML 1.2 core schema.
+ */
+const requireLazy = createRequire(import.meta.url);
+let yamlLib: typeof YamlLib | undefined;
+function yamlModule(): typeof YamlLib {
+  yamlLib ??= requireLazy("yaml") as typeof YamlLib;
+  return yamlLib;
+}
+
+/** js-yaml shares aliased nodes instead of copying them; walking more nodes than this means an alias bomb. */
+const MAX_EXPANDED_NODES = 100_000;
+
+/** True when walking `data` (aliases expanded) stays within the node budget. */
+function withinExpansionBudget(data: unknown): boolean {
+  let budget = MAX_EXPANDED_NODES;
+  const stack: unknown[] = [data];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (--budget < 0) return false;
+    if (Array.isArray(v)) for (const x of v) stack.push(x);
+    else if (v !== null && typeof v === "object") for (const x of Object.values(v)) stack.push(x);
+  }
+  return true;
+}
 
 /** Larger files are refused before they are read: no service.yaml needs this much. */
 export const MAX_FILE_BYTES = 1024 * 1024;
@@ -100,7 +132,18 @@ export function parseYaml(file: string, buf: Uint8Array, what = "file"): LoadRes
   if (text.trim() === "") {
     return { ok: false, diagnostics: [diag(file, 1, 1, `${what} is empty`)] };
   }
-  const lineCounter = new LineCounter();
+  try {
+    const data = jsYaml.load(text, { schema: jsYaml.CORE_SCHEMA, filename: file });
+    if (withinExpansionBudget(data)) return { ok: true, source: makeSource(file, text, data) };
+  } catch {
+    // The precise, located message comes from the full parser below.
+  }
+  return parseWithPositions(file, text);
+}
+
+function parseWithPositions(file: string, text: string): LoadResult {
+  const { LineCounter: LC, parseDocument } = yamlModule();
+  const lineCounter = new LC();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true, strict: true });
   const errors = doc.errors.map((e) => {
     const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
@@ -128,7 +171,7 @@ export function parseYaml(file: string, buf: Uint8Array, what = "file"): LoadRes
       ],
     };
   }
-  return { ok: true, source: makeSource(file, text, doc, lineCounter, data) };
+  return { ok: true, source: makeSource(file, text, data, { doc, lineCounter }) };
 }
 
 function yamlErrorMessage(code: string, message: string): string {
@@ -154,13 +197,24 @@ function yamlErrorHint(code: string): string | undefined {
   }
 }
 
-function makeSource(file: string, text: string, doc: Document, lc: LineCounter, data: unknown): YamlSource {
-  const at = (offset: number) => lc.linePos(offset);
+function makeSource(file: string, text: string, data: unknown, parsed?: { doc: Document; lineCounter: LineCounter }): YamlSource {
+  let positions = parsed;
+  const load = (): { doc: Document; lineCounter: LineCounter } => {
+    if (!positions) {
+      const { LineCounter: LC, parseDocument } = yamlModule();
+      const lineCounter = new LC();
+      positions = { doc: parseDocument(text, { lineCounter, uniqueKeys: false }), lineCounter };
+    }
+    return positions;
+  };
   return {
     file,
     text,
     data,
     locate(path, opts) {
+      const { doc, lineCounter } = load();
+      const { isMap, isSeq, isPair, isScalar } = yamlModule();
+      const at = (offset: number) => lineCounter.linePos(offset);
       let node: Node | null = doc.contents;
       let pair: Pair | undefined;
       let best = node?.range?.[0] ?? 0;

@@ -1,7 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
-import { loadRepository } from "../../config/repository.ts";
-import { resolveService, type ResolvedService } from "../../config/resolve.ts";
-import { resolveSecrets } from "../../config/secrets.ts";
+import type { ResolvedService } from "../../config/resolve.ts";
 import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
@@ -13,7 +11,10 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
     .description("show a service fully resolved: defaults from the environment, dependencies, secrets (never values), health checks")
     .argument("<service>", "the service's name")
     .option("--json", "print the resolved service as JSON")
-    .action((name, opts, cmd) => {
+    .action(async (name, opts, cmd) => {
+      const { loadRepository } = await import("../../config/repository.ts");
+      const { resolveService } = await import("../../config/resolve.ts");
+      const { resolveSecrets } = await import("../../config/secrets.ts");
       const ctx = makeContext(cmd.optsWithGlobals());
       const repo = loadRepository({ root: ctx.root, envName: ctx.envName, only: [name] });
       const service = repo.services.get(name);

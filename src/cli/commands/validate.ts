@@ -1,6 +1,4 @@
 import type { Command } from "@commander-js/extra-typings";
-import { loadRepository } from "../../config/repository.ts";
-import { resolveSecrets } from "../../config/secrets.ts";
 import { makeContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
@@ -13,7 +11,9 @@ export function registerValidate(program: Command<[], GlobalOptions>): void {
     .argument("[services...]", "services to check (default: all)")
     .option("--skip-secrets", "do not require secrets to be provided (e.g. on a pull request without them)")
     .option("--json", "print {valid, errors, warnings, diagnostics[]}")
-    .action((services, opts, cmd) => {
+    .action(async (services, opts, cmd) => {
+      const { loadRepository } = await import("../../config/repository.ts");
+      const { resolveSecrets } = await import("../../config/secrets.ts");
       const ctx = makeContext(cmd.optsWithGlobals());
       const repo = loadRepository({ root: ctx.root, envName: ctx.envName, ...(services.length ? { only: services } : {}) });
       const diagnostics = [...repo.diagnostics];
