@@ -1,0 +1,125 @@
+/**
+ * What planning produces: per service, the resources with every input
+ * decided (template, node, sizes), and why. Planning is pure: it reads the
+ * validated config, an inventory snapshot and the current deployment, and
+ * returns data. The engine turns a ServicePlan into Pulumi resources.
+ */
+
+/** The inputs of a `homelab:proxmox:Container` resource, exactly as the provider receives them. */
+export interface ContainerInputs {
+  /** Proxmox node to create the container on. */
+  node: string;
+  /** Template volid, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`. */
+  template: string;
+  hostname: string;
+  /** The container's notes: says it is managed by homelab, for which service and environment. */
+  description: string;
+  /** Proxmox tags (lowercase, valid Proxmox tag syntax): at least `homelab` and the service name. */
+  tags: string[];
+  /** MB. */
+  memory: number;
+  /** MB. */
+  swap: number;
+  cores: number;
+  /** Root disk: storage and size in GB. */
+  storage: string;
+  diskGb: number;
+  bridge: string;
+  /** `dhcp` or CIDR. */
+  ip: string;
+  gateway?: string;
+  unprivileged: boolean;
+  /** Docker inside needs nesting (and keyctl when unprivileged). */
+  nesting: boolean;
+  keyctl: boolean;
+  /** OpenSSH public key line(s) for root, used by provisioning. */
+  sshPublicKeys: string;
+  /** Start the container when its node boots. */
+  onBoot: boolean;
+  /** Proxmox's own `protection` flag, set for `protect: true` resources so Proxmox refuses deletion too. */
+  protection: boolean;
+}
+
+/** Outputs of a `homelab:proxmox:Container`. */
+export interface ContainerOutputs extends ContainerInputs {
+  vmid: number;
+  /** IPv4 address without prefix, once known. */
+  address: string | undefined;
+}
+
+/** Why a template was (or was not) chosen. */
+export interface TemplateCandidate {
+  volid: string;
+  version: string | undefined;
+  matched: boolean;
+  /** e.g. "newest matching", "name does not match *debian*", "version 11.7-1 does not satisfy >=12". */
+  reason: string;
+}
+
+/** Why a node was (or was not) chosen. */
+export interface NodeCandidate {
+  node: string;
+  eligible: boolean;
+  /** e.g. "most free memory (12.1 GiB)", "missing tag tier:1", "offline", "not enough free memory: 1.2 GiB < 2 GiB". */
+  reason: string;
+  memFreeMb: number;
+}
+
+/** A planned container. */
+export interface PlannedContainer {
+  kind: "proxmox:container";
+  id: string;
+  protect: boolean;
+  /** Ids in this service it waits for. */
+  dependsOn: string[];
+  /** Resources of other services it waits for (read through StackReference). */
+  crossDependsOn: { service: string; id: string }[];
+  inputs: ContainerInputs;
+  template: { chosen: string; sticky: boolean; candidates: TemplateCandidate[] };
+  placement: { chosen: string; sticky: boolean; strategy: string; candidates: NodeCandidate[] };
+}
+
+/** A planned Docker image (built by the provisioning layer; not deployable before it lands). */
+export interface PlannedImage {
+  kind: "docker:image";
+  id: string;
+  protect: boolean;
+  dependsOn: string[];
+  crossDependsOn: { service: string; id: string }[];
+  name: string;
+  context: string;
+  dockerfile: string;
+  buildArgs: Record<string, string>;
+  registry: { name: string; url: string; insecure: boolean } | undefined;
+}
+
+export type PlannedResource = PlannedContainer | PlannedImage;
+
+/** One service's plan. */
+export interface ServicePlan {
+  service: string;
+  environment: string;
+  /** Pulumi stack name: `<environment>.<service>`. */
+  stack: string;
+  resources: PlannedResource[];
+  /** Services whose resources this one depends on. */
+  dependsOnServices: string[];
+  /** Things the user should know, shown in previews (e.g. unsupported resource kinds). */
+  notes: string[];
+}
+
+/** What is deployed now, per resource id, as read from the service's stack (for sticky placement). */
+export interface CurrentResource {
+  node?: string;
+  template?: string;
+  vmid?: number;
+}
+export type CurrentState = ReadonlyMap<string, CurrentResource>;
+
+/** A resource that cannot be planned, with what to do about it. */
+export interface PlanProblem {
+  service: string;
+  resource: string;
+  message: string;
+  hint?: string;
+}
