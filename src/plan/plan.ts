@@ -1,0 +1,197 @@
+import { RESOURCE_TYPES } from "../config/resource-types/index.ts";
+import { parseDependency } from "../config/repository.ts";
+import type { EnvironmentConfig } from "../config/environment.ts";
+import type { Service, ResourceDecl } from "../config/service.ts";
+import type { Inventory } from "../proxmox/inventory.ts";
+import { topologicalWaves } from "../util/graph.ts";
+import { DEFAULT_STRATEGY, placeContainer, STRATEGIES } from "./placement.ts";
+import { matchTemplate } from "./templates.ts";
+import type { ContainerInputs, CurrentState, PlanProblem, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "./types.ts";
+
+/** Memory (MB) placed per node so far in one run, so services planned together spread out. */
+export type Reservations = Map<string, number>;
+
+/** Everything planning one service needs; all of it data. */
+export interface PlanInput {
+  service: Service;
+  env: EnvironmentConfig;
+  inventory: Inventory;
+  current: CurrentState;
+  sshPublicKey: string;
+  strategy?: string;
+  /** Shared across the services of one run; updated with what this service places. */
+  reservations?: Reservations;
+}
+
+/** The Pulumi stack of a service in an environment. */
+export function stackName(env: string, service: string): string {
+  return `${env}.${service}`;
+}
+
+interface ResolvedContainerSpec {
+  hostname: string;
+  unprivileged: boolean;
+  image: { name: string; version: string };
+  host: { tags: string[]; resources: { memory: number; cores: number; disk: number; swap: number } };
+  docker: { compose: boolean; compose_files: string[] };
+  network: { mode: string; ports: string[]; bridge: string; ip: string; gateway?: string };
+}
+
+interface ResolvedImageSpec {
+  name: string;
+  context: string;
+  dockerfile: string;
+  build_args: Record<string, string>;
+  registry?: string;
+}
+
+/** Turns one service into a plan: templates matched, nodes chosen, every input decided. Pure. */
+export function planService(input: PlanInput): { plan: ServicePlan | undefined; problems: PlanProblem[] } {
+  const { service, env, inventory } = input;
+  const problems: PlanProblem[] = [];
+  const strategy = STRATEGIES.get(input.strategy ?? DEFAULT_STRATEGY);
+  if (!strategy) {
+    return { plan: undefined, problems: [{ service: service.name, resource: "", message: `unknown placement strategy "${input.strategy ?? ""}"`, hint: `known: ${[...STRATEGIES.keys()].join(", ")}` }] };
+  }
+  const reservations = input.reservations ?? new Map<string, number>();
+  const resources: PlannedResource[] = [];
+  const notes: string[] = [];
+  const tokenOnly = env.proxmox !== undefined && env.proxmox.username === undefined;
+  for (const decl of service.resources) {
+    const deps = splitDeps(decl, service.name);
+    const def = RESOURCE_TYPES.get(decl.type);
+    const spec = def ? def.resolve(decl.spec, env, service.dir) : decl.spec;
+    if (decl.type === "docker:image") {
+      const s = spec as unknown as ResolvedImageSpec;
+      const reg = s.registry !== undefined ? env.registries[s.registry] : undefined;
+      const image: PlannedImage = {
+        kind: "docker:image",
+        id: decl.id,
+        protect: decl.protect,
+        ...deps,
+        name: s.name,
+        context: s.context,
+        dockerfile: s.dockerfile,
+        buildArgs: s.build_args,
+        registry: reg ? { name: reg.name, url: reg.url, insecure: reg.insecure } : undefined,
+      };
+      resources.push(image);
+      continue;
+    }
+    if (decl.type !== "proxmox:container") {
+      notes.push(`${decl.id}: resource type ${decl.type} has no planner`);
+      continue;
+    }
+    const s = spec as unknown as ResolvedContainerSpec;
+    const current = input.current.get(decl.id);
+    const nodesWithTemplate = new Set<string>();
+    for (const t of inventory.templates) {
+      if (matchTemplate([t], { pattern: s.image.name, version: s.image.version }).chosen) for (const n of t.nodes) nodesWithTemplate.add(n);
+    }
+    const placement = placeContainer(inventory.nodes, env.hosts, { tags: s.host.tags, memoryMb: s.host.resources.memory, cores: s.host.resources.cores, current: current?.node, nodesWithTemplate }, strategy, reservations);
+    if (placement.chosen === undefined) {
+      problems.push({
+        service: service.name,
+        resource: decl.id,
+        message: `no node can take ${decl.id}: ${placement.candidates.map((c) => `${c.node}: ${c.reason}`).join("; ") || "the cluster reports no nodes"}`,
+        hint: s.host.tags.length > 0 && placement.candidates.every((c) => c.reason.startsWith("missing tag")) ? `tag a node with ${s.host.tags.join(", ")} under homelab:hosts in ${env.file ?? `Pulumi.${env.name}.yaml`}` : "free memory on a node, lower host.resources.memory, or add a node",
+      });
+      continue;
+    }
+    const onNode = inventory.templates.filter((t) => t.nodes.includes(placement.chosen ?? ""));
+    const template = matchTemplate(onNode, { pattern: s.image.name, version: s.image.version, current: current?.template, preferredStorage: env.defaults.templateStorage });
+    if (!template.chosen) {
+      problems.push({ service: service.name, resource: decl.id, message: `no template on ${placement.chosen} matches ${s.image.name} ${s.image.version}`, hint: "download one (pveam) or relax image.version" });
+      continue;
+    }
+    if (!placement.sticky) reservations.set(placement.chosen, (reservations.get(placement.chosen) ?? 0) + s.host.resources.memory);
+    const docker = s.docker.compose;
+    const keyctl = docker && s.unprivileged;
+    if (keyctl && tokenOnly) {
+      problems.push({
+        service: service.name,
+        resource: decl.id,
+        message: `${decl.id} runs Docker in an unprivileged container, which needs the keyctl feature; Proxmox lets only root@pam set it, not an API token`,
+        hint: `set unprivileged: false on ${decl.id} (a privileged container needs only nesting), or give homelab:proxmox a root@pam username with password_file`,
+      });
+      continue;
+    }
+    const inputs: ContainerInputs = {
+      node: placement.chosen,
+      template: template.chosen.volid,
+      hostname: s.hostname,
+      description: `Managed by homelab: service ${service.name}, resource ${decl.id}, environment ${env.name}. Changes made here are overwritten by the next deploy.`,
+      tags: ["homelab", service.name.replace(/[^a-z0-9_+.-]/g, "-")],
+      memory: s.host.resources.memory,
+      swap: s.host.resources.swap,
+      cores: s.host.resources.cores,
+      storage: env.defaults.storage,
+      diskGb: s.host.resources.disk,
+      bridge: s.network.bridge,
+      ip: s.network.ip,
+      ...(s.network.gateway ? { gateway: s.network.gateway } : {}),
+      unprivileged: s.unprivileged,
+      nesting: docker,
+      keyctl,
+      sshPublicKeys: input.sshPublicKey,
+      onBoot: true,
+      protection: decl.protect,
+    };
+    const planned: PlannedContainer = {
+      kind: "proxmox:container",
+      id: decl.id,
+      protect: decl.protect,
+      ...deps,
+      inputs,
+      template: { chosen: template.chosen.volid, sticky: template.sticky, candidates: template.candidates },
+      placement: { chosen: placement.chosen, sticky: placement.sticky, strategy: strategy.name, candidates: placement.candidates },
+    };
+    resources.push(planned);
+  }
+  if (problems.length > 0) return { plan: undefined, problems };
+  const dependsOnServices = [...new Set(resources.flatMap((r) => r.crossDependsOn.map((d) => d.service)))].sort();
+  return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes }, problems };
+}
+
+function splitDeps(decl: ResourceDecl, service: string): { dependsOn: string[]; crossDependsOn: { service: string; id: string }[] } {
+  const dependsOn: string[] = [];
+  const crossDependsOn: { service: string; id: string }[] = [];
+  for (const d of decl.dependsOn) {
+    const p = parseDependency(d, service);
+    if (p.service === service) dependsOn.push(p.id);
+    else crossDependsOn.push(p);
+  }
+  return { dependsOn, crossDependsOn };
+}
+
+/** Services in dependency order, as waves whose members can deploy concurrently. */
+export function serviceWaves(services: ReadonlyMap<string, Service>): string[][] {
+  const graph = new Map<string, string[]>();
+  for (const [name, s] of services) {
+    const deps = new Set<string>();
+    for (const r of s.resources) for (const d of r.dependsOn) {
+      const p = parseDependency(d, name);
+      if (p.service !== name && services.has(p.service)) deps.add(p.service);
+    }
+    graph.set(name, [...deps]);
+  }
+  return topologicalWaves(graph);
+}
+
+/** The services that (transitively) depend on `failed`: they must not deploy after it fails. */
+export function dependentsOf(services: ReadonlyMap<string, Service>, failed: string): Set<string> {
+  const out = new Set<string>();
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [name, s] of services) {
+      if (out.has(name) || name === failed) continue;
+      const deps = s.resources.flatMap((r) => r.dependsOn.map((d) => parseDependency(d, name).service));
+      if (deps.includes(failed) || deps.some((d) => out.has(d))) {
+        out.add(name);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
