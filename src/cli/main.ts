@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { RepositoryError } from "../config/repository.ts";
 import { registerList } from "./commands/list.ts";
+import { registerSandboxCommand } from "./commands/sandbox.ts";
 import { registerSchema } from "./commands/schema.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerValidate } from "./commands/validate.ts";
@@ -25,6 +26,7 @@ export function buildProgram(): Command<[], { dir?: string; env?: string; verbos
   registerShow(program);
   registerValidate(program);
   registerSchema(program);
+  registerSandboxCommand(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
