@@ -5,6 +5,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$HOMELAB_ROOT"
 scripts/setup.sh
+HOMELAB_NODE=$(cat .homelab/node)
 export PATH="$(dirname "$HOMELAB_NODE"):$PATH"
 log "type check"; node_modules/.bin/tsc -p tsconfig.json
 log "lint"; node_modules/.bin/eslint --max-warnings=0 .
