@@ -8,7 +8,6 @@
 import { createHash } from "node:crypto";
 import { failure } from "./errors.ts";
 import type { GuestBackend, TemplateInfo } from "./guest-backend.ts";
-import { formatDiskSize } from "./formats.ts";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -73,6 +72,12 @@ export interface GuestState {
   vmid: number;
   node: string;
   config: Record<string, ConfigValue>;
+  /**
+   * Changes to a running container that only apply at its next start, as
+   * Proxmox keeps them in the config's `[pve:pending]` section.
+   */
+  pending: Record<string, ConfigValue>;
+  pendingDelete: string[];
   /** Whether the backend has made it (false while being created). */
   created: boolean;
   running: boolean;
@@ -265,9 +270,4 @@ export function configDigest(config: Record<string, ConfigValue>): string {
     .map((k) => `${k}: ${String(config[k])}\n`)
     .join("");
   return createHash("sha1").update(text).digest("hex");
-}
-
-/** Bytes of a volume's `size=`. */
-export function sizeLabel(bytes: number): string {
-  return formatDiskSize(bytes);
 }

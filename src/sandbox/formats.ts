@@ -206,9 +206,9 @@ export const STARTUP_FORMAT: PropertyFormat = {
   },
 };
 
-/** A mount volume: `STORAGE:SIZE_GB`, `STORAGE:VOLUME`, or an absolute host path (root only). */
+/** A mount volume: `STORAGE:SIZE_GB`, `STORAGE:VOLUME`, a bare size in GiB (on `storage`), or an absolute host path (root only). */
 export function checkMountVolume(v: string): string | undefined {
-  if (v.startsWith("/")) return undefined;
+  if (v.startsWith("/") || /^\d+(\.\d+)?$/.test(v)) return undefined;
   const m = /^([^:\s]+):(\S+)$/.exec(v);
   if (!m || checkStorageId(m[1] ?? "") !== undefined) return `unable to parse volume ID '${v}'`;
   return undefined;

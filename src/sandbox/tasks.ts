@@ -38,6 +38,8 @@ export interface TaskWork {
   onError?(error: Error): Promise<void> | void;
   /** Called when the task has ended either way (after `onError`). */
   finally?(): void;
+  /** Put before the error text, as Proxmox's create does (`unable to create CT 100 -`). */
+  errorPrefix?: string;
 }
 
 /** Formats a UPID the way Proxmox does (upper-case hex, trailing colon). */
@@ -150,7 +152,8 @@ export class Tasks {
     }
     work.finally?.();
     if (error) {
-      const message = error.message.replace(/\n+$/, "");
+      const text = error.message.replace(/\n+$/, "");
+      const message = work.errorPrefix !== undefined ? `${work.errorPrefix} ${text}` : text;
       record.log.push(`TASK ERROR: ${message}`);
       record.exitstatus = message;
     } else if (warnings > 0) {

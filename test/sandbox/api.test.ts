@@ -130,9 +130,10 @@ describe("sandbox API basics", () => {
     const form = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "150", ostemplate: "local:vztmpl/none.tar.zst", start: "yes" } });
     assert.equal(form.status, 400);
     assert.equal((form.body as { errors: Record<string, string> }).errors["start"], "type check ('boolean') failed - got 'yes'");
-    const json = await c.call("POST", "/nodes/pve-01/lxc", { json: { vmid: 150, ostemplate: "local:vztmpl/none.tar.zst", start: true } });
+    const json = await c.call("POST", "/nodes/pve-01/lxc", { json: { vmid: 150, ostemplate: "nfs:vztmpl/none.tar.zst", rootfs: "local-lvm:1", start: true } });
     assert.equal(json.status, 500, "a JSON boolean passes the parameter check");
-    const jsonBad = await c.call("POST", "/nodes/pve-01/lxc", { json: { vmid: 150, ostemplate: "local:vztmpl/none.tar.zst", start: "true" } });
+    assert.equal(json.reason, "storage 'nfs' does not exist");
+    const jsonBad = await c.call("POST", "/nodes/pve-01/lxc", { json: { vmid: 150, ostemplate: "nfs:vztmpl/none.tar.zst", rootfs: "local-lvm:1", start: "true" } });
     assert.equal(jsonBad.status, 400);
   });
 

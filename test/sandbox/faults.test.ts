@@ -55,9 +55,9 @@ describe("fault injection", () => {
     await withSandbox({ taskDurationMs: 30 }, async (c, sb) => {
       sb.faults.set({ taskFailRate: 1, taskTypes: ["vzcreate"] });
       const st = await c.createCt("pve-01", 200);
-      assert.equal(st.exitstatus, "sandbox: injected task failure");
+      assert.equal(st.exitstatus, "unable to create CT 200 - sandbox: injected task failure");
       const log = (await c.ok("GET", `/nodes/pve-01/tasks/${encodeURIComponent(st.upid)}/log`)) as { t: string }[];
-      assert.equal(log.at(-1)?.t, "TASK ERROR: sandbox: injected task failure");
+      assert.equal(log.at(-1)?.t, "TASK ERROR: unable to create CT 200 - sandbox: injected task failure");
       assert.equal((await c.call("GET", "/nodes/pve-01/lxc/200/config")).status, 500);
       assert.equal(await c.ok("GET", "/cluster/nextid"), "100");
       sb.faults.set({ taskFailRate: 0, taskDelayMs: 400, taskTypes: [] });

@@ -19,7 +19,9 @@ describe("sandbox containers", () => {
       assert.equal(running["status"], "running");
       assert.equal(running["exitstatus"], undefined);
       assert.equal(running["type"], "vzcreate");
-      assert.equal((await config(c, "pve-01", 101))["lock"], "create");
+      const during = await config(c, "pve-01", 101);
+      assert.equal(during["lock"], "create");
+      assert.equal(during["hostname"], undefined, "Proxmox writes the config only once the template is unpacked");
       const status = (await c.ok("GET", "/nodes/pve-01/lxc/101/status/current")) as Record<string, unknown>;
       assert.equal(status["lock"], "create");
       const done = await c.waitTask("pve-01", upid);
@@ -99,13 +101,13 @@ describe("sandbox containers", () => {
     });
   });
 
-  it("defaults: hostname CT<vmid>, privileged unless `unprivileged=1` (the API's default), memory/swap 512, generated hwaddr", async () => {
+  it("defaults: hostname CT<vmid>, unprivileged unless `unprivileged=0`, memory/swap 512, generated hwaddr", async () => {
     await withSandbox({}, async (c) => {
       await c.ok("POST", "/nodes/pve-02/lxc", { form: { vmid: "110", ostemplate: "local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst", rootfs: "local-lvm:8", net0: "name=eth0,bridge=vmbr0,ip=10.0.0.5/24,gw=10.0.0.1" } });
       await sleep(60);
       const cfg = await config(c, "pve-02", 110);
       assert.equal(cfg["hostname"], "CT110");
-      assert.equal(cfg["unprivileged"], undefined);
+      assert.equal(cfg["unprivileged"], 1, "create defaults to unprivileged, unlike the config option's default");
       assert.equal(cfg["memory"], 512);
       assert.equal(cfg["swap"], 512);
       assert.equal(cfg["ostype"], "ubuntu");
@@ -113,9 +115,9 @@ describe("sandbox containers", () => {
       assert.equal(cfg["rootfs"], "local-lvm:vm-110-disk-0,size=8G");
       assert.match(String(cfg["net0"]), /^name=eth0,bridge=vmbr0,gw=10\.0\.0\.1,hwaddr=BC:24:11(:[0-9A-F]{2}){3},ip=10\.0\.0\.5\/24,type=veth$/);
       assert.match(String(cfg["digest"]), /^[0-9a-f]{40}$/);
-      await c.createCt("pve-02", 111, { hostname: "web-1" });
+      await c.createCt("pve-02", 111, { hostname: "web-1", unprivileged: "0" });
       const cfg2 = await config(c, "pve-02", 111);
-      assert.equal(cfg2["unprivileged"], 1);
+      assert.equal(cfg2["unprivileged"], undefined, "a privileged container has no `unprivileged` line");
       assert.equal(cfg2["hostname"], "web-1");
       const list = (await c.ok("GET", "/nodes/pve-02/lxc")) as { vmid: number; name: string; status: string }[];
       assert.deepEqual(list.map((g) => [g.vmid, g.name, g.status]).sort(), [[110, "CT110", "stopped"], [111, "web-1", "stopped"]]);
@@ -151,11 +153,25 @@ describe("sandbox containers", () => {
       assert.equal(errorsOf(noName.body)["net0.name"], "property is missing and it is not optional");
       const badMac = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "130", ostemplate: TEMPLATE, net0: "name=eth0,hwaddr=01:00:00:00:00:01" } });
       assert.match(errorsOf(badMac.body)["net0.hwaddr"] ?? "", /unicast MAC/);
-      const noTemplate = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "130", ostemplate: "local:vztmpl/debian-99-standard_99.0-1_amd64.tar.zst", rootfs: "local-lvm:8" } });
-      assert.equal(noTemplate.status, 500);
-      assert.equal(noTemplate.reason, "volume 'local:vztmpl/debian-99-standard_99.0-1_amd64.tar.zst' does not exist");
+      // A missing template is only found by the task, as on Proxmox: clients must read the task's exit status.
+      const noTemplate = await c.createCt("pve-01", 130, { ostemplate: "local:vztmpl/debian-99-standard_99.0-1_amd64.tar.zst" });
+      assert.equal(noTemplate.exitstatus, "unable to create CT 130 - volume 'local:vztmpl/debian-99-standard_99.0-1_amd64.tar.zst' does not exist");
+      assert.equal((await c.call("GET", "/nodes/pve-01/lxc/130/config")).status, 500, "a failed create leaves nothing");
+      const vols = (await c.ok("GET", "/nodes/pve-01/storage/local-lvm/content")) as { vmid: number }[];
+      assert.ok(!vols.some((v) => v.vmid === 130), "nor its volumes");
+      const badStorage = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "130", ostemplate: "nfs:vztmpl/x.tar.zst", rootfs: "local-lvm:8" } });
+      assert.equal(badStorage.reason, "storage 'nfs' does not exist");
       const dirRoot = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "130", ostemplate: TEMPLATE } });
-      assert.equal(dirRoot.reason, "storage 'local' does not support container directories");
+      assert.equal(dirRoot.status, 400);
+      assert.deepEqual(errorsOf(dirRoot.body), { storage: "storage 'local' does not support container directories" });
+      const bare = await c.createCt("pve-01", 133, { rootfs: "3", storage: "local-lvm" });
+      assert.equal(bare.exitstatus, "OK");
+      assert.equal((await config(c, "pve-01", 133))["rootfs"], "local-lvm:vm-133-disk-0,size=3G");
+      const mpOnly = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "134", ostemplate: TEMPLATE, storage: "local-lvm", mp0: "local-lvm:2,mp=/data" } });
+      assert.equal(mpOnly.reason, "mount points configured, but 'rootfs' not set - aborting");
+      const withMp = await c.createCt("pve-01", 134, { mp0: "local-lvm:2,mp=/data" });
+      assert.equal(withMp.exitstatus, "OK");
+      assert.equal((await config(c, "pve-01", 134))["mp0"], "local-lvm:vm-134-disk-1,mp=/data,size=2G");
       const badBridge = await c.createCt("pve-01", 131, { net0: "name=eth0,bridge=vmbr7,ip=dhcp" });
       assert.equal(badBridge.exitstatus, "OK");
       const up = await c.ok("POST", "/nodes/pve-01/lxc/131/status/start");
@@ -174,7 +190,7 @@ describe("sandbox containers", () => {
       const token = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "140", ostemplate: TEMPLATE, rootfs: "local-lvm:4", unprivileged: "1", features: "nesting=1,keyctl=1" } });
       assert.equal(token.status, 403);
       assert.equal(token.reason, "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)");
-      const privileged = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "140", ostemplate: TEMPLATE, rootfs: "local-lvm:4", features: "nesting=1" } });
+      const privileged = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "140", ostemplate: TEMPLATE, rootfs: "local-lvm:4", unprivileged: "0", features: "nesting=1" } });
       assert.equal(privileged.status, 403);
       assert.match(privileged.reason, /privileged container is only allowed for root@pam/);
       assert.equal((await c.createCt("pve-01", 140, { features: "nesting=1" })).exitstatus, "OK");
@@ -186,8 +202,18 @@ describe("sandbox containers", () => {
       assert.equal((await config(c, "pve-01", 140))["features"], "keyctl=1,nesting=1");
       const create = await c.call("POST", "/nodes/pve-01/lxc", { auth: root, form: { vmid: "141", ostemplate: TEMPLATE, rootfs: "local-lvm:4", features: "nesting=1,keyctl=1,fuse=1" } });
       assert.equal(create.status, 200);
-      // The token may still toggle nesting alone.
+      // The token may still toggle nesting alone, but not name another flag even with its current value's opposite.
       assert.equal((await c.call("PUT", "/nodes/pve-01/lxc/140/config", { form: { features: "keyctl=1" } })).status, 200);
+      assert.equal((await c.call("PUT", "/nodes/pve-01/lxc/140/config", { form: { features: "keyctl=1,nesting=0,fuse=0" } })).status, 403);
+      // On a new container, naming any flag but nesting counts as a change (Proxmox compares keys, not values).
+      const explicitOff = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "142", ostemplate: TEMPLATE, rootfs: "local-lvm:4", features: "nesting=1,keyctl=0" } });
+      assert.equal(explicitOff.status, 403);
+      const bind = await c.call("POST", "/nodes/pve-01/lxc", { form: { vmid: "142", ostemplate: TEMPLATE, rootfs: "local-lvm:4", mp0: "/srv/data,mp=/data" } });
+      assert.equal(bind.reason, "Permission check failed (mount point type bind is only allowed for root@pam)");
+      const dev = await c.call("PUT", "/nodes/pve-01/lxc/140/config", { form: { dev0: "/dev/fuse" } });
+      assert.equal(dev.reason, "Permission check failed (configuring device passthrough is only allowed for root@pam)");
+      const rootBind = await c.call("POST", "/nodes/pve-01/lxc", { auth: root, form: { vmid: "143", ostemplate: TEMPLATE, rootfs: "local-lvm:4", mp0: "/srv/data,mp=/data" } });
+      assert.equal(rootBind.status, 200);
     });
   });
 
@@ -245,8 +271,12 @@ describe("sandbox containers", () => {
       assert.equal(both.status, 400);
       const ro = await c.call("PUT", "/nodes/pve-03/lxc/160/config", { form: { unprivileged: "0" } });
       assert.equal(ro.reason, "unable to modify read-only option: 'unprivileged'");
-      const unknownKey = await c.call("PUT", "/nodes/pve-03/lxc/160/config", { form: { delete: "bogus" } });
-      assert.equal(unknownKey.status, 400);
+      // Deleting what is not set is only a warning on Proxmox.
+      assert.equal((await c.call("PUT", "/nodes/pve-03/lxc/160/config", { form: { delete: "nameserver" } })).status, 200);
+      const required = await c.call("PUT", "/nodes/pve-03/lxc/160/config", { form: { delete: "memory" } });
+      assert.equal(required.reason, "unable to delete required option 'memory'");
+      const badStorage = await c.call("PUT", "/nodes/pve-03/lxc/160/config", { form: { mp0: "local:1,mp=/x" } });
+      assert.equal(badStorage.reason, "storage 'local' does not allow content type 'rootdir' (Container)");
       const net = String(cfg2["net0"]);
       await c.ok("PUT", "/nodes/pve-03/lxc/160/config", { form: { net0: "name=eth0,bridge=vmbr0,ip=10.1.1.9/24" } });
       const hw = /hwaddr=([^,]+)/.exec(net)?.[1];
@@ -254,6 +284,26 @@ describe("sandbox containers", () => {
       const missing = await c.call("GET", "/nodes/pve-01/lxc/160/config");
       assert.equal(missing.status, 500);
       assert.equal(missing.reason, "Configuration file 'nodes/pve-01/lxc/160.conf' does not exist");
+    });
+  });
+
+  it("a running container takes memory, cores, tags, hostname at once; other changes wait for the next start", async () => {
+    await withSandbox({}, async (c) => {
+      await c.createCt("pve-01", 165, { features: "nesting=1" });
+      await c.waitTask("pve-01", await c.ok("POST", "/nodes/pve-01/lxc/165/status/start"));
+      await c.ok("PUT", "/nodes/pve-01/lxc/165/config", { form: { memory: "768", searchdomain: "lan", delete: "features" } });
+      const shown = await config(c, "pve-01", 165);
+      assert.equal(shown["memory"], 768);
+      assert.equal(shown["searchdomain"], "lan", "GET config shows pending values by default");
+      assert.equal(shown["features"], undefined);
+      const current = (await c.ok("GET", "/nodes/pve-01/lxc/165/config?current=1")) as Config;
+      assert.equal(current["memory"], 768);
+      assert.equal(current["searchdomain"], undefined);
+      assert.equal(current["features"], "nesting=1");
+      await c.waitTask("pve-01", await c.ok("POST", "/nodes/pve-01/lxc/165/status/reboot"));
+      const applied = (await c.ok("GET", "/nodes/pve-01/lxc/165/config?current=1")) as Config;
+      assert.equal(applied["searchdomain"], "lan");
+      assert.equal(applied["features"], undefined);
     });
   });
 

@@ -123,7 +123,10 @@ const UPDATE_PARAMS: ParamSpec = {
 const NOT_CONFIG = new Set(["node", "vmid", "delete", "digest", "revert"]);
 const CREATE_ONLY = new Set(["ostemplate", "bwlimit", "force", "ha-managed", "ignore-unpack-errors", "password", "pool", "restore", "ssh-public-keys", "start", "storage", "unique", "lock"]);
 
-const FEATURE_FLAGS = ["force_rw_sys", "fuse", "keyctl", "mknod", "mount", "nesting"] as const;
+
+/** Options a running container takes at once; the rest wait for its next start. */
+const LIVE_OPTIONS = new Set(["description", "onboot", "startup", "protection", "hostname", "hookscript", "cores", "tags", "lock", "memory", "swap", "cpulimit", "cpuunits"]);
+const LIVE_DELETES = new Set(["description", "onboot", "startup", "protection", "hostname", "hookscript", "cores", "tags", "lock", "swap", "cpulimit", "cpuunits"]);
 
 /** The state of a guest as the status, list and resources endpoints show it. */
 export async function guestSummary(state: SandboxState, g: GuestState): Promise<Record<string, unknown>> {
@@ -161,18 +164,64 @@ function rootfsSize(config: Record<string, ConfigValue>): number {
   return m ? parseDiskSize(m[1] ?? "0") : 0;
 }
 
-/** Proxmox's permission rule for feature flags: a token (even root's) may only touch `nesting`. */
-function checkFeaturePermission(user: string, unprivileged: boolean, before: PropertyValues, after: PropertyValues): void {
-  if (user === "root@pam") return;
-  const changed = FEATURE_FLAGS.filter((f) => normalizedFlag(before[f]) !== normalizedFlag(after[f]));
-  if (changed.length === 0) return;
-  if (!unprivileged) throw permissionDenied("changing feature flags for privileged container is only allowed for root@pam");
-  if (changed.some((f) => f !== "nesting")) throw permissionDenied("changing feature flags (except nesting) is only allowed for root@pam");
+function parseProp(spec: ParamSpec, name: string, text: string): PropertyValues {
+  return propertyValues(ruleFor(spec, name), name, text);
 }
 
-function normalizedFlag(v: Scalar | undefined): string {
-  if (v === undefined || v === false || v === "") return "";
-  return v === true ? "1" : String(v);
+/** Proxmox's mount point types: a storage volume, a bind-mounted host path, or a device. */
+function mountType(volume: string): "volume" | "bind" | "device" {
+  if (volume.startsWith("/dev/")) return "device";
+  return volume.startsWith("/") ? "bind" : "volume";
+}
+
+function flagText(v: Scalar | undefined): string {
+  if (v === undefined) return "";
+  return typeof v === "boolean" ? (v ? "1" : "0") : String(v);
+}
+
+/**
+ * Proxmox's permission rules for config changes by anyone but `root@pam`
+ * itself (an API token of root is not root@pam): feature flags other than
+ * `nesting`, bind and device mounts, device passthrough and hookscripts.
+ */
+function checkConfigPermission(
+  user: string,
+  unprivileged: boolean,
+  oldConfig: Record<string, ConfigValue> | undefined,
+  params: Record<string, Scalar>,
+  deletes: string[],
+): void {
+  if (user === "root@pam") return;
+  const check = (key: string, deleting: boolean): void => {
+    if (key === "rootfs" || /^mp\d+$/.test(key)) {
+      if (deleting) return;
+      const type = mountType(String(parseProp(UPDATE_PARAMS, key, String(params[key]))["volume"]));
+      if (type !== "volume") throw permissionDenied(`mount point type ${type} is only allowed for root@pam`);
+    } else if (/^dev\d+$/.test(key)) {
+      throw permissionDenied("configuring device passthrough is only allowed for root@pam");
+    } else if (key === "hookscript") {
+      throw permissionDenied("changing the hookscript is only allowed for root@pam");
+    } else if (key === "features") {
+      if (!unprivileged) throw permissionDenied("changing feature flags for privileged container is only allowed for root@pam");
+      const old = oldConfig?.["features"] !== undefined ? parseProp(UPDATE_PARAMS, "features", String(oldConfig["features"])) : undefined;
+      const onlyNesting = (f: PropertyValues): boolean => Object.keys(f).length === 1 && f["nesting"] === true;
+      let otherChanged: boolean;
+      if (deleting) {
+        otherChanged = old !== undefined && Object.keys(old).length > 0 && !onlyNesting(old);
+      } else {
+        const next = parseProp(UPDATE_PARAMS, "features", String(params["features"]));
+        if (old !== undefined && Object.keys(old).length > 0) {
+          const keys = new Set([...Object.keys(old), ...Object.keys(next)]);
+          otherChanged = [...keys].some((f) => f !== "nesting" && flagText(old[f]) !== flagText(next[f]));
+        } else {
+          otherChanged = Object.keys(next).length > 0 && !onlyNesting(next);
+        }
+      }
+      if (otherChanged) throw permissionDenied("changing feature flags (except nesting) is only allowed for root@pam");
+    }
+  };
+  for (const key of Object.keys(params)) if (!NOT_CONFIG.has(key)) check(key, false);
+  for (const key of deletes) check(key, true);
 }
 
 /** Renders checked property values as Proxmox writes them (`volume` bare, `name` first). */
@@ -180,16 +229,12 @@ function render(values: PropertyValues, first: string[]): string {
   return first[0] === "volume" ? formatPropertyString(values, [], "volume") : formatPropertyString(values, first);
 }
 
-function parseProp(spec: ParamSpec, name: string, text: string): PropertyValues {
-  return propertyValues(ruleFor(spec, name), name, text);
-}
-
 /** Turns a `net[n]` value into its stored form (hwaddr kept or generated, `type=veth`). */
-function storeNet(spec: ParamSpec, name: string, text: string, previous: string | undefined): string {
-  const net = parseProp(spec, name, text);
-  const old = previous !== undefined ? parseProp(spec, name, previous) : {};
+function storeNet(name: string, text: string, previous: string | undefined): string {
+  const net = parseProp(UPDATE_PARAMS, name, text);
+  const old = previous !== undefined ? parseProp(UPDATE_PARAMS, name, previous) : {};
   net["hwaddr"] ??= old["hwaddr"] ?? generateMac();
-  net["type"] ??= "veth";
+  net["type"] = "veth";
   return render(net, ["name"]);
 }
 
@@ -211,14 +256,24 @@ function guestNetworks(config: Record<string, ConfigValue>): GuestNetwork[] {
   return out;
 }
 
-/** Allocates a mount volume given as `STORAGE:SIZE_GB`; other forms are kept as given. */
-function storeMount(state: SandboxState, call: Call, node: string, vmid: number, name: string, text: string): string {
+/** Checks that a mount's storage exists and holds container volumes, as create does before forking. */
+function checkMountStorage(volume: string): void {
+  if (mountType(volume) !== "volume") return;
+  const sid = volume.slice(0, volume.indexOf(":"));
+  checkRootdirStorage(sid);
+}
+
+function checkRootdirStorage(sid: string): void {
+  const storage = STORAGES.find((s) => s.storage === sid);
+  if (!storage) throw failure(`storage '${sid}' does not exist`);
+  if (!storage.content.includes("rootdir")) throw paramError({ storage: `storage '${sid}' does not support container directories` });
+}
+
+/** Allocates a mount volume given as `STORAGE:SIZE_GB`; existing volumes and host paths are kept as given. */
+function allocateMount(state: SandboxState, node: string, vmid: number, name: string, text: string): string {
   const values = parseProp(UPDATE_PARAMS, name, text);
   const volume = String(values["volume"]);
-  if (volume.startsWith("/")) {
-    if (call.user !== "root@pam") throw permissionDenied("Only root can pass arbitrary filesystem paths.");
-    return render(values, ["volume"]);
-  }
+  if (mountType(volume) !== "volume") return render(values, ["volume"]);
   const fresh = parseNewVolume(volume);
   if (!fresh) {
     const existing = state.cluster.volumes.get(volume);
@@ -226,9 +281,6 @@ function storeMount(state: SandboxState, call: Call, node: string, vmid: number,
     values["size"] ??= formatDiskSize(existing.size);
     return render(values, ["volume"]);
   }
-  const storage = STORAGES.find((s) => s.storage === fresh.storage);
-  if (!storage) throw failure(`storage '${fresh.storage}' does not exist`);
-  if (!storage.content.includes("rootdir")) throw failure(`storage '${fresh.storage}' does not support container directories`);
   const vol = state.cluster.allocateVolume(node, fresh.storage, vmid, Math.round(fresh.sizeGb * GiB));
   values["volume"] = vol.volid;
   values["size"] = formatDiskSize(vol.size);
@@ -239,11 +291,6 @@ function asConfigValue(rule: Rule | undefined, v: Scalar): ConfigValue {
   if (typeof v === "boolean") return v ? 1 : 0;
   if (rule?.type === "string") return String(v);
   return v;
-}
-
-function featuresOf(config: Record<string, ConfigValue>): PropertyValues {
-  const v = config["features"];
-  return v === undefined ? {} : parseProp(UPDATE_PARAMS, "features", String(v));
 }
 
 function osTypeOf(template: string): string {
@@ -266,14 +313,38 @@ async function withFileLock<T>(state: SandboxState, vmid: number, body: () => Pr
   }
 }
 
+/** Backend changes implied by a config change. */
+function backendChange(state: SandboxState, g: GuestState, before: Record<string, ConfigValue>, after: Record<string, ConfigValue>): Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> {
+  const change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> = {};
+  if (after["memory"] !== before["memory"]) change.memoryMb = Number(after["memory"] ?? 512);
+  if (after["swap"] !== before["swap"]) change.swapMb = Number(after["swap"] ?? 512);
+  if (after["cores"] !== before["cores"]) change.cores = guestCores({ ...g, config: after }, state.cluster.node(g.node).spec.cores);
+  if (after["hostname"] !== before["hostname"]) change.hostname = String(after["hostname"] ?? `CT${g.vmid}`);
+  return change;
+}
+
+/** Applies pending changes, as Proxmox does when a container starts. */
+async function applyPending(state: SandboxState, g: GuestState, ctx: TaskContext): Promise<void> {
+  if (Object.keys(g.pending).length === 0 && g.pendingDelete.length === 0) return;
+  const before = g.config;
+  const after: Record<string, ConfigValue> = { ...before, ...g.pending };
+  for (const key of g.pendingDelete) delete after[key];
+  ctx.log(`applying pending changes: ${[...Object.keys(g.pending), ...g.pendingDelete.map((k) => `-${k}`)].join(", ")}`);
+  const change = backendChange(state, g, before, after);
+  if (Object.keys(change).length > 0) await state.cluster.backend.update(g.vmid, change);
+  g.config = after;
+  g.pending = {};
+  g.pendingDelete = [];
+}
+
 async function startGuest(state: SandboxState, g: GuestState, ctx: TaskContext): Promise<void> {
+  await applyPending(state, g, ctx);
   const node = state.cluster.node(g.node);
   for (const net of guestNetworks(g.config)) {
     if (net.bridge !== "" && !node.bridges.includes(net.bridge)) throw new Error(`bridge '${net.bridge}' does not exist`);
   }
   const st = await state.cluster.backend.status(g.vmid);
   if (st.running) throw new Error(`CT ${g.vmid} already running`);
-  ctx.log(`starting CT ${g.vmid}`);
   await state.cluster.backend.start(g.vmid);
   g.running = true;
 }
@@ -284,100 +355,98 @@ async function create(call: Call): Promise<Reply> {
   state.cluster.node(nodeName);
   const vmid = reqNum(params, "vmid");
   if (flag(params, "restore")) throw failure("restore is not supported by the sandbox", 501);
-  const unprivileged = flag(params, "unprivileged") ?? false;
-  const features = params["features"] !== undefined ? parseProp(CREATE_PARAMS, "features", String(params["features"])) : {};
-  checkFeaturePermission(user, unprivileged, {}, features);
-
-  const storage = str(params, "storage") ?? "local";
-  if (!STORAGES.some((s) => s.storage === storage)) throw failure(`storage '${storage}' does not exist`);
-  const ostemplate = reqStr(params, "ostemplate");
-  const templateStorage = /^([^:]+):/.exec(ostemplate)?.[1];
-  if (templateStorage !== undefined && !STORAGES.some((s) => s.storage === templateStorage)) {
-    throw failure(`storage '${templateStorage}' does not exist`);
-  }
-  const template: TemplateInfo | undefined = (await state.cluster.templates(nodeName)).find((t) => t.volid === ostemplate);
-  if (!template) throw failure(`volume '${ostemplate}' does not exist`);
-
-  // From here to registering the guest nothing awaits, so two creators of one id cannot both pass.
-  const existing = state.cluster.guests.get(vmid);
-  if (existing) throw failure(`CT ${vmid} already exists on node '${existing.node}'`);
-
-  const config: Record<string, ConfigValue> = {
-    arch: str(params, "arch") ?? "amd64",
-    hostname: str(params, "hostname") ?? `CT${vmid}`,
-    memory: num(params, "memory") ?? 512,
-    swap: num(params, "swap") ?? 512,
-    ostype: str(params, "ostype") ?? osTypeOf(ostemplate),
+  const exists = (): void => {
+    const existing = state.cluster.guests.get(vmid);
+    if (existing) throw failure(`CT ${vmid} already exists on node '${existing.node}'`);
   };
+  exists();
+  const pool = str(params, "pool");
+  if (pool !== undefined) throw permissionDenied(`pool '${pool}' does not exist`);
+  // Proxmox's create makes unprivileged containers unless told otherwise (the config option's own default is 0).
+  const unprivileged = flag(params, "unprivileged") ?? true;
+  const storage = str(params, "storage") ?? "local";
+  const ostemplate = reqStr(params, "ostemplate");
+
+  const mounts: Record<string, string> = {};
   for (const [key, value] of Object.entries(params)) {
-    if (NOT_CONFIG.has(key) || CREATE_ONLY.has(key) || key in config) continue;
-    if (key === "rootfs" || /^(net|mp)\d+$/.test(key)) continue;
+    if (key !== "rootfs" && !/^mp\d+$/.test(key)) continue;
+    // A bare number means a new volume of that many GiB on `storage`.
+    mounts[key] = /^\d+(\.\d+)?$/.test(String(value)) ? `${storage}:${String(value)}` : String(value);
+  }
+  checkConfigPermission(user, unprivileged, undefined, { ...params, ...mounts }, []);
+  const templateSid = /^([^:/\s]+):/.exec(ostemplate)?.[1];
+  if (templateSid === undefined) throw failure(`unable to parse volume ID '${ostemplate}'`);
+  if (!STORAGES.some((s) => s.storage === templateSid)) throw failure(`storage '${templateSid}' does not exist`);
+  if (Object.keys(mounts).length > 0 && mounts["rootfs"] === undefined) throw failure("mount points configured, but 'rootfs' not set - aborting");
+  for (const [key, text] of Object.entries(mounts)) checkMountStorage(String(parseProp(UPDATE_PARAMS, key, text)["volume"]));
+  if (mounts["rootfs"] === undefined) checkRootdirStorage(storage);
+  const template: TemplateInfo | undefined = (await state.cluster.templates(nodeName)).find((t) => t.volid === ostemplate);
+
+  const config: Record<string, ConfigValue> = { arch: "amd64", ostype: osTypeOf(ostemplate) };
+  for (const [key, value] of Object.entries(params)) {
+    if (NOT_CONFIG.has(key) || CREATE_ONLY.has(key) || key === "rootfs" || /^(mp|unused)\d+$/.test(key) || key === "unprivileged") continue;
     if (key === "tags") {
       const tags = normalizeTags(String(value));
       if (tags !== "") config["tags"] = tags;
-      continue;
+    } else if (/^net\d+$/.test(key)) {
+      config[key] = storeNet(key, String(value), undefined);
+    } else if (key === "features") {
+      config[key] = render(parseProp(UPDATE_PARAMS, key, String(value)), []);
+    } else {
+      config[key] = asConfigValue(ruleFor(CREATE_PARAMS, key), value);
     }
-    if (key === "features") {
-      config["features"] = render(features, []);
-      continue;
-    }
-    if (key === "unprivileged" && value === false) continue;
-    config[key] = asConfigValue(ruleFor(CREATE_PARAMS, key), value);
   }
-  for (const [key, value] of Object.entries(params)) {
-    if (/^net\d+$/.test(key)) config[key] = storeNet(CREATE_PARAMS, key, String(value), undefined);
-  }
-  // Volumes last: a refused parameter above must not leave volumes behind.
-  const allocated: string[] = [];
-  try {
-    config["rootfs"] = storeMount(state, call, nodeName, vmid, "rootfs", str(params, "rootfs") ?? `${storage}:4`);
-    allocated.push("rootfs");
-    for (const [key, value] of Object.entries(params)) {
-      if (/^mp\d+$/.test(key)) config[key] = storeMount(state, call, nodeName, vmid, key, String(value));
-    }
-  } catch (e) {
-    state.cluster.freeVolumes(vmid);
-    throw e;
-  }
-  config["lock"] = "create";
-  const g: GuestState = { vmid, node: nodeName, config, created: false, running: false };
-  state.cluster.guests.set(vmid, g);
+  if (unprivileged) config["unprivileged"] = 1;
 
+  // Nothing awaits between this check and registering the guest, so two creators of one id cannot both pass.
+  exists();
+  const g: GuestState = { vmid, node: nodeName, config: { lock: "create" }, pending: {}, pendingDelete: [], created: false, running: false };
+  state.cluster.guests.set(vmid, g);
   let release: () => void;
   try {
     release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
   } catch (e) {
     state.cluster.guests.delete(vmid);
-    state.cluster.freeVolumes(vmid);
     throw e;
   }
-  const spec: GuestSpec = {
-    vmid,
-    node: nodeName,
-    hostname: String(config["hostname"]),
-    template,
-    memoryMb: Number(config["memory"]),
-    swapMb: Number(config["swap"]),
-    cores: guestCores(g, state.cluster.node(nodeName).spec.cores),
-    diskGb: rootfsSize(config) / GiB,
-    net: guestNetworks(config),
-    sshPublicKeys: str(params, "ssh-public-keys") ?? "",
-    unprivileged,
-    features: { nesting: features["nesting"] === true, keyctl: features["keyctl"] === true },
-  };
+  const features = config["features"] !== undefined ? parseProp(UPDATE_PARAMS, "features", String(config["features"])) : {};
   const startAfter = flag(params, "start") ?? false;
   let made = false;
   const upid = state.tasks.start(nodeName, "vzcreate", String(vmid), user, {
+    errorPrefix: `unable to create CT ${vmid} -`,
     async run(ctx) {
+      for (const [key, text] of Object.entries({ rootfs: `${storage}:4`, ...mounts })) {
+        config[key] = allocateMount(state, nodeName, vmid, key, text);
+        const vol = String(parseProp(UPDATE_PARAMS, key, String(config[key]))["volume"]);
+        if (mountType(vol) === "volume") ctx.log(`  Logical volume "${vol.replace(/^[^:]+:/, "")}" created.`);
+      }
+      if (!template) throw new Error(`volume '${ostemplate}' does not exist`);
       const name = ostemplate.replace(/^[^:]+:vztmpl\//, "");
       ctx.log(`extracting archive '/var/lib/vz/template/cache/${name}'`);
+      config["hostname"] ??= `CT${vmid}`;
+      config["memory"] ??= 512;
+      config["swap"] ??= 512;
+      const spec: GuestSpec = {
+        vmid,
+        node: nodeName,
+        hostname: String(config["hostname"]),
+        template,
+        memoryMb: Number(config["memory"]),
+        swapMb: Number(config["swap"]),
+        cores: guestCores({ ...g, config }, state.cluster.node(nodeName).spec.cores),
+        diskGb: rootfsSize(config) / GiB,
+        net: guestNetworks(config),
+        sshPublicKeys: str(params, "ssh-public-keys") ?? "",
+        unprivileged,
+        features: { nesting: features["nesting"] === true, keyctl: features["keyctl"] === true },
+      };
       await state.cluster.backend.create(spec);
       made = true;
-      g.created = true;
       ctx.log(`Total bytes read: ${template.size * 4} (${Math.round((template.size * 4) / MiB)}MiB)`);
       ctx.log(`Detected container architecture: ${String(config["arch"])}`);
       ctx.log("Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...");
-      delete g.config["lock"];
+      g.config = { ...config };
+      g.created = true;
       if (startAfter) await startGuest(state, g, ctx);
     },
     async onError() {
@@ -427,6 +496,8 @@ async function statusAction(call: Call, action: Action): Promise<Reply> {
             g.running = false;
             return;
           case "reboot":
+            await backend.stop(vmid);
+            await applyPending(state, g, ctx);
             await backend.reboot(vmid);
             g.running = true;
             return;
@@ -442,31 +513,37 @@ async function destroy(call: Call): Promise<Reply> {
   const node = reqStr(params, "node");
   state.cluster.node(node);
   const vmid = reqNum(params, "vmid");
-  state.cluster.guest(node, vmid);
+  const force = flag(params, "force") ?? false;
+  const early = async (g: GuestState): Promise<boolean> => {
+    if (g.config["protection"] === 1) throw failure(`can't remove CT ${vmid} - protection mode enabled`);
+    checkLock(g);
+    const running = g.created && (await state.cluster.backend.status(vmid)).running;
+    if (running && !force) throw failure(`unable to destroy CT ${vmid} - container is running`);
+    return running;
+  };
+  await early(state.cluster.guest(node, vmid));
   const release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
   let handedOver = false;
   try {
+    // Checked again under the lock: the container may have changed while we waited.
     const g = state.cluster.guest(node, vmid);
-    if (g.config["protection"] === 1) throw failure(`can't remove CT ${vmid} - protection mode enabled`);
-    checkLock(g);
-    const force = flag(params, "force") ?? false;
-    const running = g.created && (await state.cluster.backend.status(vmid)).running;
-    if (running && !force) throw failure(`unable to destroy CT ${vmid} - container is running`);
+    await early(g);
     const upid = state.tasks.start(node, "vzdestroy", String(vmid), user, {
       async run(ctx) {
         if (g.created) {
           if ((await state.cluster.backend.status(vmid)).running) {
-            ctx.log(`stopping CT ${vmid}`);
+            ctx.log(`forced to stop CT ${vmid} before destroying!`);
             await state.cluster.backend.stop(vmid);
+            g.running = false;
           }
           await state.cluster.backend.destroy(vmid);
         }
         for (const v of state.cluster.volumes.values()) {
-          if (v.vmid === vmid) ctx.log(`Logical volume "${v.volid.replace(/^[^:]+:/, "")}" successfully removed.`);
+          if (v.vmid === vmid) ctx.log(`  Logical volume "${v.volid.replace(/^[^:]+:/, "")}" successfully removed.`);
         }
         state.cluster.freeVolumes(vmid);
-        state.cluster.guests.delete(vmid);
         if (flag(params, "purge")) ctx.log(`purging CT ${vmid} from related configurations..`);
+        state.cluster.guests.delete(vmid);
       },
       finally: () => release(),
     });
@@ -485,72 +562,107 @@ async function updateConfig(call: Call): Promise<Reply> {
   state.cluster.guest(node, vmid);
   const deletes = splitList(str(params, "delete") ?? "");
   for (const key of deletes) {
-    if (key in params) throw paramError({ delete: `you can't use '-${key}' and '-delete ${key}' at the same time` });
-    if (NOT_CONFIG.has(key) || ruleFor(UPDATE_PARAMS, key) === undefined) throw paramError({ delete: `invalid configuration ID '${key}'` });
+    if (key in params) throw paramError({ delete: `you can't use '-${key}' and -delete ${key}' at the same time` });
   }
   return withFileLock(state, vmid, async () => {
     const g = state.cluster.guest(node, vmid);
+    // A sandbox stand-in for `pct unlock`: deleting only `lock` passes a lock.
+    const onlyUnlock = deletes.length === 1 && deletes[0] === "lock" && Object.keys(params).every((k) => NOT_CONFIG.has(k));
+    if (!onlyUnlock) checkLock(g);
     const digest = str(params, "digest");
     if (digest !== undefined && digest !== configDigest(g.config)) {
       throw failure("detected modified configuration - file changed by other user? Try again.");
     }
-    const onlyUnlock = deletes.length === 1 && deletes[0] === "lock" && Object.keys(params).every((k) => NOT_CONFIG.has(k));
-    if (!onlyUnlock) checkLock(g);
-    if ("unprivileged" in params || deletes.includes("unprivileged")) throw failure("unable to modify read-only option: 'unprivileged'");
-    if (deletes.includes("rootfs")) throw failure("unable to delete required option 'rootfs'");
-    if ("rootfs" in params) {
-      const now = parseProp(UPDATE_PARAMS, "rootfs", String(g.config["rootfs"]));
-      const wanted = parseProp(UPDATE_PARAMS, "rootfs", String(params["rootfs"]));
-      if (wanted["volume"] !== now["volume"]) throw failure("unable to modify read-only option: 'rootfs'");
-    }
-    const unprivileged = g.config["unprivileged"] === 1;
-    if ("features" in params || deletes.includes("features")) {
-      const after = "features" in params ? parseProp(UPDATE_PARAMS, "features", String(params["features"])) : {};
-      checkFeaturePermission(user, unprivileged, featuresOf(g.config), after);
-    }
-    const next: Record<string, ConfigValue> = { ...g.config };
-    for (const [key, value] of Object.entries(params)) {
-      if (NOT_CONFIG.has(key)) continue;
-      if (key === "tags") {
-        const tags = normalizeTags(String(value));
-        if (tags === "") delete next["tags"];
-        else next["tags"] = tags;
-      } else if (/^net\d+$/.test(key)) {
-        const old = g.config[key];
-        next[key] = storeNet(UPDATE_PARAMS, key, String(value), old === undefined ? undefined : String(old));
-      } else if (/^mp\d+$/.test(key)) {
-        next[key] = storeMount(state, call, node, vmid, key, String(value));
-      } else if (key === "features") {
-        next[key] = render(parseProp(UPDATE_PARAMS, key, String(value)), []);
-      } else if (key === "rootfs") {
-        next[key] = render(parseProp(UPDATE_PARAMS, key, String(value)), ["volume"]);
-      } else {
-        next[key] = asConfigValue(ruleFor(UPDATE_PARAMS, key), value);
-      }
-    }
+    checkConfigPermission(user, g.config["unprivileged"] === 1, g.config, params, deletes);
+
+    const protectedMsg = (key: string): string => `can't update CT ${vmid} drive '${key}' - protection mode enabled`;
+    const changes: Record<string, ConfigValue> = {};
+    const removals: string[] = [];
     for (const key of deletes) {
-      const old = next[key];
-      delete next[key];
-      if (/^mp\d+$/.test(key) && old !== undefined) {
-        // Proxmox keeps a removed mount point's volume as an unused disk.
-        const volume = String(parseProp(UPDATE_PARAMS, key, String(old))["volume"]);
-        if (state.cluster.volumes.has(volume)) {
-          let i = 0;
-          while (next[`unused${i}`] !== undefined) i++;
-          next[`unused${i}`] = volume;
+      const current = g.pending[key] ?? g.config[key];
+      // Proxmox only warns about deleting what is not set.
+      if (current === undefined) continue;
+      if (["memory", "rootfs", "ostype"].includes(key)) throw failure(`unable to delete required option '${key}'`);
+      if (key === "unprivileged") throw failure("unable to delete read-only option: 'unprivileged'");
+      if (/^(mp|unused)\d+$/.test(key) && g.config["protection"] === 1) throw failure(`can't remove CT ${vmid} drive '${key}' - protection mode enabled`);
+      removals.push(key);
+    }
+    for (const [key, value] of Object.entries(params).sort(([a], [b]) => a.localeCompare(b))) {
+      if (NOT_CONFIG.has(key)) continue;
+      if (key === "unprivileged") throw failure("unable to modify read-only option: 'unprivileged'");
+      if (key === "rootfs" || /^mp\d+$/.test(key)) {
+        if (g.config["protection"] === 1) throw failure(protectedMsg(key));
+        const volume = String(parseProp(UPDATE_PARAMS, key, String(value))["volume"]);
+        if (mountType(volume) === "volume") {
+          const sid = volume.slice(0, volume.indexOf(":"));
+          const def = STORAGES.find((s) => s.storage === sid);
+          if (!def) throw failure(`storage '${sid}' does not exist`);
+          if (!def.content.includes("rootdir")) throw failure(`storage '${sid}' does not allow content type 'rootdir' (Container)`);
+        }
+        if (key === "rootfs") {
+          const now = String(parseProp(UPDATE_PARAMS, "rootfs", String(g.config["rootfs"]))["volume"]);
+          if (volume !== now) throw failure("sandbox: replacing the root volume is not supported; change its options only");
         }
       }
-      if (/^unused\d+$/.test(key) && old !== undefined) state.cluster.volumes.delete(String(old));
+      if (key === "tags") changes[key] = normalizeTags(String(value));
+      else if (/^net\d+$/.test(key)) {
+        const old = g.pending[key] ?? g.config[key];
+        changes[key] = storeNet(key, String(value), old === undefined ? undefined : String(old));
+      } else if (/^mp\d+$/.test(key)) changes[key] = allocateMount(state, node, vmid, key, String(value));
+      else if (key === "features") changes[key] = render(parseProp(UPDATE_PARAMS, key, String(value)), []);
+      else if (key === "rootfs") changes[key] = render(parseProp(UPDATE_PARAMS, key, String(value)), ["volume"]);
+      else changes[key] = asConfigValue(ruleFor(UPDATE_PARAMS, key), value);
     }
-    const change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> = {};
-    if (next["memory"] !== g.config["memory"]) change.memoryMb = Number(next["memory"] ?? 512);
-    if (next["swap"] !== g.config["swap"]) change.swapMb = Number(next["swap"] ?? 512);
-    if (next["cores"] !== g.config["cores"]) change.cores = guestCores({ ...g, config: next }, state.cluster.node(node).spec.cores);
-    if (next["hostname"] !== g.config["hostname"]) change.hostname = String(next["hostname"] ?? `CT${vmid}`);
+
+    const running = g.created && (await state.cluster.backend.status(vmid)).running;
+    const before = g.config;
+    const next: Record<string, ConfigValue> = { ...before };
+    const pending = { ...g.pending };
+    const pendingDelete = g.pendingDelete.filter((k) => !(k in changes));
+    for (const [key, value] of Object.entries(changes)) {
+      // A running container takes some options at once, and new mount points or NICs are hot-plugged.
+      const live = !running || LIVE_OPTIONS.has(key) || /^net\d+$/.test(key) || (/^mp\d+$/.test(key) && before[key] === undefined);
+      if (live) {
+        if (key === "tags" && value === "") delete next[key];
+        else next[key] = value;
+        delete pending[key];
+      } else {
+        pending[key] = value;
+      }
+    }
+    for (const key of removals) {
+      if (!running || LIVE_DELETES.has(key) || /^(net|unused)\d+$/.test(key)) {
+        const old = next[key];
+        delete next[key];
+        delete pending[key];
+        if (/^mp\d+$/.test(key) && old !== undefined) {
+          // Proxmox keeps a removed mount point's volume as an unused disk.
+          const volume = String(parseProp(UPDATE_PARAMS, key, String(old))["volume"]);
+          if (state.cluster.volumes.has(volume)) {
+            let i = 0;
+            while (next[`unused${i}`] !== undefined) i++;
+            next[`unused${i}`] = volume;
+          }
+        }
+        if (/^unused\d+$/.test(key) && old !== undefined) state.cluster.volumes.delete(String(old));
+      } else if (!pendingDelete.includes(key)) {
+        pendingDelete.push(key);
+      }
+    }
+    const change = backendChange(state, g, before, next);
     if (g.created && Object.keys(change).length > 0) await state.cluster.backend.update(vmid, change);
     g.config = next;
+    g.pending = pending;
+    g.pendingDelete = pendingDelete;
     return { data: null };
   });
+}
+
+/** The config with pending changes laid over it, as `GET .../config` shows by default. */
+function withPending(g: GuestState): Record<string, ConfigValue> {
+  const out: Record<string, ConfigValue> = { ...g.config, ...g.pending };
+  for (const key of g.pendingDelete) delete out[key];
+  return out;
 }
 
 const NODE_VMID: ParamSpec = { rules: { node: NODE, vmid: VMID } };
@@ -592,7 +704,8 @@ export const lxcEndpoints: Endpoint[] = [
       const g = state.cluster.guest(node, reqNum(params, "vmid"));
       const snapshot = str(params, "snapshot");
       if (snapshot !== undefined) throw failure(`snapshot '${snapshot}' does not exist`);
-      return Promise.resolve({ data: { ...g.config, digest: configDigest(g.config) } });
+      const config = flag(params, "current") ? g.config : withPending(g);
+      return Promise.resolve({ data: { ...config, digest: configDigest(g.config) } });
     },
   },
   { method: "PUT", path: "/nodes/{node}/lxc/{vmid}/config", params: UPDATE_PARAMS, handle: updateConfig },
