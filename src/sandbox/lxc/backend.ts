@@ -16,6 +16,7 @@ import { dirname, join, resolve } from "node:path";
 import type { GuestBackend, GuestInterface, GuestRuntimeStatus, GuestSpec, TemplateInfo } from "../guest-backend.ts";
 import {
   aptCacherArgv,
+  aptCacherConfig,
   aptProxyConf,
   bridgeCreateCommands,
   cpusetFor,
@@ -349,17 +350,13 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     await writeFile(regConf, registryConfig(subnet.hostAddress, REGISTRY_PORT, join(registryDir, "data")));
     await startDaemon("registry", registryArgv(regConf), () => tcpAnswers(subnet.hostAddress, REGISTRY_PORT));
     await mkdir(join(packageCacheDir, "cache"), { recursive: true });
-    await startDaemon(
-      "apt-cacher-ng",
-      aptCacherArgv({
-        address: subnet.hostAddress,
-        port: PACKAGE_CACHE_PORT,
-        cacheDir: join(packageCacheDir, "cache"),
-        logDir,
-        runDir,
-      }),
-      () => tcpAnswers(subnet.hostAddress, PACKAGE_CACHE_PORT),
+    const acngDir = join(stateDir, "run", "apt-cacher-ng");
+    await mkdir(acngDir, { recursive: true });
+    await writeFile(
+      join(acngDir, "acng.conf"),
+      aptCacherConfig({ address: subnet.hostAddress, port: PACKAGE_CACHE_PORT, cacheDir: join(packageCacheDir, "cache"), logDir, runDir }),
     );
+    await startDaemon("apt-cacher-ng", aptCacherArgv(acngDir), () => tcpAnswers(subnet.hostAddress, PACKAGE_CACHE_PORT));
     return report;
   }
 

@@ -310,22 +310,33 @@ export function registryConfig(address: string, port: number, storageDir: string
   ].join("\n");
 }
 
-/** The package cache's argv: apt-cacher-ng in the foreground on the bridge address, our own folders. */
-export function aptCacherArgv(o: { address: string; port: number; cacheDir: string; logDir: string; runDir: string }): string[] {
+/**
+ * The package cache's config. No mirror remaps: Debian's package points
+ * `/debian` at a mirror list (ftp.debian.org) that may not be reachable,
+ * while the host reaches the archive the guests' sources name, so the cache
+ * fetches exactly the URL a guest asked for.
+ */
+export function aptCacherConfig(o: { address: string; port: number; cacheDir: string; logDir: string; runDir: string }): string {
   return [
-    "apt-cacher-ng",
-    "-c",
-    "/etc/apt-cacher-ng",
-    "ForeGround=1",
-    `BindAddress=${o.address}`,
-    `Port=${o.port}`,
-    `CacheDir=${o.cacheDir}`,
-    `LogDir=${o.logDir}`,
-    `PidFile=${o.runDir}/apt-cacher-ng.pid`,
-    `SocketPath=${o.runDir}/apt-cacher-ng.socket`,
-    // Containers never need HTTPS tunnels through it.
-    "PassThroughPattern=^$",
-  ];
+    "# homelab sandbox package cache (generated)",
+    `CacheDir: ${o.cacheDir}`,
+    `LogDir: ${o.logDir}`,
+    "SupportDir: /usr/lib/apt-cacher-ng",
+    `BindAddress: ${o.address}`,
+    `Port: ${o.port}`,
+    `PidFile: ${o.runDir}/apt-cacher-ng.pid`,
+    `SocketPath: ${o.runDir}/apt-cacher-ng.socket`,
+    "ReportPage: acng-report.html",
+    "ExThreshold: 4",
+    // Guests never need HTTPS tunnels through it.
+    "PassThroughPattern: ^$",
+    "",
+  ].join("\n");
+}
+
+/** The package cache's argv: apt-cacher-ng in the foreground with its config folder. */
+export function aptCacherArgv(confDir: string): string[] {
+  return ["apt-cacher-ng", "-c", confDir, "ForeGround=1"];
 }
 
 /** Where the lxcfs a sandbox started records its pid (shared by every sandbox on the host). */
