@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".homelab/", "services/", "**/*.js", "!eslint.config.js"] },
+  { ignores: ["node_modules/", ".homelab/", "dist/", "tmp/", "services/", "**/*.js", "!eslint.config.js"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
