@@ -33,6 +33,8 @@ export interface TaskContext {
 
 /** The body of a task and its clean-up on failure. */
 export interface TaskWork {
+  /** Runs before the task's duration elapses (e.g. taking a lock, as a worker does first). */
+  before?(ctx: TaskContext): Promise<void>;
   run(ctx: TaskContext): Promise<void>;
   /** Called when the task fails (injected failure included), before it is marked stopped. */
   onError?(error: Error): Promise<void> | void;
@@ -139,6 +141,7 @@ export class Tasks {
     };
     let error: Error | undefined;
     try {
+      await work.before?.(ctx);
       await ctx.sleep(this.durationMs + fault.extraMs);
       if (fault.fail) throw new Error("sandbox: injected task failure");
       await work.run(ctx);

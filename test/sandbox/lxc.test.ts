@@ -49,11 +49,15 @@ describe("sandbox containers", () => {
   it("config file lock: a change waits for a busy container and times out like Proxmox", async () => {
     await withSandbox({ taskDurationMs: 600, lockTimeoutMs: 100 }, async (c) => {
       const upid = await c.ok("POST", "/nodes/pve-01/lxc", { form: { vmid: "102", ostemplate: TEMPLATE, rootfs: "local-lvm:4" } });
+      const del = await c.call("DELETE", "/nodes/pve-01/lxc/102");
+      assert.equal(del.status, 500);
+      assert.equal(del.reason, "CT is locked (create)");
       const busy = await c.call("PUT", "/nodes/pve-01/lxc/102/config", { form: { memory: "1024" } });
       assert.equal(busy.status, 500);
       assert.equal(busy.reason, "can't lock file '/run/lock/lxc/pve-config-102.lock' - got timeout");
-      const start = await c.call("POST", "/nodes/pve-01/lxc/102/status/start");
-      assert.equal(start.reason, "can't lock file '/run/lock/lxc/pve-config-102.lock' - got timeout");
+      // Start takes the lock in its worker, as Proxmox does: the timeout is the task's failure.
+      const start = await c.ok("POST", "/nodes/pve-01/lxc/102/status/start");
+      assert.equal((await c.waitTask("pve-01", start)).exitstatus, "can't lock file '/run/lock/lxc/pve-config-102.lock' - got timeout");
       await c.waitTask("pve-01", upid);
       assert.equal((await c.call("PUT", "/nodes/pve-01/lxc/102/config", { form: { memory: "1024" } })).status, 200);
     });
@@ -71,13 +75,18 @@ describe("sandbox containers", () => {
     await withSandbox({}, async (c) => {
       await c.createCt("pve-01", 104);
       await c.ok("PUT", "/nodes/pve-01/lxc/104/config", { form: { lock: "backup" } });
-      const start = await c.call("POST", "/nodes/pve-01/lxc/104/status/start");
-      assert.equal(start.status, 500);
-      assert.equal(start.reason, "CT is locked (backup)");
+      const start = await c.waitTask("pve-01", await c.ok("POST", "/nodes/pve-01/lxc/104/status/start"));
+      assert.equal(start.exitstatus, "CT is locked (backup)");
       const del = await c.call("DELETE", "/nodes/pve-01/lxc/104");
+      assert.equal(del.status, 500);
       assert.equal(del.reason, "CT is locked (backup)");
+      const put = await c.call("PUT", "/nodes/pve-01/lxc/104/config", { form: { memory: "1024" } });
+      assert.equal(put.reason, "CT is locked (backup)");
       await c.ok("PUT", "/nodes/pve-01/lxc/104/config", { form: { delete: "lock" } });
-      assert.equal((await c.call("POST", "/nodes/pve-01/lxc/104/status/start")).status, 200);
+      assert.equal((await c.waitTask("pve-01", await c.ok("POST", "/nodes/pve-01/lxc/104/status/start"))).exitstatus, "OK");
+      const missing = await c.waitTask("pve-01", await c.ok("POST", "/nodes/pve-01/lxc/999/status/start"));
+      assert.equal(missing.exitstatus, "Configuration file 'nodes/pve-01/lxc/999.conf' does not exist");
+      assert.equal((await c.call("POST", "/nodes/pve-01/lxc/999/status/reboot")).reason, "VM 999 not running");
     });
   });
 

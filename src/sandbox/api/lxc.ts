@@ -472,40 +472,49 @@ async function statusAction(call: Call, action: Action): Promise<Reply> {
   const node = reqStr(params, "node");
   state.cluster.node(node);
   const vmid = reqNum(params, "vmid");
-  state.cluster.guest(node, vmid);
   const skiplock = action === "start" || action === "stop" ? checkSkiplock(call) : false;
-  return withFileLock(state, vmid, async () => {
-    const g = state.cluster.guest(node, vmid);
-    if (!skiplock) checkLock(g);
-    const running = g.created && (await state.cluster.backend.status(vmid)).running;
-    if (action === "start" && running) throw failure(`CT ${vmid} already running`);
-    if (action !== "start" && !running) throw failure(`CT ${vmid} not running`);
-    const backend = state.cluster.backend;
-    const upid = state.tasks.start(node, `vz${action}`, String(vmid), user, {
-      async run(ctx) {
-        switch (action) {
-          case "start":
-            await startGuest(state, g, ctx);
-            return;
-          case "stop":
-            await backend.stop(vmid);
-            g.running = false;
-            return;
-          case "shutdown":
-            await backend.shutdown(vmid, num(params, "timeout") ?? 60, flag(params, "forceStop") ?? false);
-            g.running = false;
-            return;
-          case "reboot":
-            await backend.stop(vmid);
-            await applyPending(state, g, ctx);
-            await backend.reboot(vmid);
-            g.running = true;
-            return;
-        }
-      },
-    });
-    return { data: upid };
+  // Like Proxmox, only the running state is checked before the task; the
+  // config, its lock and the config file lock are the worker's business.
+  const known = state.cluster.guests.get(vmid);
+  const running = known !== undefined && known.node === node && known.created && (await state.cluster.backend.status(vmid)).running;
+  if (action === "start" && running) throw failure(`CT ${vmid} already running`);
+  if ((action === "stop" || action === "shutdown") && !running) throw failure(`CT ${vmid} not running`);
+  // Proxmox's own wording for reboot.
+  if (action === "reboot" && !running) throw failure(`VM ${vmid} not running`);
+  const backend = state.cluster.backend;
+  let release: (() => void) | undefined;
+  const upid = state.tasks.start(node, `vz${action}`, String(vmid), user, {
+    // The worker takes the config file lock first and keeps it while it works.
+    async before() {
+      release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
+      const g = state.cluster.guest(node, vmid);
+      if (!skiplock) checkLock(g);
+    },
+    async run(ctx) {
+      const g = state.cluster.guest(node, vmid);
+      switch (action) {
+        case "start":
+          await startGuest(state, g, ctx);
+          return;
+        case "stop":
+          await backend.stop(vmid);
+          g.running = false;
+          return;
+        case "shutdown":
+          await backend.shutdown(vmid, num(params, "timeout") ?? 60, flag(params, "forceStop") ?? false);
+          g.running = false;
+          return;
+        case "reboot":
+          // Proxmox reboots by a shutdown and a start, which applies pending changes.
+          await backend.shutdown(vmid, num(params, "timeout") ?? 60, true);
+          g.running = false;
+          await startGuest(state, g, ctx);
+          return;
+      }
+    },
+    finally: () => release?.(),
   });
+  return { data: upid };
 }
 
 async function destroy(call: Call): Promise<Reply> {
@@ -522,36 +531,35 @@ async function destroy(call: Call): Promise<Reply> {
     return running;
   };
   await early(state.cluster.guest(node, vmid));
-  const release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
-  let handedOver = false;
-  try {
-    // Checked again under the lock: the container may have changed while we waited.
-    const g = state.cluster.guest(node, vmid);
-    await early(g);
-    const upid = state.tasks.start(node, "vzdestroy", String(vmid), user, {
-      async run(ctx) {
-        if (g.created) {
-          if ((await state.cluster.backend.status(vmid)).running) {
-            ctx.log(`forced to stop CT ${vmid} before destroying!`);
-            await state.cluster.backend.stop(vmid);
-            g.running = false;
-          }
-          await state.cluster.backend.destroy(vmid);
+  let release: (() => void) | undefined;
+  let g: GuestState | undefined;
+  const upid = state.tasks.start(node, "vzdestroy", String(vmid), user, {
+    async before() {
+      release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
+      // Checked again under the lock: the container may have changed meanwhile.
+      g = state.cluster.guest(node, vmid);
+      await early(g);
+    },
+    async run(ctx) {
+      if (g?.created) {
+        if ((await state.cluster.backend.status(vmid)).running) {
+          ctx.log(`forced to stop CT ${vmid} before destroying!`);
+          await state.cluster.backend.stop(vmid);
+          g.running = false;
         }
-        for (const v of state.cluster.volumes.values()) {
-          if (v.vmid === vmid) ctx.log(`  Logical volume "${v.volid.replace(/^[^:]+:/, "")}" successfully removed.`);
-        }
-        state.cluster.freeVolumes(vmid);
-        if (flag(params, "purge")) ctx.log(`purging CT ${vmid} from related configurations..`);
-        state.cluster.guests.delete(vmid);
-      },
-      finally: () => release(),
-    });
-    handedOver = true;
-    return { data: upid };
-  } finally {
-    if (!handedOver) release();
-  }
+        await state.cluster.backend.destroy(vmid);
+      }
+      for (const v of state.cluster.volumes.values()) {
+        if (v.vmid === vmid) ctx.log(`  Logical volume "${v.volid.replace(/^[^:]+:/, "")}" successfully removed.`);
+      }
+      state.cluster.freeVolumes(vmid);
+      if (flag(params, "purge")) ctx.log(`purging CT ${vmid} from related configurations..`);
+      // Only now the config goes, so the id cannot be reused while its volumes are removed.
+      state.cluster.guests.delete(vmid);
+    },
+    finally: () => release?.(),
+  });
+  return { data: upid };
 }
 
 async function updateConfig(call: Call): Promise<Reply> {
