@@ -132,3 +132,22 @@ test("outside any homelab repository, the error says how to point at one", async
   assert.equal(r.code, 1);
   assert.match(r.stderr, /no homelab repository at \/[\s\S]*--dir PATH/);
 });
+
+test("show with a broken environment file reports it instead of silently using defaults", async () => {
+  const repo = makeRepo({ "services/app/service.yaml": `name: app\nresources:\n${CONTAINER}`, "Pulumi.test.yaml": "config:\n  homelab:default_memroy: 1\n" });
+  try {
+    const r = await homelab(["--dir", repo.root, "--env", "test", "show", "app"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^Pulumi\.test\.yaml:2:3: unknown setting "homelab:default_memroy" \(did you mean "homelab:default_memory"\?\)$/m);
+    assert.match(r.stderr, /environment test is not valid/);
+  } finally {
+    repo.cleanup();
+  }
+});
+
+test("validate --verbose names the environment file and each service checked", async () => {
+  const r = await homelab(["validate", "--env", "prod", "--verbose"], { env: { PEACH_API_KEY: "k" } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /environment prod \(production\) from .*Pulumi\.prod\.yaml/);
+  assert.match(r.stderr, /✓ peach\n/);
+});

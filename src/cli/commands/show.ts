@@ -18,6 +18,13 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
       const ctx = makeContext(cmd.optsWithGlobals());
       const repo = loadRepository({ root: ctx.root, envName: ctx.envName, only: [name] });
       const service = repo.services.get(name);
+      const envErrors = repo.diagnostics.filter((d) => d.severity === "error" && !d.file.startsWith(service?.dir ?? "\0"));
+      if (ctx.envName && !repo.envFromFile && envErrors.length > 0) {
+        printDiagnostics(envErrors, ctx.root, ctx.err, ctx.stderr);
+        ctx.stderr(ctx.err.red(`environment ${ctx.envName} is not valid; fix the problems above (homelab validate --env ${ctx.envName})`) + "\n");
+        process.exitCode = EXIT.failed;
+        return;
+      }
       if (!service) {
         printDiagnostics(repo.diagnostics, ctx.root, ctx.err, ctx.stderr);
         ctx.stderr(ctx.err.red(`service ${name} is not valid; fix the problems above (homelab validate ${name})`) + "\n");

@@ -29,6 +29,13 @@ export function registerValidate(program: Command<[], GlobalOptions>): void {
       if (opts.json) {
         ctx.stdout(JSON.stringify({ valid: errors === 0, errors, warnings, environment: repo.envFromFile ? repo.env.name : null, diagnostics }, null, 2) + "\n");
       } else {
+        if (ctx.verbose) {
+          ctx.stderr(`repository ${ctx.root}\nenvironment ${repo.envFromFile ? `${repo.env.name} (${repo.env.kind}) from ${repo.env.file ?? "?"}` : "none loaded"}\n`);
+          for (const name of names) {
+            const bad = diagnostics.some((d) => d.severity === "error" && d.file.startsWith(`${ctx.root}/services/${name}/`));
+            ctx.stderr(`  ${bad ? ctx.err.red("✗") : ctx.err.green("✓")} ${name}\n`);
+          }
+        }
         printDiagnostics(diagnostics, ctx.root, ctx.err, ctx.stderr);
         const envNote = repo.envFromFile ? `environment ${repo.env.name}` : ctx.envName ? `environment ${ctx.envName} (not loaded)` : "no environment selected (use --env)";
         const summary = `${names.length} service(s) checked against ${envNote}: ${errors} error(s), ${warnings} warning(s)`;
