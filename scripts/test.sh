@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set-up, type check, lint, then every test with node:test.
+# As root (CI is root) it also prepares the host for the LXC sandbox, so the
+# tests marked [root] run; elsewhere they are reported as skipped, never passed.
 # Extra arguments are passed to node --test (e.g. a file or --test-name-pattern).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -7,9 +9,18 @@ cd "$HOMELAB_ROOT"
 scripts/setup.sh
 HOMELAB_NODE=$(cat .homelab/node)
 export PATH="$(dirname "$HOMELAB_NODE"):$PATH"
+
+extra=()
+if [ "$(id -u)" = 0 ]; then
+  scripts/setup-sandbox-host.sh
+else
+  log "not root: tests marked [root] (LXC, Docker) will be reported as skipped; run as root to include them"
+  extra+=(--test-skip-pattern='\[root\]')
+fi
+
 log "type check"; node_modules/.bin/tsc -p tsconfig.json
 log "lint"; node_modules/.bin/eslint --max-warnings=0 .
 if [ $# -gt 0 ]; then
-  exec node --test --test-reporter=spec "$@"
+  exec node --test --test-reporter=spec "${extra[@]}" "$@"
 fi
-exec node --test --test-reporter=spec --test-concurrency="${HOMELAB_TEST_CONCURRENCY:-2}" 'test/**/*.test.ts'
+exec node --test --test-reporter=spec --test-concurrency="${HOMELAB_TEST_CONCURRENCY:-2}" "${extra[@]}" 'test/**/*.test.ts'
