@@ -510,6 +510,8 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     async start(vmid) {
       const g = guestOf(vmid);
       if ((await info(g)).running) return;
+      // Another sandbox that shared lxcfs may have stopped it when it closed.
+      await ensureLxcfs();
       const log = join(g.dir, "lxc.log");
       try {
         await ex.run(lxcStartCommand(g.ref, log));
