@@ -76,6 +76,8 @@ export interface LxcSettings {
   features?: LxcFeatures;
   description?: string;
   onboot?: boolean;
+  /** Proxmox's protection flag: refuses removal of the container and its disks. */
+  protection?: boolean;
   nameserver?: string;
   searchdomain?: string;
   timezone?: string;
@@ -122,6 +124,7 @@ export interface LxcConfig {
   features: LxcFeatures;
   unprivileged: boolean;
   onboot: boolean;
+  protection: boolean;
   net: Record<number, LxcNetwork>;
   rootfs: LxcRootfsInfo | undefined;
   lock: string | undefined;
@@ -317,6 +320,8 @@ function settingsForm(settings: LxcSettings): Record<string, FormValue> {
   if (settings.hostname !== undefined && !/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(settings.hostname)) {
     throw invalid("hostname", `${JSON.stringify(settings.hostname)} is not a DNS name`, "use letters, digits and '-', e.g. peach");
   }
+  // Only when given, so forms without it keep their exact shape.
+  if (settings.protection !== undefined) form.protection = settings.protection;
   if (settings.net0 !== undefined) form.net0 = formatNetwork(settings.net0, "net0");
   for (const [index, net] of Object.entries(settings.net ?? {})) form[`net${index}`] = formatNetwork(net, `net${index}`);
   if (settings.tags !== undefined) form.tags = formatTags(settings.tags);
@@ -381,6 +386,7 @@ export function parseLxcConfig(raw: Record<string, string | number>): LxcConfig 
     features: features !== undefined ? parseFeatures(features) : {},
     unprivileged: str("unprivileged") === "1",
     onboot: str("onboot") === "1",
+    protection: str("protection") === "1",
     net,
     rootfs: rootfs !== undefined ? parseRootfs(rootfs) : undefined,
     lock: str("lock"),
