@@ -28,15 +28,15 @@ describe("sandbox authentication", () => {
     await withSandbox({}, async (c) => {
       const t0 = Date.now();
       assert.equal((await c.call("GET", "/version", { auth: { token: "root@pam!homelab=wrong" } })).status, 401);
-      assert.ok(Date.now() - t0 < 250, "no delay by default");
+      assert.ok(Date.now() - t0 < 1000, "no delay by default");
     });
-    await withSandbox({ authDelayMs: 400 }, async (c) => {
+    await withSandbox({ authDelayMs: 1200 }, async (c) => {
       const t0 = Date.now();
       assert.equal((await c.call("GET", "/version", { auth: { token: "root@pam!homelab=wrong" } })).status, 401);
-      assert.ok(Date.now() - t0 >= 390, "delayed like Proxmox's 3 s");
+      assert.ok(Date.now() - t0 >= 1190, "delayed like Proxmox's 3 s");
       const t1 = Date.now();
       assert.equal((await c.call("GET", "/version")).status, 200);
-      assert.ok(Date.now() - t1 < 390, "good credentials are not delayed");
+      assert.ok(Date.now() - t1 < 1000, "good credentials are not delayed");
     });
   });
 

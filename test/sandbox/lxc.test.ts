@@ -12,7 +12,7 @@ async function config(c: TestClient, node: string, vmid: number): Promise<Config
 
 describe("sandbox containers", () => {
   it("create is a task: UPID, running then stopped, `lock: create` meanwhile, log ending TASK OK", async () => {
-    await withSandbox({ taskDurationMs: 300 }, async (c) => {
+    await withSandbox({ taskDurationMs: 1000 }, async (c) => {
       const upid = String(await c.ok("POST", "/nodes/pve-01/lxc", { form: { vmid: "101", ostemplate: TEMPLATE, rootfs: "local-lvm:8", unprivileged: "1" } }));
       assert.match(upid, /^UPID:pve-01:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:vzcreate:101:root@pam!homelab:$/);
       const running = (await c.ok("GET", `/nodes/pve-01/tasks/${encodeURIComponent(upid)}/status`)) as Record<string, unknown>;
@@ -47,7 +47,7 @@ describe("sandbox containers", () => {
   });
 
   it("config file lock: a change waits for a busy container and times out like Proxmox", async () => {
-    await withSandbox({ taskDurationMs: 600, lockTimeoutMs: 100 }, async (c) => {
+    await withSandbox({ taskDurationMs: 2500, lockTimeoutMs: 100 }, async (c) => {
       const upid = await c.ok("POST", "/nodes/pve-01/lxc", { form: { vmid: "102", ostemplate: TEMPLATE, rootfs: "local-lvm:4" } });
       const del = await c.call("DELETE", "/nodes/pve-01/lxc/102");
       assert.equal(del.status, 500);
@@ -227,7 +227,7 @@ describe("sandbox containers", () => {
   });
 
   it("start/stop/shutdown/reboot are tasks; interfaces are null while stopped, link-local only until DHCP answers", async () => {
-    await withSandbox({ dhcpDelayMs: 300 }, async (c) => {
+    await withSandbox({ dhcpDelayMs: 1500 }, async (c) => {
       await c.createCt("pve-01", 150, { net0: "name=eth0,bridge=vmbr0,ip=dhcp" });
       assert.equal(await c.ok("GET", "/nodes/pve-01/lxc/150/interfaces"), null);
       const notRunning = await c.call("POST", "/nodes/pve-01/lxc/150/status/stop");
@@ -241,7 +241,7 @@ describe("sandbox containers", () => {
       const eth0 = early.find((i) => i.name === "eth0");
       assert.equal(eth0?.inet, undefined);
       assert.match(eth0?.inet6 ?? "", /^fe80::/);
-      await sleep(350);
+      await sleep(1600);
       const later = (await c.ok("GET", "/nodes/pve-01/lxc/150/interfaces")) as { name: string; inet?: string }[];
       assert.match(later.find((i) => i.name === "eth0")?.inet ?? "", /^\d+\.\d+\.\d+\.\d+\/24$/);
       const status = (await c.ok("GET", "/nodes/pve-01/lxc/150/status/current")) as { status: string; mem: number; maxmem: number };
