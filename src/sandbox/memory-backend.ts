@@ -62,17 +62,17 @@ export class MemoryBackend implements GuestBackend {
   }
 
   start(vmid: number): Promise<void> {
-    const g = this.guest(vmid);
-    g.running = true;
-    g.startedAt = this.clock();
-    return Promise.resolve();
+    return this.with(vmid, (g) => {
+      g.running = true;
+      g.startedAt = this.clock();
+    });
   }
 
   stop(vmid: number): Promise<void> {
-    const g = this.guest(vmid);
-    g.running = false;
-    g.startedAt = 0;
-    return Promise.resolve();
+    return this.with(vmid, (g) => {
+      g.running = false;
+      g.startedAt = 0;
+    });
   }
 
   shutdown(vmid: number): Promise<void> {
@@ -80,16 +80,13 @@ export class MemoryBackend implements GuestBackend {
   }
 
   reboot(vmid: number): Promise<void> {
-    const g = this.guest(vmid);
-    g.running = true;
-    g.startedAt = this.clock();
-    return Promise.resolve();
+    return this.start(vmid);
   }
 
   update(vmid: number, change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">>): Promise<void> {
-    const g = this.guest(vmid);
-    g.spec = { ...g.spec, ...change };
-    return Promise.resolve();
+    return this.with(vmid, (g) => {
+      g.spec = { ...g.spec, ...change };
+    });
   }
 
   destroy(vmid: number): Promise<void> {
@@ -98,16 +95,20 @@ export class MemoryBackend implements GuestBackend {
   }
 
   status(vmid: number): Promise<GuestRuntimeStatus> {
-    const g = this.guest(vmid);
-    if (!g.running) return Promise.resolve({ running: false, uptime: 0, mem: 0 });
-    // A settled guest uses a fifth of its limit, never less than a small base.
-    const mem = Math.min(g.spec.memoryMb * MiB, Math.max(32 * MiB, Math.round(g.spec.memoryMb * MiB * 0.2)));
-    return Promise.resolve({ running: true, uptime: Math.floor((this.clock() - g.startedAt) / 1000), mem });
+    return this.with(vmid, (g) => {
+      if (!g.running) return { running: false, uptime: 0, mem: 0 };
+      // A settled guest uses a fifth of its limit, never less than a small base.
+      const mem = Math.min(g.spec.memoryMb * MiB, Math.max(32 * MiB, Math.round(g.spec.memoryMb * MiB * 0.2)));
+      return { running: true, uptime: Math.floor((this.clock() - g.startedAt) / 1000), mem };
+    });
   }
 
   interfaces(vmid: number): Promise<GuestInterface[] | null> {
-    const g = this.guest(vmid);
-    if (!g.running) return Promise.resolve(null);
+    return this.with(vmid, (g) => this.addresses(g));
+  }
+
+  private addresses(g: MemoryGuest): GuestInterface[] | null {
+    if (!g.running) return null;
     const leased = this.clock() - g.startedAt >= this.dhcpDelayMs;
     const list: GuestInterface[] = [{ name: "lo", hwaddr: "00:00:00:00:00:00", inet: "127.0.0.1/8", inet6: "::1/128" }];
     for (const net of g.spec.net) {
@@ -120,7 +121,7 @@ export class MemoryBackend implements GuestBackend {
       }
       list.push(entry);
     }
-    return Promise.resolve(list);
+    return list;
   }
 
   close(): Promise<void> {
@@ -128,9 +129,14 @@ export class MemoryBackend implements GuestBackend {
     return Promise.resolve();
   }
 
-  private guest(vmid: number): MemoryGuest {
+  /** Runs `fn` on a guest; a missing guest is a rejection, as a real backend's failure would be. */
+  private with<T>(vmid: number, fn: (g: MemoryGuest) => T): Promise<T> {
     const g = this.guests.get(vmid);
-    if (!g) throw new Error(`no guest ${vmid}`);
-    return g;
+    if (!g) return Promise.reject(new Error(`no guest ${vmid}`));
+    try {
+      return Promise.resolve(fn(g));
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 }
