@@ -25,6 +25,7 @@ import {
 } from "../proxmox/errors.ts";
 import type { LxcConfig } from "../proxmox/lxc.ts";
 import { formatFeatures } from "../proxmox/lxc.ts";
+import type { WaitOptions } from "../proxmox/tasks.ts";
 import type { ClientPurpose, ProviderContext } from "./context.ts";
 import { diffContainer, staticAddress } from "./diff.ts";
 import { PartialCreateError, ProviderError, describeError, translateError } from "./errors.ts";
@@ -44,10 +45,12 @@ export interface ContainerTimeouts {
   shutdownSec: number;
   /** Between two polls of an address or a lock. */
   pollMs: number;
+  /** The first poll of a task's status (it then backs off, up to 2 s). */
+  taskPollMs: number;
 }
 
 /** Defaults for a real cluster: templates can take minutes to unpack, DHCP can be slow. */
-export const DEFAULT_TIMEOUTS: ContainerTimeouts = { taskMs: 10 * 60_000, addressMs: 3 * 60_000, shutdownSec: 60, pollMs: 1000 };
+export const DEFAULT_TIMEOUTS: ContainerTimeouts = { taskMs: 10 * 60_000, addressMs: 3 * 60_000, shutdownSec: 60, pollMs: 1000, taskPollMs: 250 };
 
 /** Attempts at a lifecycle step whose failure may be passing (an injected or real 5xx, a broken connection). */
 const ATTEMPTS = 3;
@@ -55,6 +58,16 @@ const ATTEMPTS = 3;
 const CREATE_ATTEMPTS = 5;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs synchronous work as a promise, so a throw becomes a rejection as the engine's callers expect. */
+export function settled<T>(work: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(work()));
+}
+
+/** A duration for messages: `0.2 s`, `45 s`. */
+function seconds(ms: number): string {
+  return `${ms < 10_000 ? (ms / 1000).toFixed(1) : Math.round(ms / 1000)} s`;
+}
 
 /** Failures that no repetition fixes: bad credentials, refused parameters, TLS. */
 function isPermanent(error: unknown): boolean {
@@ -112,20 +125,24 @@ export class ContainerResource {
 
   /** Validates the inputs and applies defaults; refuses, before any change, features the credentials cannot set. */
   check(olds: unknown, news: unknown): Promise<CheckResult> {
-    const checked = checkContainerInputs(news);
-    if (!checked.ok) return Promise.resolve({ inputs: propertyBag(news), failures: checked.failures });
-    const failures: CheckFailure[] = [];
-    const problem = this.featureProblem(olds, checked.inputs, checked.unknown);
-    if (problem) failures.push(problem);
-    return Promise.resolve({ inputs: checked.bag, failures });
+    return settled(() => {
+      const checked = checkContainerInputs(news);
+      if (!checked.ok) return { inputs: propertyBag(news), failures: checked.failures };
+      const failures: CheckFailure[] = [];
+      const problem = this.featureProblem(olds, checked.inputs, checked.unknown);
+      if (problem) failures.push(problem);
+      return { inputs: checked.bag, failures };
+    });
   }
 
   /** What changes: `replaces` for what Proxmox cannot change in place, delete-first when a static address would be shared. */
   diff(olds: unknown, news: unknown): Promise<DiffResult> {
-    const checked = checkContainerInputs(news);
-    if (!checked.ok) throw new ProviderError(`invalid inputs: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`, "fix the service definition");
-    const d = diffContainer(parseContainerState(olds), checked.inputs, checked.unknown);
-    return Promise.resolve({ changes: d.changed.length > 0, replaces: d.replaces, deleteBeforeReplace: d.deleteBeforeReplace });
+    return settled(() => {
+      const checked = checkContainerInputs(news);
+      if (!checked.ok) throw new ProviderError(`invalid inputs: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`, "fix the service definition");
+      const d = diffContainer(parseContainerState(olds), checked.inputs, checked.unknown);
+      return { changes: d.changed.length > 0, replaces: d.replaces, deleteBeforeReplace: d.deleteBeforeReplace };
+    });
   }
 
   /** Creates, starts and waits for the address; on failure removes what it made (or reports it as partial). */
@@ -225,6 +242,10 @@ export class ContainerResource {
     }
   }
 
+  private taskWait(extraMs = 0): WaitOptions {
+    return { timeoutMs: this.timeouts.taskMs + extraMs, initialDelayMs: this.timeouts.taskPollMs };
+  }
+
   private client(purpose: ClientPurpose = "default"): ProxmoxClient {
     return this.ctx.client(purpose);
   }
@@ -271,7 +292,7 @@ export class ContainerResource {
     let lastError: unknown;
     for (let attempt = 1; attempt <= CREATE_ATTEMPTS; attempt += 1) {
       try {
-        await client.lxc.create(inputs.node, createParams(inputs, vmid), { wait: { timeoutMs: this.timeouts.taskMs } });
+        await client.lxc.create(inputs.node, createParams(inputs, vmid), { wait: this.taskWait() });
         return vmid;
       } catch (error) {
         lastError = error;
@@ -328,7 +349,7 @@ export class ContainerResource {
       }
       if (performance.now() > deadline) {
         throw new PartialCreateError(String(vmid), withoutUndefined(outputs(inputs, inputs.node, vmid, undefined)), [
-          `CT ${vmid} on ${inputs.node} is still locked (${config.lock}) ${Math.round(this.timeouts.taskMs / 1000)} s after its creation began`,
+          `CT ${vmid} on ${inputs.node} is still locked (${config.lock}) ${seconds(this.timeouts.taskMs)} after its creation began`,
           "it is recorded in the stack: the next deploy waits for it and finishes it, `homelab destroy` removes it",
         ]);
       }
@@ -412,7 +433,7 @@ export class ContainerResource {
       const status = await client.lxc.status(node, vmid);
       if (status.status === "running") return;
       try {
-        await client.lxc.start(node, vmid, { wait: { timeoutMs: this.timeouts.taskMs } });
+        await client.lxc.start(node, vmid, { wait: this.taskWait() });
         return;
       } catch (error) {
         if (isPermanent(error)) throw error;
@@ -429,7 +450,7 @@ export class ContainerResource {
       await client.lxc.shutdown(node, vmid, {
         timeoutSec: this.timeouts.shutdownSec,
         forceStop: true,
-        wait: { timeoutMs: this.timeouts.shutdownSec * 1000 + this.timeouts.taskMs },
+        wait: this.taskWait(this.timeouts.shutdownSec * 1000),
       });
       return;
     } catch (error) {
@@ -438,7 +459,7 @@ export class ContainerResource {
     for (let attempt = 1; ; attempt += 1) {
       if ((await client.lxc.status(node, vmid)).status === "stopped") return;
       try {
-        await client.lxc.stop(node, vmid, { wait: { timeoutMs: this.timeouts.taskMs } });
+        await client.lxc.stop(node, vmid, { wait: this.taskWait() });
         return;
       } catch (error) {
         if (isPermanent(error) || attempt >= ATTEMPTS) throw error;
@@ -452,7 +473,7 @@ export class ContainerResource {
     for (let attempt = 1; attempt <= ATTEMPTS; attempt += 1) {
       try {
         await this.stopContainer(client, node, vmid);
-        await client.lxc.delete(node, vmid, { purge: true, destroyUnreferencedDisks: true, wait: { timeoutMs: this.timeouts.taskMs } });
+        await client.lxc.delete(node, vmid, { purge: true, destroyUnreferencedDisks: true, wait: this.taskWait() });
         return;
       } catch (error) {
         if (error instanceof ProxmoxNotFoundError) return;
@@ -475,20 +496,23 @@ export class ContainerResource {
     }
   }
 
-  /** Waits until eth0 has a routable IPv4 address. */
+  /**
+   * Waits until eth0 has a routable IPv4 address. The address reported is the static one
+   * when the inputs give one (the container's own report may lag behind a change), else the lease.
+   */
   private async waitForAddress(client: ProxmoxClient, node: string, vmid: number, inputs: ContainerInputs): Promise<string> {
     const deadline = performance.now() + this.timeouts.addressMs;
     for (;;) {
       const interfaces = await client.lxc.interfaces(node, vmid);
       const address = eth0Address(interfaces);
-      if (address !== undefined) return address;
+      if (address !== undefined) return staticAddress(inputs.ip) ?? address;
       if (performance.now() >= deadline) {
-        const seconds = Math.round(this.timeouts.addressMs / 1000);
+        const waited = seconds(this.timeouts.addressMs);
         if (interfaces === null) {
-          throw new ProviderError(`CT ${vmid} on ${node} is not running ${seconds} s after it was started`, `read its start log with \`pct start ${vmid} --debug\` on ${node}`);
+          throw new ProviderError(`CT ${vmid} on ${node} is not running ${waited} after it was started`, `read its start log with \`pct start ${vmid} --debug\` on ${node}`);
         }
         throw new ProviderError(
-          `CT ${vmid} on ${node} has no IPv4 address on eth0 ${seconds} s after it started`,
+          `CT ${vmid} on ${node} has no IPv4 address on eth0 ${waited} after it started`,
           staticAddress(inputs.ip) !== undefined
             ? `check that the template configures ${inputs.ip} on eth0 (ip addr inside the container)`
             : `check the DHCP server on bridge ${inputs.bridge}, or give the container a static address (network.ip in service.yaml)`,

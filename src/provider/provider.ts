@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { CheckResult, CreateResult, DiffResult, Provider, ReadResult, UpdateResult } from "@pulumi/pulumi/provider/index.js";
-import { ContainerResource, CONTAINER_TYPE } from "./container.ts";
+import { ContainerResource, CONTAINER_TYPE, settled } from "./container.ts";
 import type { ContainerTimeouts } from "./container.ts";
 import { ProviderContext } from "./context.ts";
 import type { ProviderContextOptions } from "./context.ts";
@@ -44,32 +44,32 @@ export class HomelabProvider implements Provider {
 
   /** Validates inputs and applies defaults. */
   check(urn: string, olds: unknown, news: unknown): Promise<CheckResult> {
-    return this.resource(urn).check(olds, news);
+    return settled(() => this.resource(urn)).then((r) => r.check(olds, news));
   }
 
   /** Says what changes, and what forces a replacement. */
   diff(_id: string, urn: string, olds: unknown, news: unknown): Promise<DiffResult> {
-    return this.resource(urn).diff(olds, news);
+    return settled(() => this.resource(urn)).then((r) => r.diff(olds, news));
   }
 
   /** Creates the resource. */
   create(urn: string, inputs: unknown): Promise<CreateResult> {
-    return this.resource(urn).create(inputs);
+    return settled(() => this.resource(urn)).then((r) => r.create(inputs));
   }
 
   /** Reads the live resource (refresh, import). */
   read(id: string, urn: string, props?: unknown): Promise<ReadResult> {
-    return this.resource(urn).read(id, props);
+    return settled(() => this.resource(urn)).then((r) => r.read(id, props));
   }
 
   /** Updates in place. */
   update(id: string, urn: string, olds: unknown, news: unknown): Promise<UpdateResult> {
-    return this.resource(urn).update(id, olds, news);
+    return settled(() => this.resource(urn)).then((r) => r.update(id, olds, news));
   }
 
   /** Deletes the resource. */
   delete(id: string, urn: string, props: unknown): Promise<void> {
-    return this.resource(urn).delete(id, props);
+    return settled(() => this.resource(urn)).then((r) => r.delete(id, props));
   }
 
   /** Closes the Proxmox connections when the engine cancels. */

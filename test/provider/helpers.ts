@@ -10,7 +10,7 @@ import { startSandboxServer } from "../../src/sandbox/server.ts";
 import type { RunningSandbox, SandboxOptions } from "../../src/sandbox/server.ts";
 
 /** Fast polling and short waits for the sandbox. */
-export const FAST: NonNullable<HomelabProviderOptions["timeouts"]> = { taskMs: 10_000, addressMs: 5_000, shutdownSec: 5, pollMs: 25 };
+export const FAST: NonNullable<HomelabProviderOptions["timeouts"]> = { taskMs: 10_000, addressMs: 5_000, shutdownSec: 5, pollMs: 25, taskPollMs: 10 };
 const FAST_RETRY = { baseDelayMs: 5, maxDelayMs: 40, lockDelayMs: 40 };
 
 /** A running test world. */
