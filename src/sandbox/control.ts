@@ -71,7 +71,7 @@ export function envFilePath(root: string): string {
 const ENV_HEADER = "# Written by `homelab sandbox start`: the environment `--env sandbox`.";
 
 /** The environment file's text: the first two nodes are tier 1, the rest tier 2. */
-export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretFile: string; fingerprint: string; nodes: string[] }): string {
+export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretFile: string; rootPasswordFile: string; fingerprint: string; nodes: string[] }): string {
   const tier1 = info.nodes.slice(0, Math.min(2, info.nodes.length));
   const rest = info.nodes.slice(tier1.length);
   const lines = [
@@ -82,6 +82,11 @@ export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretF
     `    endpoint: ${info.url}`,
     `    token_id: ${JSON.stringify(info.tokenId)}`,
     `    token_secret_file: ${JSON.stringify(info.tokenSecretFile)}`,
+    // root@pam's password as well: Proxmox lets only root@pam itself (not a
+    // token) set features such as keyctl, which Docker in an unprivileged
+    // container needs. The plugin uses it for those calls only.
+    "    username: root@pam",
+    `    password_file: ${JSON.stringify(info.rootPasswordFile)}`,
     `    fingerprint: ${JSON.stringify(info.fingerprint)}`,
     `  homelab:tier1_hosts: [${tier1.join(", ")}]`,
   ];

@@ -135,7 +135,7 @@ describe("homelab sandbox start/stop (subprocesses)", () => {
   });
 
   it("the env file has the documented shape", () => {
-    const text = renderEnvFile({ url: "https://127.0.0.1:8006", tokenId: "root@pam!homelab", tokenSecretFile: "/r/.homelab/sandbox/token-secret", fingerprint: "AB:CD", nodes: ["pve-01"] });
+    const text = renderEnvFile({ url: "https://127.0.0.1:8006", tokenId: "root@pam!homelab", tokenSecretFile: "/r/.homelab/sandbox/token-secret", rootPasswordFile: "/r/.homelab/sandbox/root-password", fingerprint: "AB:CD", nodes: ["pve-01"] });
     assert.equal(
       text,
       [
@@ -146,6 +146,8 @@ describe("homelab sandbox start/stop (subprocesses)", () => {
         "    endpoint: https://127.0.0.1:8006",
         '    token_id: "root@pam!homelab"',
         '    token_secret_file: "/r/.homelab/sandbox/token-secret"',
+        "    username: root@pam",
+        '    password_file: "/r/.homelab/sandbox/root-password"',
         '    fingerprint: "AB:CD"',
         "  homelab:tier1_hosts: [pve-01]",
         "",
