@@ -27,6 +27,7 @@ import {
   iptablesSaveCommand,
   linkDeleteCommand,
   linkListCommand,
+  lxcfsLockFile,
   lxcfsPidFile,
   lxcAttachCommand,
   lxcCgroupCommand,
@@ -50,6 +51,7 @@ import {
 } from "./commands.ts";
 import type { LxcConfigParams, LxcRef } from "./commands.ts";
 import { createExecutor } from "./exec.ts";
+import { acquireFileLock } from "./lock.ts";
 import type { CommandResult, Executor } from "./exec.ts";
 import {
   isMounted,
@@ -84,6 +86,8 @@ export interface LxcBackendOptions {
   packageCacheDir?: string;
   /** Runs host commands (default: the real executor). */
   executor?: Executor;
+  /** Told about slow one-time steps (template build, unpack), even when not verbose. */
+  progress?: (message: string) => void;
 }
 
 /** The lxc backend, with the addresses the provisioning step needs. */
@@ -207,6 +211,7 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
   const stateDir = resolve(options.stateDir);
   const templateDir = options.templateDir ?? defaultTemplateDir();
   const packageCacheDir = options.packageCacheDir ?? join(dirname(templateDir), "apt-cacher-ng", bridge);
+  const progress = options.progress ? { progress: options.progress } : {};
   const lxcpath = join(stateDir, "lxc");
   const runDir = join(stateDir, "run");
   const logDir = join(stateDir, "logs");
@@ -313,7 +318,18 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
 
   // lxcfs serves every container on the host, so it is shared: the first
   // sandbox that needs it starts it (recording its pid in lxcfsPidFile), and
-  // the last one to close, seeing no container left, stops it.
+  // the last one to close, seeing no container left, stops it. A host-wide
+  // file lock orders "start lxcfs + start a guest" against "no guest left?
+  // stop lxcfs" across sandboxes.
+  async function withLxcfsLock<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = await acquireFileLock(lxcfsLockFile());
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
+    }
+  }
+
   async function ensureLxcfs(): Promise<void> {
     if (isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs")) return;
     await mkdir(LXCFS_MOUNT, { recursive: true });
@@ -342,10 +358,9 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     await cleanupAll();
     await checkSubnetFree();
     for (const d of [stateDir, lxcpath, runDir, logDir, registryDir, packageCacheDir]) await mkdir(d, { recursive: true });
-    const { report } = await ensureTemplates({ executor: ex, dir: templateDir });
+    const { report } = await ensureTemplates({ executor: ex, dir: templateDir, ...progress });
     await ex.runAll(bridgeCreateCommands(bridge, `${subnet.hostAddress}/${subnet.prefix}`));
     await ex.runAll(forwardRuleInsertCommands(bridge));
-    await ensureLxcfs();
     const regConf = join(stateDir, "registry.yml");
     await writeFile(regConf, registryConfig(subnet.hostAddress, REGISTRY_PORT, join(registryDir, "data")));
     await startDaemon("registry", registryArgv(regConf), () => tcpAnswers(subnet.hostAddress, REGISTRY_PORT));
@@ -494,7 +509,7 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
       };
       guests.set(spec.vmid, g);
       try {
-        const base = await ensureBase({ executor: ex, templateDir, tarball: await templatePath(spec.template) });
+        const base = await ensureBase({ executor: ex, templateDir, tarball: await templatePath(spec.template), ...progress });
         for (const d of ["upper", "work", "rootfs", "docker"]) await mkdir(join(dir, d), { recursive: true });
         await ex.run(overlayMountCommand(base, join(dir, "upper"), join(dir, "work"), rootfs));
         await prepareRootfs(g);
@@ -510,16 +525,19 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     async start(vmid) {
       const g = guestOf(vmid);
       if ((await info(g)).running) return;
-      // Another sandbox that shared lxcfs may have stopped it when it closed.
-      await ensureLxcfs();
       const log = join(g.dir, "lxc.log");
-      try {
-        await ex.run(lxcStartCommand(g.ref, log));
-      } catch (err) {
-        const tail = await readFile(log, "utf8").catch(() => "");
-        const errors = tail.split("\n").filter((l) => /ERROR/.test(l)).slice(-8).join("\n");
-        throw new Error(`${(err as Error).message}${errors ? `\n${errors}` : ""}`, { cause: err });
-      }
+      // Under the lxcfs lock, so a sandbox closing meanwhile sees this
+      // guest's monitor and leaves lxcfs running for it.
+      await withLxcfsLock(async () => {
+        await ensureLxcfs();
+        try {
+          await ex.run(lxcStartCommand(g.ref, log));
+        } catch (err) {
+          const tail = await readFile(log, "utf8").catch(() => "");
+          const errors = tail.split("\n").filter((l) => /ERROR/.test(l)).slice(-8).join("\n");
+          throw new Error(`${(err as Error).message}${errors ? `\n${errors}` : ""}`, { cause: err });
+        }
+      });
       await waitFor(`CT ${vmid} to run`, async () => (await info(g)).running, 30_000);
     },
 
@@ -632,7 +650,7 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
       usedAddresses.clear();
       await stopLeftoverContainers();
       for (const d of daemons) await stopProcess(d.pid, d.exe);
-      await stopSharedLxcfs();
+      await withLxcfsLock(stopSharedLxcfs);
       await stopLeftoverProcesses();
       await removeStateTree();
       await removeRules();

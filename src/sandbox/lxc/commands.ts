@@ -344,6 +344,11 @@ export function lxcfsPidFile(): string {
   return "/run/homelab-sandbox-lxcfs.pid";
 }
 
+/** The host-wide lock that orders starting guests against stopping the shared lxcfs. */
+export function lxcfsLockFile(): string {
+  return "/run/homelab-sandbox-lxcfs.lock";
+}
+
 /** lxcfs in the foreground on the mount point LXC's hook expects. */
 export function lxcfsArgv(pidFile: string, mountpoint = "/var/lib/lxcfs"): string[] {
   return ["lxcfs", "--foreground", "--pidfile", pidFile, mountpoint];

@@ -226,17 +226,20 @@ export async function ensureTemplates(options: {
   executor: Executor;
   dir?: string;
   mirror?: string;
+  /** Told about slow steps (a first build takes minutes), whatever the executor's verbosity. */
+  progress?: (message: string) => void;
 }): Promise<{ templates: TemplateInfo[]; report: TemplateBuildReport }> {
   const dir = options.dir ?? defaultTemplateDir();
   const mirror = options.mirror ?? process.env.HOMELAB_DEBIAN_MIRROR ?? DEFAULT_MIRROR;
   const ex = options.executor;
+  const say = (m: string): void => (options.progress ? options.progress(m) : ex.log(m));
   const started = Date.now();
   await mkdir(dir, { recursive: true });
   if (await upToDate(dir, mirror)) {
     return { templates: await listTemplates(dir), report: { built: false, ms: Date.now() - started } };
   }
   const lock = await acquireFileLock(join(dir, ".lock"), {
-    onWait: () => ex.log("waiting for another process building the templates"),
+    onWait: () => say("waiting for another process building the templates"),
   });
   try {
     if (await upToDate(dir, mirror)) {
@@ -248,7 +251,7 @@ export async function ensureTemplates(options: {
     await ex.runAll(await unmountUnderCommands(build));
     await ex.run(removeTreeCommand(build));
     await mkdir(rootfs, { recursive: true });
-    ex.log(`building templates in ${dir} (debootstrap bookworm from ${mirror})`);
+    say(`building the container templates once in ${dir} (debootstrap bookworm from ${mirror}; a few minutes)`);
     await ex.run(debootstrapCommand(rootfs, mirror));
     await ex.runAll(await unmountUnderCommands(build));
     for (const rel of TEMPLATE_REMOVALS) await rm(join(rootfs, rel), { force: true });
@@ -309,7 +312,13 @@ function readyMarker(base: string): string {
  * Returns the unpacked tree of `tarball`, unpacking it once per machine (a
  * file lock keeps two processes from unpacking the same one).
  */
-export async function ensureBase(options: { executor: Executor; templateDir: string; tarball: string }): Promise<string> {
+export async function ensureBase(options: {
+  executor: Executor;
+  templateDir: string;
+  tarball: string;
+  progress?: (message: string) => void;
+}): Promise<string> {
+  const say = (m: string): void => (options.progress ? options.progress(m) : options.executor.log(m));
   const base = await baseDirFor(options.templateDir, options.tarball);
   const ready = async (): Promise<boolean> => {
     try {
@@ -322,7 +331,7 @@ export async function ensureBase(options: { executor: Executor; templateDir: str
   if (await ready()) return base;
   await mkdir(join(base, ".."), { recursive: true });
   const lock = await acquireFileLock(join(base, "..", ".lock"), {
-    onWait: () => options.executor.log(`waiting for another process unpacking ${basename(options.tarball)}`),
+    onWait: () => say(`waiting for another process unpacking ${basename(options.tarball)}`),
   });
   try {
     if (await ready()) return base;
@@ -330,6 +339,7 @@ export async function ensureBase(options: { executor: Executor; templateDir: str
     await options.executor.run(removeTreeCommand(tmp));
     await options.executor.run(removeTreeCommand(base));
     await mkdir(tmp, { recursive: true });
+    say(`unpacking ${basename(options.tarball)} once for its guests`);
     await options.executor.run(unpackCommand(options.tarball, tmp));
     await rename(tmp, base);
     await writeFile(readyMarker(base), "");
