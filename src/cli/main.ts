@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { RepositoryError } from "../config/repository.ts";
+import { registerDeploy } from "./commands/deploy.ts";
 import { registerList } from "./commands/list.ts";
 import { registerSandboxCommand } from "./commands/sandbox.ts";
 import { registerSchema } from "./commands/schema.ts";
@@ -27,6 +28,7 @@ export function buildProgram(): Command<[], { dir?: string; env?: string; verbos
   registerValidate(program);
   registerSchema(program);
   registerSandboxCommand(program);
+  registerDeploy(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

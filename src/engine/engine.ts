@@ -1,0 +1,327 @@
+/**
+ * The Pulumi engine through the Automation API: one persistent workspace per
+ * repository and backend, one stack per service, inline programs (served by
+ * an in-process language host), the pinned CLI. Each operation reports its
+ * changes and progress from engine events (events.ts).
+ *
+ * Cost matters (every CLI start is ~0.3 s of CPU), so: stacks are not
+ * `select`ed (every command names its stack), the state of a file backend is
+ * read from disk, and `up` does not re-read outputs and history afterwards.
+ */
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { CommandError, ConcurrentUpdateError, LocalWorkspace, PulumiCommand, Stack, StackAlreadyExistsError } from "@pulumi/pulumi/automation/index.js";
+import type { EngineEvent, PulumiFn } from "@pulumi/pulumi/automation/index.js";
+import { resolvePulumiCli } from "./pulumi-cli.ts";
+import type { PulumiCli } from "./pulumi-cli.ts";
+import { ChangeTracker } from "./events.ts";
+import type { Diagnostic, ResourceChange, StepProgress } from "./events.ts";
+import { parseLockError, readLocks } from "./locks.ts";
+import type { StackLock } from "./locks.ts";
+import { chooseBackend, ensurePassphrase, TOOL_ROOT, workspaceDir, workspaceEnv } from "./settings.ts";
+import type { Backend, Passphrase } from "./settings.ts";
+import { parseDeployment, readFileBackendState, withoutPendingOperations } from "./state.ts";
+import type { StackState } from "./state.ts";
+import { parseStackName, PROJECT } from "./stacks.ts";
+
+/** How to open the engine for one repository and environment. */
+export interface EngineOptions {
+  root: string;
+  envName: string;
+  /** Variables read for the backend and passphrase, and passed on to the CLI (default `process.env`). */
+  processEnv?: NodeJS.ProcessEnv;
+  /** The CLI to use (default: resolvePulumiCli()). */
+  cli?: PulumiCli;
+  /** Where `pulumi-resource-homelab` is (default `$HOMELAB_PLUGIN_DIR`, else `<tool>/bin`). */
+  pluginDir?: string;
+  /** CI mode, passed to the provider as HOMELAB_CI. */
+  ci?: boolean;
+  /** Extra variables for every CLI run (tests). */
+  extraEnv?: Record<string, string>;
+}
+
+/** A stack as `pulumi stack ls` reports it. */
+export interface StackInfo {
+  name: string;
+  env: string;
+  service: string;
+  lastUpdate: Date | undefined;
+  updateInProgress: boolean;
+  resourceCount: number | undefined;
+}
+
+/** How long an interruption waits for the CLI to report it is cancelling before signalling it. */
+export const INTERRUPT_GRACE_MS = 3000;
+
+/** Options of one engine run. */
+export interface RunOptions {
+  refresh?: boolean;
+  signal?: AbortSignal;
+  onStep?: (s: StepProgress) => void;
+  onDiagnostic?: (d: Diagnostic) => void;
+  /** Raw engine events (tests, debugging). */
+  onEvent?: (e: EngineEvent) => void;
+  /** The CLI's own output lines (verbose). */
+  onOutput?: (text: string) => void;
+}
+
+/** What one run did (or, for a preview, would do). */
+export interface RunResult {
+  changes: ResourceChange[];
+  diagnostics: Diagnostic[];
+  durationMs: number;
+}
+
+/** Why a run failed. */
+export type RunFailure = "locked" | "cancelled" | "failed";
+
+/** A failed engine run, with what it did before failing. */
+export class EngineRunError extends Error {
+  readonly kind: RunFailure;
+  readonly stackName: string;
+  readonly changes: ResourceChange[];
+  readonly diagnostics: Diagnostic[];
+  readonly lock: StackLock | undefined;
+  readonly detail: string;
+  constructor(o: { kind: RunFailure; stack: string; message: string; detail: string; changes: ResourceChange[]; diagnostics: Diagnostic[]; lock?: StackLock | undefined }) {
+    super(o.message);
+    this.name = "EngineRunError";
+    this.kind = o.kind;
+    this.stackName = o.stack;
+    this.changes = o.changes;
+    this.diagnostics = o.diagnostics;
+    this.lock = o.lock;
+    this.detail = o.detail;
+  }
+}
+
+/** The error lines of a failed CLI run (Pulumi prints them as `error: ...`). Pure. */
+export function errorLines(stderr: string, stdout = ""): string[] {
+  const lines = `${stderr}\n${stdout}`.split("\n").map((l) => l.trimEnd());
+  const errors = lines.filter((l) => /^\s*error: /.test(l)).map((l) => l.replace(/^\s*error: /, ""));
+  return [...new Set(errors)];
+}
+
+// The Automation API's `Stack` has no public constructor that skips
+// `pulumi stack select` (a CLI start per stack, and a write to the shared
+// workspace file that parallel runs would race on). Every command the engine
+// runs names its stack with --stack, so a Stack bound to its name is enough.
+// `outputs()` and `info()` are what `up` and `destroy` call afterwards (three
+// more CLI starts); homelab reads results from the engine events instead.
+function boundStack(name: string, workspace: LocalWorkspace): Stack {
+  const stack = Object.create(Stack.prototype) as Stack;
+  Object.assign(stack, {
+    name,
+    workspace,
+    ready: Promise.resolve(),
+    outputs: () => Promise.resolve({}),
+    info: () => Promise.resolve(undefined),
+  });
+  return stack;
+}
+
+/** The engine for one repository and environment. */
+export class Engine {
+  readonly root: string;
+  readonly envName: string;
+  readonly backend: Backend;
+  readonly passphrase: Passphrase;
+  readonly workDir: string;
+  readonly cli: PulumiCli;
+  readonly env: Record<string, string>;
+  private readonly workspace: LocalWorkspace;
+  private readonly command: PulumiCommand;
+  private known: Set<string> | undefined;
+
+  private constructor(o: { root: string; envName: string; backend: Backend; passphrase: Passphrase; workDir: string; cli: PulumiCli; env: Record<string, string>; workspace: LocalWorkspace; command: PulumiCommand }) {
+    this.root = o.root;
+    this.envName = o.envName;
+    this.backend = o.backend;
+    this.passphrase = o.passphrase;
+    this.workDir = o.workDir;
+    this.cli = o.cli;
+    this.env = o.env;
+    this.workspace = o.workspace;
+    this.command = o.command;
+  }
+
+  /** Opens the workspace: backend, passphrase (generated on first use), CLI, project settings. */
+  static async open(o: EngineOptions): Promise<Engine> {
+    const processEnv = o.processEnv ?? process.env;
+    const backend = chooseBackend(o.root, processEnv);
+    if (backend.dir !== undefined) await mkdir(backend.dir, { recursive: true });
+    const passphrase = ensurePassphrase(o.root, processEnv);
+    const workDir = workspaceDir(o.root, backend);
+    await mkdir(workDir, { recursive: true });
+    const cli = o.cli ?? (await resolvePulumiCli({ env: processEnv }));
+    const env = {
+      ...workspaceEnv({ root: o.root, envName: o.envName, backend, passphrase, pluginDir: o.pluginDir ?? (processEnv["HOMELAB_PLUGIN_DIR"] || path.join(TOOL_ROOT, "bin")), cliDir: path.dirname(cli.path), base: processEnv }),
+      HOMELAB_CI: o.ci ? "true" : "false",
+      ...o.extraEnv,
+    };
+    const command = await PulumiCommand.get({ root: path.dirname(path.dirname(cli.path)), skipVersionCheck: true });
+    const workspace = await LocalWorkspace.create({
+      workDir,
+      pulumiCommand: command,
+      envVars: env,
+      // `main` is the tool's folder so the engine resolves @pulumi/pulumi
+      // from the tool's install, wherever the user runs homelab from.
+      projectSettings: { name: PROJECT, runtime: "nodejs", main: TOOL_ROOT, description: "homelab services, one stack per service and environment (managed by the homelab CLI)" },
+    });
+    return new Engine({ root: o.root, envName: o.envName, backend, passphrase, workDir, cli, env, workspace, command });
+  }
+
+  /** Every stack of the project in the backend (all environments). */
+  async listAllStacks(): Promise<StackInfo[]> {
+    const list = await this.workspace.listStacks();
+    const out: StackInfo[] = [];
+    for (const s of list) {
+      const parsed = parseStackName(s.name);
+      if (!parsed) continue;
+      out.push({
+        name: s.name.slice(s.name.lastIndexOf("/") + 1),
+        ...parsed,
+        lastUpdate: s.lastUpdate ? new Date(s.lastUpdate) : undefined,
+        updateInProgress: s.updateInProgress === true,
+        resourceCount: s.resourceCount,
+      });
+    }
+    this.known = new Set(out.map((s) => s.name));
+    return out;
+  }
+
+  /** The stacks of this engine's environment. */
+  async listStacks(): Promise<StackInfo[]> {
+    return (await this.listAllStacks()).filter((s) => s.env === this.envName);
+  }
+
+  /** Whether a stack exists (from the last listing, listing once if needed). */
+  async hasStack(name: string): Promise<boolean> {
+    if (!this.known) await this.listAllStacks();
+    return this.known?.has(name) ?? false;
+  }
+
+  /** Creates the stack when it does not exist yet. */
+  async ensureStack(name: string): Promise<void> {
+    if (await this.hasStack(name)) return;
+    try {
+      await this.workspace.createStack(name);
+    } catch (e) {
+      // Another run created it in the meantime: fine.
+      if (!(e instanceof StackAlreadyExistsError)) throw e;
+    }
+    this.known?.add(name);
+  }
+
+  /** A stack's state; undefined when it has none. */
+  async readState(name: string): Promise<StackState | undefined> {
+    if (this.backend.dir !== undefined) return readFileBackendState(this.backend.dir, name);
+    if (!(await this.hasStack(name))) return undefined;
+    return parseDeployment(await this.workspace.exportStack(name));
+  }
+
+  /** Drops the operations a killed run left pending, so the next update starts clean. */
+  async clearPendingOperations(name: string, state: StackState): Promise<void> {
+    await this.workspace.importStack(name, withoutPendingOperations(state.deployment));
+  }
+
+  /** The locks held on a stack (file backends; empty elsewhere). */
+  async locks(name: string): Promise<StackLock[]> {
+    return this.backend.dir !== undefined ? readLocks(this.backend.dir, name) : [];
+  }
+
+  /** Previews an update of a stack with a program. */
+  async preview(name: string, program: PulumiFn, opts: RunOptions = {}): Promise<RunResult> {
+    const stack = boundStack(name, this.workspace);
+    return this.run(name, opts, (onEvent, io) => stack.preview({ program, onEvent, refresh: opts.refresh === true, color: "never", ...io }));
+  }
+
+  /** Applies a program to a stack. */
+  async up(name: string, program: PulumiFn, opts: RunOptions = {}): Promise<RunResult> {
+    const stack = boundStack(name, this.workspace);
+    return this.run(name, opts, (onEvent, io) => stack.up({ program, onEvent, refresh: opts.refresh === true, color: "never", ...io }));
+  }
+
+  /** Previews or runs the deletion of every resource of a stack; `remove` also deletes the stack afterwards. */
+  async destroy(name: string, opts: RunOptions & { previewOnly?: boolean; remove?: boolean } = {}): Promise<RunResult> {
+    // destroy takes its program from the workspace; it never runs it (no --run-program).
+    const ws = await LocalWorkspace.create({ workDir: this.workDir, pulumiCommand: this.command, envVars: this.env, program: () => Promise.resolve({}) });
+    const stack = boundStack(name, ws);
+    return this.run(name, opts, (onEvent, io) =>
+      opts.previewOnly
+        ? stack.previewDestroy({ onEvent, refresh: opts.refresh === true, color: "never", ...io })
+        : stack.destroy({ onEvent, refresh: opts.refresh === true, remove: opts.remove === true, color: "never", ...io }),
+    );
+  }
+
+  /** Deletes a stack that has no resources (its history and settings too). */
+  async removeStack(name: string): Promise<void> {
+    await this.workspace.removeStack(name);
+    this.known?.delete(name);
+  }
+
+  /** Runs `pulumi cancel` on a stack: for the file backend, this removes its locks. */
+  async cancel(name: string): Promise<void> {
+    await boundStack(name, this.workspace).cancel();
+  }
+
+  private async run(name: string, opts: RunOptions, go: (onEvent: (e: EngineEvent) => void, io: { onOutput: (s: string) => void; signal: AbortSignal }) => Promise<unknown>): Promise<RunResult> {
+    const started = Date.now();
+    const tracker = new ChangeTracker({ ...(opts.onStep ? { onStep: opts.onStep } : {}), ...(opts.onDiagnostic ? { onDiagnostic: opts.onDiagnostic } : {}) });
+    const onEvent = (e: EngineEvent): void => {
+      tracker.handle(e);
+      opts.onEvent?.(e);
+    };
+    // Ctrl-C on a terminal reaches the CLI too (same process group), and a
+    // second SIGINT would make it quit at once, leaving operations pending.
+    // So the interruption is forwarded only when the CLI has not said it is
+    // cancelling already (a signal sent to homelab alone, e.g. by a CI runner).
+    let cliCancelling = false;
+    const forward = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => {
+      timer = setTimeout(() => {
+        if (!cliCancelling) forward.abort();
+      }, INTERRUPT_GRACE_MS);
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const onOutput = (text: string): void => {
+      if (text.includes("received; cancelling")) cliCancelling = true;
+      opts.onOutput?.(text);
+    };
+    try {
+      await go(onEvent, { onOutput, signal: forward.signal });
+    } catch (e) {
+      throw this.failure(name, e, tracker, opts.signal?.aborted === true);
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+    return { changes: tracker.changes(), diagnostics: tracker.diagnostics(), durationMs: Date.now() - started };
+  }
+
+  private failure(name: string, e: unknown, tracker: ChangeTracker, aborted: boolean): EngineRunError {
+    const stderr = e instanceof CommandError ? commandText(e, "stderr") : "";
+    const stdout = e instanceof CommandError ? commandText(e, "stdout") : "";
+    const lines = errorLines(stderr, stdout);
+    const changes = tracker.changes();
+    const diagnostics = tracker.diagnostics();
+    const lock = e instanceof ConcurrentUpdateError || /currently locked/.test(stderr) ? parseLockError(stderr) : undefined;
+    if (lock) {
+      return new EngineRunError({ kind: "locked", stack: name, message: `stack ${name} is locked by another run`, detail: lines.join("\n"), changes, diagnostics, lock });
+    }
+    if (aborted || tracker.cancelled || /update canceled|operation cancelled|interrupted/i.test(stderr)) {
+      return new EngineRunError({ kind: "cancelled", stack: name, message: `stack ${name}: interrupted`, detail: lines.join("\n"), changes, diagnostics });
+    }
+    const diagErrors = diagnostics.filter((d) => d.severity === "error").map((d) => (d.id ? `${d.id}: ${d.message}` : d.message));
+    const message = diagErrors[0] ?? lines.find((l) => !/^update failed$|^preview failed$/.test(l)) ?? lines[0] ?? (e instanceof Error ? e.message.split("\n")[0] ?? "failed" : String(e));
+    return new EngineRunError({ kind: "failed", stack: name, message, detail: [...diagErrors, ...lines].join("\n"), changes, diagnostics });
+  }
+}
+
+function commandText(e: CommandError, which: "stdout" | "stderr"): string {
+  // The result is internal to the SDK; its text is all we need.
+  const result = (e as unknown as { commandResult?: { stdout?: string; stderr?: string } }).commandResult;
+  return result?.[which] ?? "";
+}

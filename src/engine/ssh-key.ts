@@ -1,0 +1,89 @@
+/**
+ * The SSH key pair of an environment, used by provisioning to reach inside
+ * containers: `.homelab/ssh/<env>/id_ed25519` (0600) and its `.pub`,
+ * generated on first deploy with node's crypto (no ssh-keygen needed).
+ */
+import { generateKeyPairSync } from "node:crypto";
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+/** An environment's key pair on disk. */
+export interface SshKey {
+  privateKeyFile: string;
+  publicKeyFile: string;
+  /** The OpenSSH public key line. */
+  publicKey: string;
+  generated: boolean;
+}
+
+/** Where an environment's private key lives. */
+export function sshKeyFile(root: string, envName: string): string {
+  return path.join(root, ".homelab", "ssh", envName, "id_ed25519");
+}
+
+function sshString(b: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+/** OpenSSH public and private key text for an ed25519 key pair from its raw 32-byte parts. Pure. */
+export function openSshEd25519(pub: Buffer, seed: Buffer, comment: string, check: number): { publicKey: string; privateKey: string } {
+  const type = Buffer.from("ssh-ed25519");
+  const pubBlob = Buffer.concat([sshString(type), sshString(pub)]);
+  const publicKey = `ssh-ed25519 ${pubBlob.toString("base64")} ${comment}`;
+  const checkBytes = Buffer.alloc(4);
+  checkBytes.writeUInt32BE(check >>> 0);
+  let priv = Buffer.concat([checkBytes, checkBytes, sshString(type), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(Buffer.from(comment))]);
+  // Padded to the cipher block size (8 for "none") with 1, 2, 3, ...
+  const pad = (8 - (priv.length % 8)) % 8;
+  priv = Buffer.concat([priv, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+  const none = Buffer.from("none");
+  const body = Buffer.concat([
+    Buffer.from("openssh-key-v1\0"),
+    sshString(none),
+    sshString(none),
+    sshString(Buffer.alloc(0)),
+    Buffer.from([0, 0, 0, 1]),
+    sshString(pubBlob),
+    sshString(priv),
+  ]);
+  const b64 = body.toString("base64").replace(/(.{70})/g, "$1\n").replace(/\n$/, "");
+  return { publicKey, privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n` };
+}
+
+/** Returns the environment's key pair, generating it (0600) when missing. */
+export function ensureSshKey(root: string, envName: string): SshKey {
+  const privateKeyFile = sshKeyFile(root, envName);
+  const publicKeyFile = `${privateKeyFile}.pub`;
+  try {
+    const publicKey = readFileSync(publicKeyFile, "utf8").trim();
+    statSync(privateKeyFile);
+    if ((statSync(privateKeyFile).mode & 0o077) !== 0) chmodSync(privateKeyFile, 0o600);
+    return { privateKeyFile, publicKeyFile, publicKey, generated: false };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  const dir = path.dirname(privateKeyFile);
+  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+  const { publicKey: pubKey, privateKey: privKey } = generateKeyPairSync("ed25519");
+  const pub = Buffer.from(pubKey.export({ format: "jwk" }).x ?? "", "base64url");
+  const seed = Buffer.from(privKey.export({ format: "jwk" }).d ?? "", "base64url");
+  const text = openSshEd25519(pub, seed, `homelab-${envName}`, pub.readUInt32BE(0));
+  // Built in a side folder and renamed into place: two first runs at once
+  // must end up with one key pair, and nobody may read half a key.
+  const tmp = `${dir}.${process.pid}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { mode: 0o700 });
+  writeFileSync(path.join(tmp, "id_ed25519"), text.privateKey, { mode: 0o600 });
+  writeFileSync(path.join(tmp, "id_ed25519.pub"), text.publicKey + "\n", { mode: 0o644 });
+  try {
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
+    return { privateKeyFile, publicKeyFile, publicKey: readFileSync(publicKeyFile, "utf8").trim(), generated: false };
+  }
+  return { privateKeyFile, publicKeyFile, publicKey: text.publicKey, generated: true };
+}

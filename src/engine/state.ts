@@ -1,0 +1,152 @@
+/**
+ * Reading a service's deployed state: its resources (with protect flags and
+ * outputs such as node, vmid, address), the operations a crash left pending,
+ * and the current placement the planner keeps sticky. Parsing is pure; the
+ * file backend's state is read straight from disk (no CLI start), other
+ * backends through `pulumi stack export` (see engine.ts).
+ */
+import { gunzipSync } from "node:zlib";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { CurrentResource, CurrentState } from "../plan/types.ts";
+import { PROJECT, urnName, urnType } from "./stacks.ts";
+
+/** The resource type of a Proxmox container. */
+export const CONTAINER_TYPE = "homelab:proxmox:Container";
+
+/** One resource of a stack, as the state records it. */
+export interface DeployedResource {
+  urn: string;
+  /** The homelab resource id (the Pulumi resource name). */
+  id: string;
+  type: string;
+  /** The provider's id of the resource (for a container, its vmid as text). */
+  physicalId: string | undefined;
+  protect: boolean;
+  inputs: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
+
+/** An operation a killed run left unfinished. */
+export interface PendingOperation {
+  urn: string;
+  id: string;
+  type: string;
+  /** `creating`, `updating`, `deleting`, `reading`, ... */
+  op: string;
+}
+
+/** A stack's state, reduced to what homelab shows and plans with. */
+export interface StackState {
+  /** Resources that are ours (not the stack itself or providers). */
+  resources: DeployedResource[];
+  pending: PendingOperation[];
+  /** The raw deployment (version 3), for editing and re-import. */
+  deployment: Record<string, unknown>;
+}
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+/** Whether a resource of the state is one of ours rather than Pulumi's bookkeeping. */
+export function isServiceResource(type: string): boolean {
+  return !type.startsWith("pulumi:");
+}
+
+/** Parses a deployment (`{version, deployment}` or the inner `deployment`). Pure. */
+export function parseDeployment(input: unknown): StackState {
+  const outer = asRecord(input);
+  const deployment = "deployment" in outer ? asRecord(outer["deployment"]) : outer;
+  const resources: DeployedResource[] = [];
+  for (const raw of Array.isArray(deployment["resources"]) ? (deployment["resources"] as unknown[]) : []) {
+    const r = asRecord(raw);
+    const urn = typeof r["urn"] === "string" ? r["urn"] : "";
+    const type = typeof r["type"] === "string" ? r["type"] : urnType(urn);
+    if (urn === "" || !isServiceResource(type) || r["delete"] === true) continue;
+    resources.push({
+      urn,
+      id: urnName(urn),
+      type,
+      physicalId: typeof r["id"] === "string" && r["id"] !== "" ? r["id"] : undefined,
+      protect: r["protect"] === true,
+      inputs: asRecord(r["inputs"]),
+      outputs: asRecord(r["outputs"]),
+    });
+  }
+  const pending: PendingOperation[] = [];
+  for (const raw of Array.isArray(deployment["pending_operations"]) ? (deployment["pending_operations"] as unknown[]) : []) {
+    const p = asRecord(raw);
+    const r = asRecord(p["resource"]);
+    const urn = typeof r["urn"] === "string" ? r["urn"] : "";
+    pending.push({ urn, id: urnName(urn), type: typeof r["type"] === "string" ? r["type"] : urnType(urn), op: typeof p["type"] === "string" ? p["type"] : "unknown" });
+  }
+  return { resources, pending, deployment };
+}
+
+/** A deployment with its pending operations removed (what `pulumi stack import` takes). Pure. */
+export function withoutPendingOperations(deployment: Record<string, unknown>): { version: number; deployment: Record<string, unknown> } {
+  const copy: Record<string, unknown> = { ...deployment };
+  delete copy["pending_operations"];
+  return { version: 3, deployment: copy };
+}
+
+function num(v: unknown): number | undefined {
+  if (typeof v === "number" && Number.isFinite(v)) return v;
+  if (typeof v === "string" && /^\d+$/.test(v)) return Number(v);
+  return undefined;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+/** What the planner needs from the state: each container's node, template and vmid. Pure. */
+export function currentState(state: StackState | undefined): CurrentState {
+  const out = new Map<string, CurrentResource>();
+  for (const r of state?.resources ?? []) {
+    if (r.type !== CONTAINER_TYPE) continue;
+    const node = str(r.outputs["node"]) ?? str(r.inputs["node"]);
+    const template = str(r.outputs["template"]) ?? str(r.inputs["template"]);
+    const vmid = num(r.outputs["vmid"]) ?? num(r.physicalId);
+    out.set(r.id, { ...(node !== undefined ? { node } : {}), ...(template !== undefined ? { template } : {}), ...(vmid !== undefined ? { vmid } : {}) });
+  }
+  return out;
+}
+
+/** A container's facts for `status`: node, vmid, address. Pure. */
+export function resourceFacts(r: DeployedResource): { node: string | undefined; vmid: number | undefined; address: string | undefined } {
+  return {
+    node: str(r.outputs["node"]) ?? str(r.inputs["node"]),
+    vmid: num(r.outputs["vmid"]) ?? (r.type === CONTAINER_TYPE ? num(r.physicalId) : undefined),
+    address: str(r.outputs["address"]),
+  };
+}
+
+/** The state file of a stack in a file backend (project-scoped layout). */
+export function fileBackendStackFile(backendDir: string, stack: string): string {
+  return path.join(backendDir, ".pulumi", "stacks", PROJECT, `${stack}.json`);
+}
+
+/**
+ * Reads a stack's state straight from a file backend; undefined when the
+ * stack has no state file. Saves a CLI start per service on every run.
+ */
+export async function readFileBackendState(backendDir: string, stack: string): Promise<StackState | undefined> {
+  const file = fileBackendStackFile(backendDir, stack);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    try {
+      // PULUMI_DIY_BACKEND_GZIP writes compressed state.
+      text = gunzipSync(await readFile(`${file}.gz`)).toString("utf8");
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw e2;
+    }
+  }
+  const checkpoint = asRecord(asRecord(JSON.parse(text))["checkpoint"]);
+  return parseDeployment(asRecord(checkpoint["latest"]));
+}
