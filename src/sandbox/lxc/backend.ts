@@ -116,6 +116,8 @@ const DEFAULT_SUBNET = "10.87.53.0/24";
 const REGISTRY_PORT = 5000;
 const PACKAGE_CACHE_PORT = 3142;
 const LXCFS_MOUNT = "/var/lib/lxcfs";
+/** The daemons a backend starts with its state folder in their argv. */
+const OWN_DAEMONS: readonly string[] = ["docker-registry", "apt-cacher-ng"];
 
 /** The host programs the backend runs. */
 export const REQUIRED_PROGRAMS: readonly string[] = [
@@ -248,13 +250,14 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
   }
 
   async function stopLeftoverProcesses(): Promise<void> {
-    // Every process this backend starts names the state folder in its argv.
+    // Every daemon this backend starts names the state folder in its argv;
+    // other programs that happen to (a `tail -f` of a log) are left alone.
     const procs = await listProcesses();
     for (const p of processesMentioning(procs, stateDir, new Set([process.pid]))) {
-      const exe = p.argv[0] ?? "";
-      if (exe.startsWith("[lxc monitor]")) continue;
+      const exe = (p.argv[0] ?? "").split("/").pop() ?? "";
+      if (!OWN_DAEMONS.includes(exe)) continue;
       ex.log(`stopping leftover process ${p.pid}: ${p.argv.join(" ")}`);
-      await stopProcess(p.pid, exe.split("/").pop() ?? exe);
+      await stopProcess(p.pid, exe);
     }
   }
 
@@ -277,12 +280,19 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     for (const sub of ["lxc", "run", "logs", "registry"]) await ex.run(removeTreeCommand(join(stateDir, sub)));
   }
 
-  async function cleanupAll(): Promise<void> {
-    await stopLeftoverContainers();
-    await stopLeftoverProcesses();
-    await removeStateTree();
-    await removeRules();
-    await removeBridge();
+  // Every step runs even when an earlier one failed, so one stuck piece
+  // does not keep the rest in place; the failures are reported together.
+  async function cleanupAll(first: Array<() => Promise<void>> = []): Promise<void> {
+    const errors: unknown[] = [];
+    for (const step of [...first, stopLeftoverContainers, stopLeftoverProcesses, removeStateTree, removeRules, removeBridge]) {
+      try {
+        await step();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `clean-up failed: ${errors.map((e) => (e as Error).message).join("; ")}`);
   }
 
   // ------------------------------------------------------------ host set-up
@@ -641,21 +651,20 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.all(
-        [...guests.values()].map(async (g) => {
-          if ((await info(g)).running) await ex.run({ ...lxcKillCommand(g.ref), okCodes: [0, 1, 2] });
-        }),
-      );
+      const ours = [...guests.values()];
       guests.clear();
       usedAddresses.clear();
-      await stopLeftoverContainers();
-      for (const d of daemons) await stopProcess(d.pid, d.exe);
-      await withLxcfsLock(stopSharedLxcfs);
-      await stopLeftoverProcesses();
-      await removeStateTree();
-      await removeRules();
-      await removeBridge();
-      await rm(join(stateDir, "registry.yml"), { force: true });
+      await cleanupAll([
+        async () => {
+          await Promise.all(ours.map((g) => ex.run({ ...lxcKillCommand(g.ref), okCodes: [0, 1, 2] })));
+        },
+        async () => {
+          for (const d of daemons) await stopProcess(d.pid, d.exe);
+        },
+        stopLeftoverContainers,
+        () => withLxcfsLock(stopSharedLxcfs),
+        () => rm(join(stateDir, "registry.yml"), { force: true }),
+      ]);
     },
   };
 
