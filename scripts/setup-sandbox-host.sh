@@ -14,6 +14,13 @@ die() { printf '[setup-sandbox-host] error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages)"
 command -v apt-get >/dev/null || die "needs a Debian-based host (apt-get)"
 
+# One run at a time (tests may call this in parallel); apt waits for dpkg's
+# own lock too, in case something else is installing.
+mkdir -p /run/lock
+exec 9>/run/lock/homelab-setup-sandbox-host.lock
+flock 9
+APT_WAIT=(-o DPkg::Lock::Timeout=600)
+
 PACKAGES=(lxc debootstrap zstd lxcfs iproute2 iptables openssh-client
   docker-registry apt-cacher-ng docker.io
   busybox-static) # busybox-static: a static binary for test images built FROM scratch
@@ -52,7 +59,7 @@ fi
 
 log "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+apt-get "${APT_WAIT[@]}" update -qq
 
 for p in "${missing[@]}"; do
   candidate=$(apt-cache policy "$p" | awk '/Candidate:/ {print $2}')
@@ -75,7 +82,7 @@ trap cleanup EXIT
 
 # apt-cacher-ng asks whether to allow HTTPS tunnels; the default (no) is right.
 echo 'apt-cacher-ng apt-cacher-ng/tunnelenable boolean false' | debconf-set-selections
-apt-get install -y -qq --no-install-recommends \
+apt-get "${APT_WAIT[@]}" install -y -qq --no-install-recommends \
   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
   "${missing[@]}" >/dev/null
 
