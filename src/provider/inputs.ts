@@ -104,6 +104,9 @@ export const containerInputsSchema = z
 
 const INPUT_KEYS = Object.keys(containerInputsSchema.shape) as (keyof ContainerInputs)[];
 
+/** Properties the provider computes; a program may name them (as undefined) to declare them as outputs. */
+const OUTPUT_ONLY: ReadonlySet<string> = new Set(["vmid", "address"]);
+
 /** The names of the container's inputs, in schema order. */
 export const CONTAINER_INPUT_KEYS: readonly (keyof ContainerInputs)[] = INPUT_KEYS;
 
@@ -128,13 +131,13 @@ export function checkContainerInputs(raw: unknown): CheckedInputs {
   const known: PropertyBag = {};
   const failures: InputFailure[] = [];
   for (const [key, value] of Object.entries(bag)) {
-    // Engine bookkeeping such as `__defaults` is not the user's input.
-    if (key.startsWith("__")) continue;
+    // Engine bookkeeping such as `__defaults`, and the outputs a program declares as placeholders, are not inputs.
+    if (key.startsWith("__") || OUTPUT_ONLY.has(key)) continue;
+    if (value === null || value === undefined) continue;
     if (!(INPUT_KEYS as string[]).includes(key)) {
       failures.push({ property: key, reason: `unknown property "${key}" of homelab:proxmox:Container` });
       continue;
     }
-    if (value === null || value === undefined) continue;
     if (isUnknown(value)) unknown.add(key as keyof ContainerInputs);
     else known[key] = value;
   }

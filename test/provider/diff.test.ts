@@ -150,6 +150,15 @@ void describe("checkContainerInputs", () => {
     assert.match(by.get("tags") ?? "", /tier-1/);
   });
 
+  void it("ignores the outputs a program names as placeholders, and empty values", () => {
+    const r = checkContainerInputs({ ...inputs(), vmid: 105, address: UNKNOWN, gateway: null });
+    assert.equal(r.ok, true);
+    if (!r.ok) return;
+    assert.equal("vmid" in r.bag, false);
+    assert.equal("gateway" in r.bag, false);
+    assert.deepEqual([...r.unknown], []);
+  });
+
   void it("refuses a gateway with dhcp", () => {
     const r = checkContainerInputs({ ...inputs(), ip: "dhcp", gateway: "10.0.0.1" });
     assert.equal(r.ok, false);
