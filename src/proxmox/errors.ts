@@ -44,6 +44,21 @@ export interface ApiErrorContext {
   vmid?: number;
 }
 
+/** A task that ended in failure, as `tasks.wait` saw it. */
+export interface TaskFailure {
+  upid: string;
+  /** The node the task ran on (from the UPID). */
+  node: string;
+  /** Task type from the UPID: `vzcreate`, `vzstart`, `download`, ... */
+  type: string;
+  /** The task's object id from the UPID, usually the vmid; may be empty. */
+  id: string;
+  /** `exitstatus` as Proxmox reported it: the error text. */
+  exitstatus: string | undefined;
+  /** The last lines of the task log. */
+  logTail: readonly string[];
+}
+
 interface ApiErrorInit extends ApiErrorContext {
   status: number;
   /** The HTTP reason phrase, which Proxmox uses as its error message. */
@@ -54,9 +69,17 @@ interface ApiErrorInit extends ApiErrorContext {
   hint: string;
   /** Raised by the client before sending, mirroring what the server would answer. */
   preflight?: boolean;
+  /** The failed task that reported it, when the failure came from a task and not the HTTP answer. */
+  task?: TaskFailure;
 }
 
-/** The API answered with an error status. */
+/**
+ * The API refused a request: with an error status, or (when `task` is set) through the task
+ * the request started. Proxmox runs some checks only inside the task (a start's config, lock
+ * and config file lock; a create's template), so the same failure can arrive either way and
+ * gets the same class. For a task, `status` is 500 (what Proxmox answers when such a check
+ * fails before the task) and `reason` is the task's exit status.
+ */
 export class ProxmoxApiError extends ProxmoxError {
   readonly status: number;
   readonly reason: string;
@@ -66,6 +89,8 @@ export class ProxmoxApiError extends ProxmoxError {
   readonly node: string | undefined;
   readonly vmid: number | undefined;
   readonly preflight: boolean;
+  /** The failed task, when the failure was reported by a task. */
+  readonly task: TaskFailure | undefined;
 
   constructor(init: ApiErrorInit) {
     super(init.message, init.hint);
@@ -77,6 +102,7 @@ export class ProxmoxApiError extends ProxmoxError {
     this.node = init.node;
     this.vmid = init.vmid;
     this.preflight = init.preflight ?? false;
+    this.task = init.task;
   }
 }
 
@@ -241,6 +267,52 @@ const NOT_FOUND = /does not exist|\bno such\b|\bnot found\b|unable to find|hostn
 const ROOT_ONLY_FEATURES = /feature flags? .*only allowed for root@pam/i;
 const DIGEST_MISMATCH = /detected modified configuration/i;
 
+type ApiErrorBase = Omit<ApiErrorInit, "message" | "hint">;
+
+/**
+ * A lost id race or a lock, from the first text that names one (the failure text, then the
+ * parameter errors; a lock only from the failure text). Shared by the API and task classifiers,
+ * so a refusal reads the same whichever way it arrived.
+ */
+function conflictError(base: ApiErrorBase, texts: readonly string[]): ProxmoxApiError | undefined {
+  const where = base.node ? ` on node ${base.node}` : "";
+  const exists = texts.map((t) => ALREADY_EXISTS.exec(t)).find((m) => m !== null);
+  if (exists) {
+    return new ProxmoxAlreadyExistsError({
+      ...base,
+      vmid: Number(exists[1]),
+      message: exists[0] + where,
+      hint: "another guest already uses that id; choose another id, or let the tool allocate one",
+    });
+  }
+  const text = texts[0] ?? "";
+  const locked = GUEST_LOCK.exec(text);
+  if (locked) {
+    const vmid = locked[1] !== undefined ? Number(locked[1]) : base.vmid;
+    const lock = locked[2];
+    const subject = vmid !== undefined ? `CT ${vmid}` : "the guest";
+    return new ProxmoxLockedError({
+      ...base,
+      vmid,
+      lock,
+      kind: "guest",
+      message: `${subject} is locked (${lock})`,
+      hint: `another operation is running on it; retry, or check the task log${where}`,
+    });
+  }
+  if (LOCK_TIMEOUT.test(text)) {
+    const subject = base.vmid !== undefined ? `CT ${base.vmid}` : "the guest";
+    return new ProxmoxLockedError({
+      ...base,
+      lock: undefined,
+      kind: "timeout",
+      message: `${subject}: timed out waiting for its config lock${where}`,
+      hint: "another operation held the guest's configuration for too long; retry when it finishes",
+    });
+  }
+  return undefined;
+}
+
 /** Turns a Proxmox error answer into the most specific typed error. Pure. */
 export function classifyApiFailure(response: FailedResponse, ctx: ApiErrorContext): ProxmoxApiError {
   const { status } = response;
@@ -252,7 +324,6 @@ export function classifyApiFailure(response: FailedResponse, ctx: ApiErrorContex
   const paramEntries = Object.entries(paramErrors);
   const base = { ...ctx, status, reason, paramErrors };
   const where = ctx.node ? ` on node ${ctx.node}` : "";
-  const ct = ctx.vmid !== undefined ? `CT ${ctx.vmid}` : "the guest";
 
   if (status === 401) {
     const hint =
@@ -278,39 +349,8 @@ export function classifyApiFailure(response: FailedResponse, ctx: ApiErrorContex
     });
   }
 
-  const exists = ALREADY_EXISTS.exec(text) ?? paramEntries.map(([, m]) => ALREADY_EXISTS.exec(m)).find((m) => m !== null);
-  if (exists) {
-    return new ProxmoxAlreadyExistsError({
-      ...base,
-      vmid: Number(exists[1]),
-      message: exists[0] + where,
-      hint: "another guest already uses that id; choose another id, or let the tool allocate one",
-    });
-  }
-
-  const locked = GUEST_LOCK.exec(text);
-  if (locked) {
-    const vmid = locked[1] !== undefined ? Number(locked[1]) : ctx.vmid;
-    const lock = locked[2];
-    const subject = vmid !== undefined ? `CT ${vmid}` : "the guest";
-    return new ProxmoxLockedError({
-      ...base,
-      vmid,
-      lock,
-      kind: "guest",
-      message: `${subject} is locked (${lock})`,
-      hint: `another operation is running on it; retry, or check the task log${ctx.node ? ` on node ${ctx.node}` : ""}`,
-    });
-  }
-  if (LOCK_TIMEOUT.test(text)) {
-    return new ProxmoxLockedError({
-      ...base,
-      lock: undefined,
-      kind: "timeout",
-      message: `${ct}: timed out waiting for its config lock${where}`,
-      hint: "another operation held the guest's configuration for too long; retry when it finishes",
-    });
-  }
+  const conflict = conflictError(base, [text, ...paramEntries.map(([, m]) => m)]);
+  if (conflict) return conflict;
 
   if (status === 400 || paramEntries.length > 0) {
     const details = paramEntries.map(([k, m]) => `${k}: ${m}`).join("; ");
@@ -337,5 +377,63 @@ export function classifyApiFailure(response: FailedResponse, ctx: ApiErrorContex
     ...base,
     message: text,
     hint: `the Proxmox API failed${where}; retry, or read the node's logs (journalctl -u pveproxy -u pvedaemon)`,
+  });
+}
+
+const CONFIG_MISSING = /Configuration file 'nodes\/([^/']+)\/(lxc|qemu-server)\/(\d+)\.conf' does not exist/;
+// A dir storage's activate_volume says `volume '...' does not exist`; abs_filesystem_path says `can't find file '...'`.
+const VOLUME_MISSING = /volume '([^']+)' does not exist|can't find file '([^']+)'/;
+
+/**
+ * Turns a failed task into the most specific typed error: the typed error the same refusal gets
+ * as an API answer where one fits (a guest that does not exist, a lock, a lost id race, a missing
+ * template), else a ProxmoxTaskError. Only failures that name their cause exactly are typed, so a
+ * start that fails on, say, a missing bridge stays a task error and is never taken for a missing
+ * guest. `origin` is the request that started the task. Pure.
+ */
+export function classifyTaskFailure(failure: TaskFailure, origin?: ApiErrorContext): ProxmoxApiError | ProxmoxTaskError {
+  const text = (failure.exitstatus ?? "").trim();
+  const taskVmid = /^\d+$/.test(failure.id) ? Number(failure.id) : undefined;
+  const ctx = origin ?? { method: "GET", path: `/nodes/${failure.node}/tasks/${failure.upid}/status` };
+  const node = ctx.node ?? failure.node;
+  const base: ApiErrorBase = { ...ctx, node, vmid: ctx.vmid ?? taskVmid, status: 500, reason: text, task: failure };
+
+  const missing = CONFIG_MISSING.exec(text);
+  if (missing) {
+    const kind = missing[2] === "lxc" ? "CT" : "VM";
+    return new ProxmoxNotFoundError({
+      ...base,
+      node: missing[1],
+      vmid: Number(missing[3]),
+      message: `${kind} ${missing[3]} does not exist on node ${missing[1]}`,
+      hint: "check the node and the guest id; it may have been removed, or moved to another node, since the last inventory",
+    });
+  }
+
+  const volume = VOLUME_MISSING.exec(text);
+  const volid = volume?.[1] ?? volume?.[2];
+  const template = volid !== undefined ? /^([^:]+):vztmpl\/(.+)$/.exec(volid) : null;
+  if (template) {
+    const [, storage, file] = template;
+    return new ProxmoxNotFoundError({
+      ...base,
+      message: `template ${volid} does not exist on node ${node}`,
+      hint:
+        `download it to storage ${storage} on ${node} first: \`pveam update && pveam download ${storage} ${file}\` on the node ` +
+        `(through the API: POST /nodes/${node}/aplinfo); \`pveam available\` lists the templates that can be downloaded, \`pveam list ${storage}\` those already there`,
+    });
+  }
+
+  const conflict = conflictError(base, [text]);
+  if (conflict) return conflict;
+
+  const what = failure.id ? `${failure.type} ${failure.id}` : failure.type;
+  return new ProxmoxTaskError({
+    upid: failure.upid,
+    node: failure.node,
+    exitstatus: failure.exitstatus,
+    logTail: failure.logTail,
+    message: `task ${what} on ${failure.node} failed: ${failure.exitstatus ?? "no exit status"}`,
+    hint: `read the log tail, or the full log on node ${failure.node} (Tasks panel, or \`pvenode task log ${failure.upid}\`)`,
   });
 }

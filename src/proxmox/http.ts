@@ -378,7 +378,8 @@ export class ProxmoxHttp {
     );
   }
 
-  private log(line: string): void {
+  /** Writes a line to the client's logger, if it has one. */
+  log(line: string): void {
     this.logger?.(line);
   }
 }

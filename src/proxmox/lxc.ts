@@ -6,9 +6,9 @@
  */
 import { z } from "zod";
 import type { ClusterApi } from "./cluster.ts";
-import { ProxmoxAlreadyExistsError, ProxmoxAuthError, ProxmoxTaskError, ProxmoxValidationError } from "./errors.ts";
-import { apiPath, backoffDelay } from "./http.ts";
-import type { FormParams, FormValue, ProxmoxHttp } from "./http.ts";
+import { ProxmoxAlreadyExistsError, ProxmoxAuthError, ProxmoxLockedError, ProxmoxTaskError, ProxmoxValidationError, contextFromPath } from "./errors.ts";
+import { apiPath, backoffDelay, retryDecision } from "./http.ts";
+import type { FormParams, FormValue, ProxmoxHttp, RetryState } from "./http.ts";
 import { flag, num } from "./schema.ts";
 import type { TaskResult, TasksApi, WaitOptions } from "./tasks.ts";
 
@@ -462,6 +462,13 @@ export interface TaskCallOptions {
   wait?: WaitOptions;
 }
 
+/**
+ * `unprivileged` of a create that does not send it: Proxmox's create makes an unprivileged
+ * container unless told otherwise (pve-container: `$unprivileged = 1 if !defined($unprivileged)`;
+ * the config option's own default, for a container without the line, is 0).
+ */
+export const CREATE_UNPRIVILEGED_DEFAULT = true;
+
 /** The result of create: the id it got, and the finished task. */
 export interface LxcCreateResult extends TaskResult {
   vmid: number;
@@ -491,18 +498,16 @@ export class LxcApi {
    * creator takes it first ("already exists"), allocates again; nothing else is retried.
    */
   async create(node: string, params: LxcCreateParams, options: TaskCallOptions = {}): Promise<LxcCreateResult> {
-    if (params.features !== undefined) this.checkFeatures(params.features, params.unprivileged, "POST", apiPath`/nodes/${node}/lxc`, node);
+    const path = apiPath`/nodes/${node}/lxc`;
+    if (params.features !== undefined) this.checkFeatures(params.features, params.unprivileged ?? CREATE_UNPRIVILEGED_DEFAULT, "POST", path, node);
     const allocate = params.vmid === undefined;
     const attempts = allocate ? this.http.retry.idRaceAttempts : 1;
     for (let attempt = 1; ; attempt += 1) {
       const vmid = params.vmid ?? (await this.cluster.nextId());
       const form = lxcCreateForm(params, vmid);
       try {
-        const upid = await this.http.call(
-          { method: "POST", path: apiPath`/nodes/${node}/lxc`, params: form, secretParams: ["password"] },
-          z.string(),
-        );
-        const result = await this.tasks.wait(upid, options.wait);
+        const upid = await this.http.call({ method: "POST", path, params: form, secretParams: ["password"] }, z.string());
+        const result = await this.tasks.wait(upid, options.wait, contextFromPath("POST", path));
         return { ...result, vmid };
       } catch (error) {
         // Only a lost id race is safe to repeat: the other creator's guest holds the id and ours does not exist.
@@ -558,15 +563,12 @@ export class LxcApi {
     vmid: number,
     options: TaskCallOptions & { purge?: boolean; force?: boolean; destroyUnreferencedDisks?: boolean } = {},
   ): Promise<TaskResult> {
+    const path = apiPath`/nodes/${node}/lxc/${vmid}`;
     const upid = await this.http.call(
-      {
-        method: "DELETE",
-        path: apiPath`/nodes/${node}/lxc/${vmid}`,
-        params: { purge: options.purge, force: options.force, "destroy-unreferenced-disks": options.destroyUnreferencedDisks },
-      },
+      { method: "DELETE", path, params: { purge: options.purge, force: options.force, "destroy-unreferenced-disks": options.destroyUnreferencedDisks } },
       z.string(),
     );
-    return this.tasks.wait(upid, options.wait);
+    return this.tasks.wait(upid, options.wait, contextFromPath("DELETE", path));
   }
 
   /** Interfaces with their addresses; null while the container is stopped. */
@@ -574,9 +576,27 @@ export class LxcApi {
     return this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc/${vmid}/interfaces` }, interfacesSchema);
   }
 
+  // Proxmox checks only the running state before a lifecycle task; the worker takes the config
+  // file lock and checks the guest's lock first thing, before it acts. So a task refused on a
+  // lock did nothing and is sent again like a synchronous lock refusal (which the transport
+  // retries), under the same policy: `lockAttempts` tasks at most, the lock backoff between them.
   private async lifecycle(node: string, vmid: number, action: "start" | "stop" | "shutdown" | "reboot", params: FormParams, options: TaskCallOptions): Promise<TaskResult> {
-    const upid = await this.http.call({ method: "POST", path: `${apiPath`/nodes/${node}/lxc/${vmid}/status/`}${action}`, params }, z.string());
-    return this.tasks.wait(upid, options.wait);
+    const path = `${apiPath`/nodes/${node}/lxc/${vmid}/status/`}${action}`;
+    const origin = contextFromPath("POST", path);
+    const state: RetryState = { idempotent: false, tries: 0, lockTries: 0, reauthed: false, canReauth: false };
+    for (;;) {
+      state.tries += 1;
+      const upid = await this.http.call({ method: "POST", path, params }, z.string());
+      try {
+        return await this.tasks.wait(upid, options.wait, origin);
+      } catch (error) {
+        const decision = error instanceof ProxmoxLockedError ? retryDecision(error, state, this.http.retry) : undefined;
+        if (decision?.retry !== true) throw error;
+        state.lockTries += 1;
+        this.http.log(`retry POST ${path} in ${decision.delayMs} ms (lock, task ${upid}): ${error instanceof Error ? error.message : String(error)}`);
+        await sleep(decision.delayMs);
+      }
+    }
   }
 
   // Proxmox lets only root@pam itself (not even root's API tokens) set features other than

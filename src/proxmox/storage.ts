@@ -1,5 +1,6 @@
 /** Storages, their content (templates), and template downloads from the appliance index (`aplinfo`). */
 import { z } from "zod";
+import { contextFromPath } from "./errors.ts";
 import { apiPath } from "./http.ts";
 import type { ProxmoxHttp } from "./http.ts";
 import { commaList, flag, num } from "./schema.ts";
@@ -119,6 +120,6 @@ export class StorageApi {
   /** Downloads a template from the appliance index into `storage` and waits for it. */
   async downloadTemplate(node: string, storage: string, template: string, wait: WaitOptions = {}): Promise<TaskResult> {
     const upid = await this.startTemplateDownload(node, storage, template);
-    return this.tasks.wait(upid, wait);
+    return this.tasks.wait(upid, wait, contextFromPath("POST", apiPath`/nodes/${node}/aplinfo`));
   }
 }

@@ -3,7 +3,8 @@
  * client waits for a long operation to finish.
  */
 import { z } from "zod";
-import { ProxmoxTaskError, ProxmoxTaskTimeoutError, ProxmoxValidationError } from "./errors.ts";
+import { ProxmoxTaskTimeoutError, ProxmoxValidationError, classifyTaskFailure } from "./errors.ts";
+import type { ApiErrorContext } from "./errors.ts";
 import { apiPath } from "./http.ts";
 import type { ProxmoxHttp } from "./http.ts";
 
@@ -141,8 +142,12 @@ export class TasksApi {
     return lines.slice(-count).map((line) => line.t);
   }
 
-  /** Waits until the task stops; throws ProxmoxTaskError (with the log tail) unless it ended OK or with warnings. */
-  async wait(upid: string, options: WaitOptions = {}): Promise<TaskResult> {
+  /**
+   * Waits until the task stops. A failure is thrown as `classifyTaskFailure` types it (with the
+   * log tail): the same typed error as the API's answer where one fits, else ProxmoxTaskError.
+   * `origin` is the request that started the task, named in those errors.
+   */
+  async wait(upid: string, options: WaitOptions = {}, origin?: ApiErrorContext): Promise<TaskResult> {
     const parsed = parseUpid(upid);
     const timeoutMs = options.timeoutMs ?? 10 * 60 * 1000;
     const initial = options.initialDelayMs ?? 250;
@@ -159,14 +164,7 @@ export class TasksApi {
           return { upid, node: parsed.node, type: parsed.type, id: parsed.id, exitstatus: status.exitstatus ?? "OK", warnings: outcome.warnings };
         }
         const logTail = await this.safeTail(upid, tailLines);
-        throw new ProxmoxTaskError({
-          upid,
-          node: parsed.node,
-          exitstatus: status.exitstatus,
-          logTail,
-          message: `task ${what} on ${parsed.node} failed: ${status.exitstatus ?? "no exit status"}`,
-          hint: `read the log tail, or the full log on node ${parsed.node} (Tasks panel, or \`pvenode task log ${upid}\`)`,
-        });
+        throw classifyTaskFailure({ upid, node: parsed.node, type: parsed.type, id: parsed.id, exitstatus: status.exitstatus, logTail }, origin);
       }
       const remaining = deadline - performance.now();
       if (remaining <= 0) {

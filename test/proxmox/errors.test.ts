@@ -6,7 +6,9 @@ import {
   ProxmoxAuthError,
   ProxmoxLockedError,
   ProxmoxNotFoundError,
+  ProxmoxTaskError,
   classifyApiFailure,
+  classifyTaskFailure,
   contextFromPath,
   redactSecrets,
 } from "../../src/proxmox/errors.ts";
@@ -106,6 +108,96 @@ void describe("classifyApiFailure", () => {
     assert.equal(error.constructor, ProxmoxApiError);
     assert.equal(error.message, "HTTP 503");
     assert.equal(error.status, 503);
+  });
+});
+
+void describe("classifyTaskFailure", () => {
+  const upid = (type: string, id: string) => `UPID:pve-01:00001234:00005678:6650A1B2:${type}:${id}:root@pam!homelab:`;
+  const failed = (type: string, id: string, exitstatus: string | undefined) => ({
+    upid: upid(type, id),
+    node: "pve-01",
+    type,
+    id,
+    exitstatus,
+    logTail: ["starting", `TASK ERROR: ${exitstatus ?? ""}`],
+  });
+  const start = ctx("POST", "/nodes/pve-01/lxc/105/status/start");
+
+  void it("turns a start of a container that does not exist into ProxmoxNotFoundError", () => {
+    const failure = failed("vzstart", "105", "Configuration file 'nodes/pve-01/lxc/105.conf' does not exist");
+    const error = classifyTaskFailure(failure, start);
+    assert.ok(error instanceof ProxmoxNotFoundError);
+    assert.equal(error.message, "CT 105 does not exist on node pve-01");
+    assert.match(error.hint, /guest id/);
+    assert.equal(error.node, "pve-01");
+    assert.equal(error.vmid, 105);
+    assert.equal(error.method, "POST");
+    assert.equal(error.path, "/nodes/pve-01/lxc/105/status/start");
+    assert.equal(error.status, 500);
+    assert.equal(error.reason, failure.exitstatus);
+    assert.deepEqual(error.task, failure);
+  });
+
+  void it("names a missing template and how to download it", () => {
+    const error = classifyTaskFailure(
+      failed("vzcreate", "301", "unable to create CT 301 - volume 'local:vztmpl/debian-13-standard_13.1-2_amd64.tar.zst' does not exist"),
+      ctx("POST", "/nodes/pve-01/lxc"),
+    );
+    assert.ok(error instanceof ProxmoxNotFoundError);
+    assert.equal(error.message, "template local:vztmpl/debian-13-standard_13.1-2_amd64.tar.zst does not exist on node pve-01");
+    assert.equal(error.vmid, 301, "the vmid comes from the UPID when the request path has none");
+    assert.match(error.hint, /pveam update && pveam download local debian-13-standard_13\.1-2_amd64\.tar\.zst/);
+    assert.match(error.hint, /POST \/nodes\/pve-01\/aplinfo/);
+    assert.match(error.hint, /pveam list local/);
+    const file = classifyTaskFailure(failed("vzcreate", "302", "unable to create CT 302 - can't find file 'nas:vztmpl/x_1_amd64.tar.zst'"), ctx("POST", "/nodes/pve-01/lxc"));
+    assert.ok(file instanceof ProxmoxNotFoundError);
+    assert.match(file.hint, /pveam download nas x_1_amd64\.tar\.zst/);
+  });
+
+  void it("reads a guest lock or a config lock timeout like the API answer, so the same retry applies", () => {
+    const guest = classifyTaskFailure(failed("vzstart", "105", "CT is locked (backup)"), start);
+    assert.ok(guest instanceof ProxmoxLockedError);
+    assert.equal(guest.kind, "guest");
+    assert.equal(guest.lock, "backup");
+    const sync = classifyApiFailure({ status: 500, reason: "CT is locked (backup)", body: null }, start);
+    assert.equal(guest.explain(), sync.explain());
+    assert.equal(guest.explain(), "CT 105 is locked (backup): another operation is running on it; retry, or check the task log on node pve-01");
+    assert.equal(guest.task?.exitstatus, "CT is locked (backup)");
+    assert.equal(sync.task, undefined);
+    const timeout = classifyTaskFailure(failed("vzstop", "105", "can't lock file '/run/lock/lxc/pve-config-105.lock' - got timeout"), ctx("POST", "/nodes/pve-01/lxc/105/status/stop"));
+    assert.ok(timeout instanceof ProxmoxLockedError);
+    assert.equal(timeout.kind, "timeout");
+    assert.equal(timeout.explain(), "CT 105: timed out waiting for its config lock on node pve-01: another operation held the guest's configuration for too long; retry when it finishes");
+  });
+
+  void it("recognises a lost id race inside a create task", () => {
+    const error = classifyTaskFailure(failed("vzcreate", "101", "unable to create CT 101 - CT 101 already exists on node 'pve-02'"), ctx("POST", "/nodes/pve-01/lxc"));
+    assert.ok(error instanceof ProxmoxAlreadyExistsError);
+    assert.equal(error.vmid, 101);
+  });
+
+  void it("leaves every other failure a ProxmoxTaskError, even one that says 'does not exist'", () => {
+    for (const exitstatus of ["bridge 'vmbr7' does not exist", "unable to create CT 300 - volume 'local-lvm:vm-300-disk-0' does not exist", "command 'lxc-start -n 105' failed: exit code 1"]) {
+      const error = classifyTaskFailure(failed("vzstart", "105", exitstatus), start);
+      assert.equal(error.constructor, ProxmoxTaskError, exitstatus);
+      assert.ok(error instanceof ProxmoxTaskError);
+      assert.equal(error.message, `task vzstart 105 on pve-01 failed: ${exitstatus}`);
+      assert.equal(error.exitstatus, exitstatus);
+      assert.deepEqual(error.logTail, ["starting", `TASK ERROR: ${exitstatus}`]);
+      assert.match(error.hint, /pvenode task log UPID:pve-01:/);
+    }
+    const silent = classifyTaskFailure(failed("download", "", undefined));
+    assert.ok(silent instanceof ProxmoxTaskError);
+    assert.equal(silent.message, "task download on pve-01 failed: no exit status");
+  });
+
+  void it("without the starting request, names the task's status call and the UPID's vmid", () => {
+    const error = classifyTaskFailure(failed("vzstart", "105", "CT is locked (mounted)"));
+    assert.ok(error instanceof ProxmoxLockedError);
+    assert.equal(error.method, "GET");
+    assert.equal(error.path, `/nodes/pve-01/tasks/${upid("vzstart", "105")}/status`);
+    assert.equal(error.vmid, 105);
+    assert.equal(error.message, "CT 105 is locked (mounted)");
   });
 });
 

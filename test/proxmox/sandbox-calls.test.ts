@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { ProxmoxClient } from "../../src/proxmox/client.ts";
 import { ProxmoxApiError, ProxmoxAuthError, ProxmoxNotFoundError } from "../../src/proxmox/errors.ts";
 import { lxcCreateForm } from "../../src/proxmox/lxc.ts";
-import { FAST_WAIT, TEMPLATE, count, sandbox, tokenClient } from "./helpers/sandbox.ts";
+import { CT, FAST_WAIT, TEMPLATE, count, sandbox, tokenClient } from "./helpers/sandbox.ts";
 import type { RunningSandbox } from "./helpers/sandbox.ts";
 
 const GiB = 1024 ** 3;
@@ -259,7 +259,15 @@ void describe("sandbox: container lifecycle", () => {
     await assert.rejects(client.lxc.config(node, vmid), ProxmoxNotFoundError);
     await assert.rejects(client.lxc.status(node, vmid), ProxmoxNotFoundError);
     await assert.rejects(client.lxc.interfaces(node, vmid), ProxmoxNotFoundError);
-    await assert.rejects(client.lxc.start(node, vmid), ProxmoxNotFoundError);
+    // Proxmox answers a start with a task and loads the config inside it; the task's failure is typed like the API's.
+    const start = await client.lxc.start(node, vmid, { wait: FAST_WAIT }).catch((e: unknown) => e);
+    assert.ok(start instanceof ProxmoxNotFoundError);
+    assert.equal(start.message, `CT ${vmid} does not exist on node ${node}`);
+    assert.match(start.hint, /removed/);
+    assert.equal(start.vmid, vmid);
+    assert.equal(start.path, `/nodes/${node}/lxc/${vmid}/status/start`);
+    assert.equal(start.task?.type, "vzstart");
+    assert.equal(start.task.exitstatus, `Configuration file 'nodes/${node}/lxc/${vmid}.conf' does not exist`);
     await assert.rejects(client.lxc.delete(node, vmid), ProxmoxNotFoundError);
   });
 });
@@ -271,18 +279,39 @@ void describe("sandbox: create errors", () => {
     assert.deepEqual(Object.keys(error.paramErrors).sort(), ["memory", "swap"]);
   });
 
-  void it("reports a missing template as not found", async () => {
-    const error = await client.lxc.create("pve-01", { vmid: 301, ostemplate: "local:vztmpl/nope_1_amd64.tar.zst" }).catch((e: unknown) => e);
+  void it("reports a missing template as not found, with how to get it", async () => {
+    // Proxmox reads the template only inside the create task.
+    const error = await client.lxc.create("pve-01", { ...CT, vmid: 301, ostemplate: "local:vztmpl/nope_1_amd64.tar.zst" }, { wait: FAST_WAIT }).catch((e: unknown) => e);
     assert.ok(error instanceof ProxmoxNotFoundError);
-    assert.match(error.message, /does not exist/);
+    assert.equal(error.message, "template local:vztmpl/nope_1_amd64.tar.zst does not exist on node pve-01");
+    assert.match(error.hint, /pveam update && pveam download local nope_1_amd64\.tar\.zst/);
+    assert.match(error.hint, /aplinfo/);
+    assert.equal(error.vmid, 301);
+    assert.equal(error.task?.type, "vzcreate");
+    assert.match(error.task.exitstatus ?? "", /^unable to create CT 301 - volume 'local:vztmpl\/nope_1_amd64\.tar\.zst' does not exist/);
+    await assert.rejects(client.lxc.config("pve-01", 301), ProxmoxNotFoundError, "a failed create leaves nothing behind");
   });
 
   void it("refuses nesting on a privileged container for a token, with the reason", async () => {
+    // Sent raw, past the client's own check, to see the server's answer.
     const raw = await client.http
-      .call({ method: "POST", path: "/nodes/pve-01/lxc", params: { ...lxcCreateForm({ ostemplate: TEMPLATE, features: { nesting: true } }, 302) } }, z.string())
+      .call({ method: "POST", path: "/nodes/pve-01/lxc", params: lxcCreateForm({ ostemplate: TEMPLATE, unprivileged: false, features: { nesting: true } }, 302) }, z.string())
       .catch((e: unknown) => e);
     assert.ok(raw instanceof ProxmoxAuthError);
     assert.equal(raw.status, 403);
     assert.match(raw.hint, /privileged container/);
+    const checked = await client.lxc.create("pve-01", { ...CT, vmid: 302, unprivileged: false, features: { nesting: true } }).catch((e: unknown) => e);
+    assert.ok(checked instanceof ProxmoxAuthError);
+    assert.equal(checked.preflight, true);
+    assert.match(checked.message, /on a privileged container/);
+    assert.match(checked.hint, /privileged container/);
+  });
+
+  void it("lets a token set nesting when unprivileged is left to Proxmox's default (unprivileged)", async () => {
+    const { vmid } = await client.lxc.create("pve-01", { ...CT, vmid: 303, features: { nesting: true } }, { wait: FAST_WAIT });
+    const config = await client.lxc.config("pve-01", vmid);
+    assert.equal(config.unprivileged, true);
+    assert.deepEqual(config.features, { nesting: true });
+    await client.lxc.delete("pve-01", vmid, { purge: true, wait: FAST_WAIT });
   });
 });

@@ -191,10 +191,14 @@ void describe("sandbox: locks", () => {
       const { vmid } = await client.lxc.create("pve-02", { ...CT }, { wait: FAST_WAIT });
       // A backup (or another tool) holding the guest: set the lock the way Proxmox stores it.
       await client.http.call({ method: "PUT", path: `/nodes/pve-02/lxc/${vmid}/config`, params: { lock: "backup" } }, z.null());
+      // Proxmox accepts the start and refuses it inside the task; each refused task is sent again.
       const error = await client.lxc.start("pve-02", vmid, { wait: FAST_WAIT }).catch((e: unknown) => e);
       assert.ok(error instanceof ProxmoxLockedError);
       assert.equal(error.kind, "guest");
+      assert.equal(error.lock, "backup");
       assert.equal(error.explain(), `CT ${vmid} is locked (backup): another operation is running on it; retry, or check the task log on node pve-02`);
+      assert.equal(error.task?.exitstatus, "CT is locked (backup)");
+      assert.equal(error.task.type, "vzstart");
       assert.equal(count(sb, "POST /nodes/{node}/lxc/{vmid}/status/start"), 3);
       await client.http.call({ method: "PUT", path: `/nodes/pve-02/lxc/${vmid}/config`, params: { delete: "lock" } }, z.null());
       assert.equal((await client.lxc.start("pve-02", vmid, { wait: FAST_WAIT })).exitstatus, "OK");
@@ -204,7 +208,8 @@ void describe("sandbox: locks", () => {
 
   void it("a config lock timeout during a create is retried until the create is done", async () => {
     await using(sandbox({ taskDurationMs: 600, lockTimeoutMs: 50 }), async (sb) => {
-      const client = tokenClient(sb, { retry: { ...FAST_RETRY, lockAttempts: 30, lockDelayMs: 60 } });
+      const lines: string[] = [];
+      const client = tokenClient(sb, { retry: { ...FAST_RETRY, lockAttempts: 30, lockDelayMs: 60 }, logger: (line) => lines.push(line) });
       const upid = await client.http.call({ method: "POST", path: "/nodes/pve-01/lxc", params: lxcCreateForm({ ...CT }, 150) }, z.string());
       assert.equal((await client.lxc.config("pve-01", 150)).lock, "create");
       const impatient = tokenClient(sb, { retry: { ...FAST_RETRY, lockAttempts: 1 } });
@@ -212,8 +217,11 @@ void describe("sandbox: locks", () => {
       await impatient.close();
       assert.ok(error instanceof ProxmoxLockedError);
       assert.equal(error.kind, "timeout");
+      // The start's task waits for the config file lock that the create's task holds, and fails
+      // with the timeout; the client sends the start again until the create is done.
       await client.lxc.start("pve-01", 150, { wait: FAST_WAIT });
       assert.ok(count(sb, "POST /nodes/{node}/lxc/{vmid}/status/start") > 1, "the refused start was retried");
+      assert.ok(lines.some((l) => /^retry POST \/nodes\/pve-01\/lxc\/150\/status\/start in \d+ ms \(lock, task UPID:.*\): CT 150: timed out waiting for its config lock/.test(l)), lines.join("\n"));
       assert.equal((await client.tasks.status(upid)).exitstatus, "OK");
       assert.equal((await client.lxc.status("pve-01", 150)).status, "running");
       await client.close();

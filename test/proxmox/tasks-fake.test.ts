@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createProxmoxClient } from "../../src/proxmox/client.ts";
-import { ProxmoxAlreadyExistsError, ProxmoxAuthError, ProxmoxTaskError, ProxmoxTaskTimeoutError } from "../../src/proxmox/errors.ts";
+import { ProxmoxAlreadyExistsError, ProxmoxAuthError, ProxmoxLockedError, ProxmoxNotFoundError, ProxmoxTaskError, ProxmoxTaskTimeoutError } from "../../src/proxmox/errors.ts";
 import { FAKE_TOKEN, startFakeServer, testCert } from "./helpers/fake-server.ts";
 import type { FakeReply, FakeServer, SeenRequest } from "./helpers/fake-server.ts";
 
@@ -15,7 +15,7 @@ function status(state: "running" | "stopped", exitstatus?: string) {
 
 async function run(handler: (req: SeenRequest) => FakeReply, body: (server: FakeServer, client: ReturnType<typeof createProxmoxClient>) => Promise<void>): Promise<void> {
   const server = await startFakeServer(handler);
-  const client = createProxmoxClient({ endpoint: server.url, auth: FAKE_TOKEN, tls: { fingerprint: testCert().fingerprint }, retry: { baseDelayMs: 1, maxDelayMs: 2 } });
+  const client = createProxmoxClient({ endpoint: server.url, auth: FAKE_TOKEN, tls: { fingerprint: testCert().fingerprint }, retry: { baseDelayMs: 1, maxDelayMs: 2, lockAttempts: 3, lockDelayMs: 1 } });
   try {
     await body(server, client);
   } finally {
@@ -137,6 +137,85 @@ void describe("lxc.create id race", () => {
         assert.equal(error.preflight, true);
         assert.match(error.hint, /only root@pam/);
         assert.equal(server.requests.length, 0);
+      },
+    );
+  });
+});
+
+void describe("lxc lifecycle task failures", () => {
+  const startUpid = (n: number) => `UPID:pve-01:0000${1000 + n}:00005678:6650A1B2:vzstart:105:homelab@pve!test:`;
+  const startPath = "/nodes/pve-01/lxc/105/status/start";
+
+  // Each start gets its own task; `outcome(n)` is the exit status of the n-th (from 1).
+  function lifecycleServer(outcome: (n: number) => string): (req: SeenRequest) => FakeReply {
+    let starts = 0;
+    return (req) => {
+      if (req.method === "POST") return { body: { data: startUpid(++starts) } };
+      const n = Number(/:0000(\d{4}):/.exec(req.path)?.[1]) - 1000;
+      const exitstatus = outcome(n);
+      if (req.path.endsWith("/log")) return { body: { data: [{ n: 1, t: exitstatus === "OK" ? "TASK OK" : `TASK ERROR: ${exitstatus}` }], total: 1 } };
+      return { body: { data: { upid: startUpid(n), node: "pve-01", status: "stopped", exitstatus, type: "vzstart", id: "105", user: "homelab@pve!test", starttime: 1 } } };
+    };
+  }
+
+  void it("sends a start again when its task was refused on a lock, then succeeds", async () => {
+    await run(
+      lifecycleServer((n) => (n === 1 ? "CT is locked (backup)" : n === 2 ? "can't lock file '/run/lock/lxc/pve-config-105.lock' - got timeout" : "OK")),
+      async (server, client) => {
+        const result = await client.lxc.start("pve-01", 105, { wait: fast });
+        assert.equal(result.upid, startUpid(3));
+        assert.equal(server.count("POST", startPath), 3);
+      },
+    );
+  });
+
+  void it("gives up after lockAttempts tasks with ProxmoxLockedError and its hint", async () => {
+    await run(
+      lifecycleServer(() => "CT is locked (migrate)"),
+      async (server, client) => {
+        const error = await client.lxc.start("pve-01", 105, { wait: fast }).catch((e: unknown) => e);
+        assert.ok(error instanceof ProxmoxLockedError);
+        assert.equal(error.explain(), "CT 105 is locked (migrate): another operation is running on it; retry, or check the task log on node pve-01");
+        assert.equal(error.task?.upid, startUpid(3));
+        assert.equal(server.count("POST", startPath), 3);
+      },
+    );
+  });
+
+  void it("does not send a start again for any other task failure", async () => {
+    for (const [exitstatus, type] of [
+      ["Configuration file 'nodes/pve-01/lxc/105.conf' does not exist", ProxmoxNotFoundError],
+      ["bridge 'vmbr7' does not exist", ProxmoxTaskError],
+    ] as const) {
+      await run(
+        lifecycleServer(() => exitstatus),
+        async (server, client) => {
+          const error = await client.lxc.start("pve-01", 105, { wait: fast }).catch((e: unknown) => e);
+          assert.ok(error instanceof type, exitstatus);
+          assert.equal(server.count("POST", startPath), 1, exitstatus);
+        },
+      );
+    }
+  });
+});
+
+void describe("lxc.create feature check", () => {
+  void it("lets a token ask for nesting when unprivileged is left to Proxmox's default, and refuses it on a privileged container", async () => {
+    const upid = "UPID:pve-01:00001234:00005678:6650A1B2:vzcreate:150:homelab@pve!test:";
+    await run(
+      (req) => (req.method === "POST" ? { body: { data: upid } } : { body: { data: { upid, node: "pve-01", status: "stopped", exitstatus: "OK", type: "vzcreate", id: "150", user: "u@pve", starttime: 1 } } }),
+      async (server, client) => {
+        const made = await client.lxc.create("pve-01", { vmid: 150, ostemplate: "local:vztmpl/x.tar.zst", features: { nesting: true } }, { wait: fast });
+        assert.equal(made.vmid, 150);
+        const sent = server.requests.find((r) => r.method === "POST");
+        assert.ok(sent);
+        assert.equal(sent.form.get("features"), "nesting=1");
+        assert.equal(sent.form.get("unprivileged"), null, "the default is Proxmox's, not sent");
+        const privileged = await client.lxc.create("pve-01", { vmid: 151, ostemplate: "local:vztmpl/x.tar.zst", unprivileged: false, features: { nesting: true } }).catch((e: unknown) => e);
+        assert.ok(privileged instanceof ProxmoxAuthError);
+        assert.equal(privileged.preflight, true);
+        assert.match(privileged.hint, /privileged container/);
+        assert.equal(server.count("POST", "/nodes/pve-01/lxc"), 1);
       },
     );
   });
