@@ -41,8 +41,8 @@ export function describeError(doing: string, error: unknown): string {
   if (error instanceof ProxmoxError) {
     let text = error.explain();
     if (error instanceof ProxmoxTaskError) {
-      const last = [...error.logTail].reverse().find((l) => l.trim() !== "");
-      if (last !== undefined && !error.message.includes(last)) text = `${error.message} (${last.trim()}): ${error.hint}`;
+      const last = [...error.logTail].reverse().find((l) => l.trim() !== "")?.trim().replace(/^TASK ERROR:\s*/, "");
+      if (last !== undefined && last !== "" && !error.message.includes(last)) text = `${error.message} (${last}): ${error.hint}`;
     }
     return `${doing}: ${text}`;
   }
