@@ -2,10 +2,13 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { RepositoryError } from "../config/repository.ts";
 import { registerDeploy } from "./commands/deploy.ts";
+import { registerDestroy } from "./commands/destroy.ts";
 import { registerList } from "./commands/list.ts";
 import { registerSandboxCommand } from "./commands/sandbox.ts";
 import { registerSchema } from "./commands/schema.ts";
 import { registerShow } from "./commands/show.ts";
+import { registerStatus } from "./commands/status.ts";
+import { registerUnlock } from "./commands/unlock.ts";
 import { registerValidate } from "./commands/validate.ts";
 import { EXIT, EXIT_HELP } from "./exit-codes.ts";
 import { version } from "./version.ts";
@@ -29,6 +32,9 @@ export function buildProgram(): Command<[], { dir?: string; env?: string; verbos
   registerSchema(program);
   registerSandboxCommand(program);
   registerDeploy(program);
+  registerDestroy(program);
+  registerStatus(program);
+  registerUnlock(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

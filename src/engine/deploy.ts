@@ -63,6 +63,8 @@ export interface ServiceOutcome {
   pending: PendingOperation[];
   /** Whether this run cleared them (not with --dry-run). */
   pendingCleared: boolean;
+  /** Pending creations found to exist after all, adopted into the state: `id` → provider id. */
+  adopted: { id: string; physicalId: string }[];
   /** Why it was skipped: the service that failed. */
   skippedBecause: string | undefined;
   /** True for a stack created by this run. */
@@ -104,6 +106,12 @@ export interface DeployRequest {
   signal?: AbortSignal;
   /** Input names made secrets in the state (see program.ts). */
   secretInputs?: ReadonlySet<string>;
+  /**
+   * Finds the resource a killed run's pending creation made (a container's
+   * vmid), so it is adopted rather than created twice; `taken` are the ids the
+   * stack already records.
+   */
+  locatePending?: (service: string, op: PendingOperation, taken: ReadonlySet<string>) => string | undefined;
 }
 
 /** The whole run. */
@@ -127,6 +135,7 @@ function emptyOutcome(service: string, env: string): ServiceOutcome {
     error: undefined,
     pending: [],
     pendingCleared: false,
+    adopted: [],
     skippedBecause: undefined,
     newStack: false,
     diagnostics: [],
@@ -194,9 +203,13 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       o.newStack = !(await engine.hasStack(o.stack));
       o.pending = state?.pending ?? [];
       if (state && state.pending.length > 0 && !req.dryRun) {
-        await engine.clearPendingOperations(o.stack, state);
+        const taken = new Set(state.resources.flatMap((r) => (r.physicalId !== undefined ? [r.physicalId] : [])));
+        const r = await engine.resolvePendingOperations(o.stack, state, (op) => req.locatePending?.(name, op, taken));
         o.pendingCleared = true;
+        o.adopted = r.adopted;
       }
+      // An adopted resource's recorded outputs are a guess: read the real ones first.
+      const refresh = req.refresh || o.adopted.length > 0;
       await engine.ensureStack(o.stack);
       const crossRefs = new Map<string, CrossRefMode>();
       for (const dep of o.plan.dependsOnServices) {
@@ -204,7 +217,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
         if (outcomes.has(dep) && !deployedIds(states.get(dep)).size) crossRefs.set(dep, "pending");
       }
       const result: RunResult = await engine.preview(o.stack, serviceProgram({ plan: o.plan, crossRefs, ...(req.secretInputs ? { secretInputs: req.secretInputs } : {}) }), {
-        refresh: req.refresh,
+        refresh,
         ...(req.signal ? { signal: req.signal } : {}),
         onDiagnostic: (d) => rep.diagnostic?.(name, d),
       });
@@ -215,7 +228,8 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
         o.violations = [...deletionGuard(name, result.changes, req.allowDelete), ...productionGuard(o.plan, env.production, env.name)];
       }
       if (o.violations.length > 0) o.status = "blocked";
-      else o.status = hasChanges(result.changes) ? "pending" : "unchanged";
+      // An adopted resource is written to the state by the update even when nothing else changes.
+      else o.status = hasChanges(result.changes) || o.adopted.length > 0 ? "pending" : "unchanged";
       return o.status === "blocked" ? "stop" : "ok";
     } catch (e) {
       failWith(o, e, name);
@@ -252,7 +266,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
     rep.serviceStart?.(name, "apply");
     try {
       const result = await engine.up(o.stack, serviceProgram({ plan: o.plan, ...(req.secretInputs ? { secretInputs: req.secretInputs } : {}) }), {
-        refresh: req.refresh,
+        refresh: req.refresh || o.adopted.length > 0,
         ...(req.signal ? { signal: req.signal } : {}),
         onStep: (s) => rep.step?.(name, s),
         onDiagnostic: (d) => rep.diagnostic?.(name, d),

@@ -8,6 +8,7 @@
  * `select`ed (every command names its stack), the state of a file backend is
  * read from disk, and `up` does not re-read outputs and history afterwards.
  */
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { CommandError, ConcurrentUpdateError, LocalWorkspace, PulumiCommand, Stack, StackAlreadyExistsError } from "@pulumi/pulumi/automation/index.js";
@@ -20,8 +21,8 @@ import { parseLockError, readLocks } from "./locks.ts";
 import type { StackLock } from "./locks.ts";
 import { chooseBackend, ensurePassphrase, TOOL_ROOT, workspaceDir, workspaceEnv } from "./settings.ts";
 import type { Backend, Passphrase } from "./settings.ts";
-import { parseDeployment, readFileBackendState, withoutPendingOperations } from "./state.ts";
-import type { StackState } from "./state.ts";
+import { parseDeployment, readFileBackendState, resolvePendingOperations } from "./state.ts";
+import type { PendingOperation, StackState } from "./state.ts";
 import { parseStackName, PROJECT } from "./stacks.ts";
 
 /** How to open the engine for one repository and environment. */
@@ -38,6 +39,8 @@ export interface EngineOptions {
   ci?: boolean;
   /** Extra variables for every CLI run (tests). */
   extraEnv?: Record<string, string>;
+  /** For commands that only read: no passphrase is generated, no state folder created. */
+  readOnly?: boolean;
 }
 
 /** A stack as `pulumi stack ls` reports it. */
@@ -149,8 +152,8 @@ export class Engine {
   static async open(o: EngineOptions): Promise<Engine> {
     const processEnv = o.processEnv ?? process.env;
     const backend = chooseBackend(o.root, processEnv);
-    if (backend.dir !== undefined) await mkdir(backend.dir, { recursive: true });
-    const passphrase = ensurePassphrase(o.root, processEnv);
+    if (backend.dir !== undefined && o.readOnly !== true) await mkdir(backend.dir, { recursive: true });
+    const passphrase = ensurePassphrase(o.root, processEnv, o.readOnly !== true);
     const workDir = workspaceDir(o.root, backend);
     await mkdir(workDir, { recursive: true });
     const cli = o.cli ?? (await resolvePulumiCli({ env: processEnv }));
@@ -173,6 +176,11 @@ export class Engine {
 
   /** Every stack of the project in the backend (all environments). */
   async listAllStacks(): Promise<StackInfo[]> {
+    if (this.backend.dir !== undefined && !existsSync(path.join(this.backend.dir, ".pulumi"))) {
+      // A file backend nothing was ever deployed to: no CLI start needed to say so.
+      this.known = new Set();
+      return [];
+    }
     const list = await this.workspace.listStacks();
     const out: StackInfo[] = [];
     for (const s of list) {
@@ -220,9 +228,15 @@ export class Engine {
     return parseDeployment(await this.workspace.exportStack(name));
   }
 
-  /** Drops the operations a killed run left pending, so the next update starts clean. */
-  async clearPendingOperations(name: string, state: StackState): Promise<void> {
-    await this.workspace.importStack(name, withoutPendingOperations(state.deployment));
+  /**
+   * Resolves the operations a killed run left pending, so the next update
+   * starts clean: creations whose resource exists after all (found by
+   * `locate`) are adopted into the state, the rest are dropped.
+   */
+  async resolvePendingOperations(name: string, state: StackState, locate: (op: PendingOperation) => string | undefined): Promise<{ adopted: { id: string; physicalId: string }[]; dropped: PendingOperation[] }> {
+    const r = resolvePendingOperations(state.deployment, locate);
+    await this.workspace.importStack(name, r.deployment);
+    return { adopted: r.adopted, dropped: r.dropped };
   }
 
   /** The locks held on a stack (file backends; empty elsewhere). */

@@ -55,7 +55,7 @@ export function workspaceDir(root: string, backend: Backend): string {
 export interface Passphrase {
   /** Variables to give the CLI (`PULUMI_CONFIG_PASSPHRASE` or `_FILE`). */
   env: Record<string, string>;
-  origin: "env" | "env-file" | "file" | "generated";
+  origin: "env" | "env-file" | "file" | "generated" | "none";
   /** The file, when it is one. */
   file: string | undefined;
 }
@@ -69,7 +69,7 @@ export function passphraseFile(root: string): string {
  * The passphrase: `PULUMI_CONFIG_PASSPHRASE`, `PULUMI_CONFIG_PASSPHRASE_FILE`,
  * else `.homelab/passphrase`, generated (mode 0600) on first use.
  */
-export function ensurePassphrase(root: string, env: NodeJS.ProcessEnv): Passphrase {
+export function ensurePassphrase(root: string, env: NodeJS.ProcessEnv, generate = true): Passphrase {
   const value = env["PULUMI_CONFIG_PASSPHRASE"];
   if (value !== undefined && value !== "") return { env: { PULUMI_CONFIG_PASSPHRASE: value }, origin: "env", file: undefined };
   const given = env["PULUMI_CONFIG_PASSPHRASE_FILE"];
@@ -83,6 +83,15 @@ export function ensurePassphrase(root: string, env: NodeJS.ProcessEnv): Passphra
     return { env: { PULUMI_CONFIG_PASSPHRASE_FILE: file }, origin: "env-file", file };
   }
   const file = passphraseFile(root);
+  if (!generate) {
+    // Read-only commands (status, unlock) never create one.
+    try {
+      statSync(file);
+      return { env: { PULUMI_CONFIG_PASSPHRASE_FILE: file }, origin: "file", file };
+    } catch {
+      return { env: {}, origin: "none", file: undefined };
+    }
+  }
   mkdirSync(path.dirname(file), { recursive: true });
   let generated = false;
   try {

@@ -34,6 +34,8 @@ export interface PendingOperation {
   type: string;
   /** `creating`, `updating`, `deleting`, `reading`, ... */
   op: string;
+  /** The inputs the operation was started with. */
+  inputs: Record<string, unknown>;
 }
 
 /** A stack's state, reduced to what homelab shows and plans with. */
@@ -79,7 +81,7 @@ export function parseDeployment(input: unknown): StackState {
     const p = asRecord(raw);
     const r = asRecord(p["resource"]);
     const urn = typeof r["urn"] === "string" ? r["urn"] : "";
-    pending.push({ urn, id: urnName(urn), type: typeof r["type"] === "string" ? r["type"] : urnType(urn), op: typeof p["type"] === "string" ? p["type"] : "unknown" });
+    pending.push({ urn, id: urnName(urn), type: typeof r["type"] === "string" ? r["type"] : urnType(urn), op: typeof p["type"] === "string" ? p["type"] : "unknown", inputs: asRecord(r["inputs"]) });
   }
   return { resources, pending, deployment };
 }
@@ -89,6 +91,41 @@ export function withoutPendingOperations(deployment: Record<string, unknown>): {
   const copy: Record<string, unknown> = { ...deployment };
   delete copy["pending_operations"];
   return { version: 3, deployment: copy };
+}
+
+/**
+ * A deployment with its pending operations resolved: a `creating` operation
+ * whose resource exists after all (`locate` finds its provider id, e.g. the
+ * container a killed run had created) is recorded as a resource, so the next
+ * update adopts it instead of creating a duplicate; every other pending
+ * operation is dropped. Pure.
+ */
+export function resolvePendingOperations(
+  deployment: Record<string, unknown>,
+  locate: (op: PendingOperation) => string | undefined,
+): { deployment: { version: number; deployment: Record<string, unknown> }; adopted: { id: string; physicalId: string }[]; dropped: PendingOperation[] } {
+  const { pending } = parseDeployment(deployment);
+  const raw = Array.isArray(deployment["pending_operations"]) ? (deployment["pending_operations"] as unknown[]) : [];
+  const resources = Array.isArray(deployment["resources"]) ? [...(deployment["resources"] as unknown[])] : [];
+  const taken = new Set(resources.map((r) => asRecord(r)["urn"]));
+  const adopted: { id: string; physicalId: string }[] = [];
+  const dropped: PendingOperation[] = [];
+  pending.forEach((op, i) => {
+    const physicalId = op.op === "creating" && !taken.has(op.urn) ? locate(op) : undefined;
+    if (physicalId === undefined) {
+      dropped.push(op);
+      return;
+    }
+    const resource = asRecord(asRecord(raw[i])["resource"]);
+    // Outputs are the inputs plus the id: enough for the next update's diff;
+    // that update refreshes the stack, which reads the real container.
+    resources.push({ ...resource, id: physicalId, outputs: { ...op.inputs, vmid: Number.isFinite(Number(physicalId)) ? Number(physicalId) : physicalId } });
+    taken.add(op.urn);
+    adopted.push({ id: op.id, physicalId });
+  });
+  const out = withoutPendingOperations(deployment);
+  out.deployment["resources"] = resources;
+  return { deployment: out, adopted, dropped };
 }
 
 function num(v: unknown): number | undefined {

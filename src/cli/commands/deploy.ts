@@ -3,6 +3,7 @@ import type { Command } from "@commander-js/extra-typings";
 import type { Repository } from "../../config/repository.ts";
 import type { DeployReport, ServiceOutcome } from "../../engine/deploy.ts";
 import type { Engine } from "../../engine/engine.ts";
+import type { PendingOperation } from "../../engine/state.ts";
 import type { Inventory } from "../../proxmox/inventory.ts";
 import type { Progress } from "../render/progress.ts";
 import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
@@ -210,6 +211,7 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
     selected: p.deployable,
     order,
     planner: (service, current) => planService({ service, env, inventory, current, sshPublicKey: key.publicKey, reservations }),
+    locatePending: (service, op, taken) => locateContainer(inventory, service, op, taken),
     dryRun: p.dryRun,
     ci: p.ci,
     allowDelete: p.opts.allowDelete === true,
@@ -239,6 +241,20 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
       },
     },
   });
+}
+
+/**
+ * The container a killed run's pending creation made, by its hostname and
+ * homelab tags on the planned node; undefined unless exactly one matches.
+ */
+export function locateContainer(inventory: Pick<Inventory, "guests">, service: string, op: PendingOperation, taken: ReadonlySet<string>): string | undefined {
+  if (op.type !== "homelab:proxmox:Container") return undefined;
+  const hostname = op.inputs["hostname"];
+  const node = op.inputs["node"];
+  const found = inventory.guests.filter(
+    (g) => g.type === "lxc" && g.name === hostname && g.tags.includes("homelab") && g.tags.includes(service.toLowerCase()) && (typeof node !== "string" || g.node === node) && !taken.has(String(g.vmid)),
+  );
+  return found.length === 1 && found[0] ? String(found[0].vmid) : undefined;
 }
 
 /** Asks a yes/no question on the terminal; anything but y/yes is no. */

@@ -1,0 +1,153 @@
+import type { Command } from "@commander-js/extra-typings";
+import type { DestroyOutcome } from "../../engine/destroy.ts";
+import type { PendingOperation } from "../../engine/state.ts";
+import type { Inventory } from "../../proxmox/inventory.ts";
+import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+import { printDiagnostics } from "../output.ts";
+import { locateContainer, takeSigint } from "./deploy.ts";
+
+/** The exit code of a destroy. Pure. */
+export function destroyExitCode(status: DestroyOutcome["status"]): number {
+  switch (status) {
+    case "blocked":
+      return EXIT.blocked;
+    case "failed":
+      return EXIT.failed;
+    case "cancelled":
+      return EXIT.interrupted;
+    default:
+      return EXIT.ok;
+  }
+}
+
+/** `homelab destroy SERVICE`: delete a service's resources and its stack. */
+export function registerDestroy(program: Command<[], GlobalOptions>): void {
+  program
+    .command("destroy")
+    .description("delete every resource of a service and its stack (asks on a terminal; refused while a resource is protect: true)")
+    .argument("<service>", "the service to destroy (also one whose folder is gone: an orphaned stack)")
+    .option("--dry-run", "show what would be deleted")
+    .option("-y, --yes", "do not ask (required when not on a terminal)")
+    .action(async (service, opts, cmd) => {
+      const ctx = makeContext(cmd.optsWithGlobals());
+      process.exitCode = await runDestroy(ctx, service, { dryRun: opts.dryRun === true, yes: opts.yes === true });
+    });
+}
+
+async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: boolean; yes: boolean }): Promise<number> {
+  if (!ctx.envName) {
+    ctx.stderr("homelab: no environment selected: pass --env NAME\n");
+    return EXIT.failed;
+  }
+  const interactive = process.stdin.isTTY && process.stdout.isTTY;
+  if (!opts.dryRun && !opts.yes && !interactive) {
+    ctx.stderr(`homelab: destroy deletes ${service}'s containers; not on a terminal, so it cannot ask: pass --yes to confirm (or --dry-run to look first)\n`);
+    return EXIT.usage;
+  }
+  const { loadEnvironment } = await import("../../config/environment.ts");
+  const { discoverServices } = await import("../../config/discover.ts");
+  const loaded = loadEnvironment(ctx.root, ctx.envName);
+  if (!loaded.env) {
+    printDiagnostics(loaded.diagnostics, ctx.root, ctx.err, ctx.stderr);
+    return EXIT.failed;
+  }
+  const env = loaded.env;
+  const orphaned = !discoverServices(ctx.root).some((s) => s.name === service);
+  const { Engine } = await import("../../engine/engine.ts");
+  const { destroyService } = await import("../../engine/destroy.ts");
+  const { stackName } = await import("../../engine/stacks.ts");
+  const engine = await Engine.open({ root: ctx.root, envName: env.name });
+  const { Progress } = await import("../render/progress.ts");
+  const { changeLines } = await import("../render/changes.ts");
+  const o = ctx.out;
+  const progress = new Progress({ write: ctx.stdout, style: o, live: !ctx.verbose && process.stdout.isTTY, verbose: ctx.verbose });
+
+  // Only a stack a killed run left with pending operations needs the cluster's inventory.
+  let inventory: Pick<Inventory, "guests"> | undefined;
+  const state = await engine.readState(stackName(env.name, service));
+  if ((state?.pending.length ?? 0) > 0) {
+    const { connectProxmox } = await import("../../engine/proxmox.ts");
+    const client = connectProxmox(env, process.env, false);
+    try {
+      inventory = await client.loadInventory();
+    } finally {
+      await client.close();
+    }
+  }
+  const abort = new AbortController();
+  const restore = takeSigint(() => {
+    progress.line(o.dim("interrupting: running deletions finish cleanly first (Ctrl-C again to quit at once)"));
+    abort.abort();
+  });
+  let out: DestroyOutcome;
+  try {
+    out = await destroyService({
+      engine,
+      envName: env.name,
+      service,
+      dryRun: opts.dryRun,
+      orphaned,
+      signal: abort.signal,
+      onStep: (s) => progress.step(service, s),
+      onDiagnostic: (d) => progress.diagnostic(service, d),
+      locatePending: (op: PendingOperation, taken) => (inventory ? locateContainer(inventory, service, op, taken) : undefined),
+      ...(opts.yes || opts.dryRun
+        ? {}
+        : {
+            confirm: async (preview: DestroyOutcome) => {
+              progress.line(previewText(preview, ctx));
+              return askYesNo(`Delete these ${preview.preview?.length ?? 0} resource(s) of ${service} in ${env.name}?`);
+            },
+          }),
+    });
+  } finally {
+    restore();
+    progress.close();
+  }
+  const head = `${o.bold(service)} ${o.dim(`(${out.stack})`)}${orphaned ? o.yellow("  orphaned: services/" + service + " is gone") : ""}`;
+  switch (out.status) {
+    case "nothing":
+      ctx.stdout(`${head}\n  nothing to destroy: ${service} was never deployed to ${env.name}\n`);
+      break;
+    case "blocked":
+      ctx.stdout(`${head}\n`);
+      for (const v of out.violations) ctx.stdout(`  ${o.red("✗")} ${v.message}\n    ${o.dim(`hint: ${v.hint}`)}\n`);
+      ctx.stdout(o.red(`destroy refused: ${out.violations.length} protected resource(s); nothing was deleted`) + "\n");
+      break;
+    case "pending":
+      ctx.stdout(previewText(out, ctx) + "\n" + o.dim("(dry run: nothing deleted)") + "\n");
+      break;
+    case "declined":
+      ctx.stdout("nothing deleted\n");
+      break;
+    case "destroyed":
+      ctx.stdout(`${head}\n${changeLines(out.applied ?? [], [], o, { past: true, explain: false, showSame: false }).join("\n")}\n${o.green(`destroyed ${service} in ${env.name}: ${(out.applied ?? []).filter((c) => c.kind === "delete").length} resource(s) deleted, stack removed`)}\n`);
+      break;
+    default: {
+      const lines = [...(out.error?.message ?? "failed").split("\n").map((l) => `  ${o.red(l)}`), ...(out.error?.hint ? [`  ${o.dim(`hint: ${out.error.hint}`)}`] : [])];
+      ctx.stdout(`${head}  ${out.status === "cancelled" ? o.yellow("interrupted") : o.red("FAILED")}\n${lines.join("\n")}\n`);
+    }
+  }
+  return destroyExitCode(out.status);
+}
+
+function previewText(out: DestroyOutcome, ctx: CliContext): string {
+  const o = ctx.out;
+  const lines = [`${o.bold(out.service)} ${o.dim(`(${out.stack})`)}  ${out.preview?.length ?? 0} to delete`];
+  for (const r of out.resources) {
+    const vmid = r.outputs["vmid"];
+    lines.push(`  ${o.red("- delete")}  ${r.id}  ${o.dim([r.type, typeof vmid === "number" ? `vmid ${vmid}` : "", typeof r.outputs["node"] === "string" ? `on ${r.outputs["node"]}` : ""].filter(Boolean).join(", "))}`);
+  }
+  return lines.join("\n");
+}
+
+async function askYesNo(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,67 @@
+import type { Command } from "@commander-js/extra-typings";
+import type { ServiceStatusRow } from "../../engine/status.ts";
+import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+
+/** `homelab status [SERVICE]`: what is deployed, from the state. */
+export function registerStatus(program: Command<[], GlobalOptions>): void {
+  program
+    .command("status")
+    .description("what is deployed per service (stack, last update, resources with node, vmid, address), orphaned stacks, services never deployed")
+    .argument("[service]", "only this service")
+    .option("--json", "print {environment, backend, services: [...]}")
+    .action(async (service, opts, cmd) => {
+      const ctx = makeContext(cmd.optsWithGlobals());
+      if (!ctx.envName) {
+        ctx.stderr("homelab: no environment selected: pass --env NAME\n");
+        process.exitCode = EXIT.failed;
+        return;
+      }
+      const { discoverServices } = await import("../../config/discover.ts");
+      const names = discoverServices(ctx.root).map((s) => s.name);
+      const { Engine } = await import("../../engine/engine.ts");
+      const { environmentStatus } = await import("../../engine/status.ts");
+      const engine = await Engine.open({ root: ctx.root, envName: ctx.envName, readOnly: true });
+      const rows = await environmentStatus(engine, ctx.envName, names, service);
+      if (service !== undefined && rows.length === 0) {
+        ctx.stderr(`homelab: no service "${service}" here and no stack ${ctx.envName}.${service}\n`);
+        process.exitCode = EXIT.failed;
+        return;
+      }
+      if (opts.json) {
+        ctx.stdout(JSON.stringify({ environment: ctx.envName, backend: engine.backend.url, services: rows }, null, 2) + "\n");
+        return;
+      }
+      ctx.stdout(statusText(rows, ctx, engine.backend.url) + "\n");
+    });
+}
+
+function ago(iso: string, now: number): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 90) return `${s} s ago`;
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  if (s < 129600) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} days ago`;
+}
+
+/** The human status table. Pure apart from the clock. */
+export function statusText(rows: readonly ServiceStatusRow[], ctx: Pick<CliContext, "out" | "envName">, backend: string, now = Date.now()): string {
+  const o = ctx.out;
+  const lines = [`${o.bold("Environment")} ${ctx.envName ?? ""} ${o.dim(`(state: ${backend})`)}`];
+  if (rows.length === 0) lines.push(o.dim("  no services and no stacks"));
+  const width = Math.max(0, ...rows.map((r) => r.service.length));
+  for (const r of rows) {
+    const state = r.state === "deployed" ? o.green("deployed") : r.state === "orphaned" ? o.red("ORPHANED") : o.dim("never deployed");
+    const when = r.lastUpdate ? o.dim(`  last update ${r.lastUpdate.replace("T", " ").replace(/\.\d+Z$/, "Z")} (${ago(r.lastUpdate, now)})`) : "";
+    lines.push(`${o.bold(r.service.padEnd(width))}  ${state}  ${o.dim(r.stack)}${when}`);
+    if (r.state === "orphaned") lines.push(`  ${o.yellow(`services/${r.service} is gone but its stack remains: \`homelab destroy ${r.service} --env ${ctx.envName ?? ""}\` removes its resources`)}`);
+    const idWidth = Math.max(0, ...r.resources.map((x) => x.id.length));
+    for (const x of r.resources) {
+      const facts = [x.node ?? "", x.vmid !== undefined ? `vmid ${x.vmid}` : "", x.address ?? o.dim("no address yet"), x.protect ? o.yellow("protected") : ""].filter((f) => f !== "");
+      lines.push(`  ${x.id.padEnd(idWidth)}  ${facts.join("  ")}`);
+    }
+    if (r.pendingOperations > 0) lines.push(`  ${o.yellow(`${r.pendingOperations} operation(s) left pending by an interrupted run; the next deploy resolves them`)}`);
+    if (r.lock) lines.push(`  ${o.yellow(`locked by ${r.lock}`)}`);
+  }
+  return lines.join("\n");
+}

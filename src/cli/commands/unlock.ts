@@ -1,0 +1,29 @@
+import type { Command } from "@commander-js/extra-typings";
+import { makeContext, type GlobalOptions } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+
+/** `homelab unlock SERVICE`: clear the lock a crashed run left on a service's stack. */
+export function registerUnlock(program: Command<[], GlobalOptions>): void {
+  program
+    .command("unlock")
+    .description("clear the lock a crashed or killed deploy left on a service's stack (refused while that run is alive)")
+    .argument("<service>", "the service whose stack is locked")
+    .option("--force", "also when homelab cannot check the lock's owner (another machine, or a backend other than files)")
+    .action(async (service, opts, cmd) => {
+      const ctx = makeContext(cmd.optsWithGlobals());
+      if (!ctx.envName) {
+        ctx.stderr("homelab: no environment selected: pass --env NAME\n");
+        process.exitCode = EXIT.failed;
+        return;
+      }
+      const { Engine } = await import("../../engine/engine.ts");
+      const { unlockService } = await import("../../engine/unlock.ts");
+      const engine = await Engine.open({ root: ctx.root, envName: ctx.envName, readOnly: true });
+      const r = await unlockService(engine, ctx.envName, service, opts.force === true);
+      const write = r.status === "refused" ? ctx.stderr : ctx.stdout;
+      const style = r.status === "refused" ? ctx.err : ctx.out;
+      write((r.status === "refused" ? style.red(`homelab: ${r.message}`) : r.message) + "\n");
+      if (r.hint) write(style.dim(`  hint: ${r.hint}`) + "\n");
+      process.exitCode = r.status === "refused" ? EXIT.failed : EXIT.ok;
+    });
+}
