@@ -209,7 +209,7 @@ function normalizeRelative(p: string, what: string): string {
   const norm = posix.normalize(p.replace(/\\/g, "/"));
   if (norm.startsWith("/") || norm === ".." || norm.startsWith("../") || norm === ".") throw new ComposeInputError(`${what} "${p}" must be a path inside the service folder`);
   if (/[\0\n\r]/.test(p)) throw new ComposeInputError(`${what} "${p.replace(/[\0\n\r]/g, "?")}" contains a NUL or line break: rename the file`);
-  return norm.replace(/^\.\//, "");
+  return norm.replace(/^\.\//, "").replace(/\/+$/, "");
 }
 
 function stripScheme(url: string): string {

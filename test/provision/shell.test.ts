@@ -5,47 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Script, ShellValueError, assign, cmd, isShellName, operand, quote, raw, systemdQuote } from "../../src/provision/shell.ts";
-
-/** Values that break naive quoting. */
-export const HOSTILE: readonly string[] = [
-  "",
-  " ",
-  "plain",
-  "two words",
-  "it's",
-  "''",
-  "'",
-  '"double"',
-  "back\\slash",
-  "trailing\\",
-  "$(touch PWNED)",
-  "`touch PWNED`",
-  "${HOME}",
-  "$HOME",
-  "a;touch PWNED",
-  "a && touch PWNED",
-  "a | touch PWNED",
-  "line1\nline2\n",
-  "\n",
-  "tab\there",
-  "-rf",
-  "--help",
-  "-",
-  "*",
-  "?",
-  "[a-z]*",
-  "~",
-  "~root",
-  "#not a comment",
-  "a#b",
-  "!event",
-  "a=b",
-  "%s%n",
-  "{a,b}",
-  "\r\n",
-  "é ünïcödé ✓",
-  "'$(touch PWNED)'\"`touch PWNED`\"\n$(touch PWNED) ' \\' \\",
-];
+import { HOSTILE } from "./helpers.ts";
 
 const SHELLS = ["sh", "bash", "dash"].filter((s) => spawnSync("sh", ["-c", `command -v ${s}`]).status === 0);
 
