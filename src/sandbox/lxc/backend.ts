@@ -24,18 +24,11 @@ import {
   hostIpv4Commands,
   hostKeyCommand,
   hostsFile,
-  iptablesSaveCommand,
-  linkDeleteCommand,
-  linkListCommand,
-  lxcfsLockFile,
-  lxcfsPidFile,
   lxcAttachCommand,
   lxcCgroupCommand,
   lxcConfig,
-  lxcfsArgv,
   lxcInfoCommand,
   lxcKillCommand,
-  lxcLsCommand,
   lxcRebootCommand,
   lxcShutdownCommand,
   lxcStartCommand,
@@ -45,23 +38,17 @@ import {
   registryArgv,
   registryConfig,
   removeTreeCommand,
-  taggedRuleDeleteCommands,
-  umountCommand,
   unmountUnderCommands,
 } from "./commands.ts";
 import type { LxcConfigParams, LxcRef } from "./commands.ts";
 import { createExecutor } from "./exec.ts";
-import { acquireFileLock } from "./lock.ts";
+import { cleanUpScope, ensureLxcfs, lxcpathOf, stopSharedLxcfs, withLxcfsLock } from "./cleanup.ts";
+import type { BackendScope } from "./cleanup.ts";
 import type { CommandResult, Executor } from "./exec.ts";
 import {
-  isMounted,
-  listProcesses,
-  lxcMonitors,
   memoryCgroupPath,
-  processesMentioning,
   processMatches,
   processUptime,
-  readMounts,
   stopProcess,
   tcpAnswers,
   waitFor,
@@ -115,9 +102,6 @@ const DEFAULT_BRIDGE = "hlsbx0";
 const DEFAULT_SUBNET = "10.87.53.0/24";
 const REGISTRY_PORT = 5000;
 const PACKAGE_CACHE_PORT = 3142;
-const LXCFS_MOUNT = "/var/lib/lxcfs";
-/** The daemons a backend starts with its state folder in their argv. */
-const OWN_DAEMONS: readonly string[] = ["docker-registry", "apt-cacher-ng"];
 
 /** The host programs the backend runs. */
 export const REQUIRED_PROGRAMS: readonly string[] = [
@@ -201,6 +185,19 @@ function mb(n: number): number {
   return Math.max(1, Math.floor(n)) * 1024 * 1024;
 }
 
+/**
+ * Removes everything an lxc backend with this state folder and bridge made
+ * (guests, daemons, mounts, rules, bridge), e.g. for `homelab sandbox stop`
+ * after the sandbox process died. `createLxcBackend` does the same first.
+ */
+export async function cleanUpLxcBackend(options: { stateDir: string; bridge?: string; verbose?: boolean; executor?: Executor }): Promise<void> {
+  const ex = options.executor ?? createExecutor({ verbose: options.verbose ?? false });
+  const bridge = options.bridge ?? DEFAULT_BRIDGE;
+  assertBridgeName(bridge);
+  await cleanUpScope({ ex, stateDir: resolve(options.stateDir), bridge });
+  await withLxcfsLock(() => stopSharedLxcfs(ex));
+}
+
 /** Creates the lxc backend: cleans up leftovers of an earlier run, makes the bridge, rules, registry and package cache. */
 export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcGuestBackend> {
   const avail = await lxcAvailable();
@@ -214,7 +211,7 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
   const templateDir = options.templateDir ?? defaultTemplateDir();
   const packageCacheDir = options.packageCacheDir ?? join(dirname(templateDir), "apt-cacher-ng", bridge);
   const progress = options.progress ? { progress: options.progress } : {};
-  const lxcpath = join(stateDir, "lxc");
+  const lxcpath = lxcpathOf(stateDir);
   const runDir = join(stateDir, "run");
   const logDir = join(stateDir, "logs");
   const registryDir = join(stateDir, "registry");
@@ -232,68 +229,7 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
 
   const containerName = (vmid: number): string => `${bridge}-${vmid}`;
 
-  // ------------------------------------------------------------ cleanup
-
-  async function stopLeftoverContainers(): Promise<void> {
-    const monitors = lxcMonitors(await listProcesses()).filter((m) => m.lxcpath === lxcpath || m.name.startsWith(`${bridge}-`));
-    await Promise.all(
-      monitors.map((m) => ex.run({ ...lxcKillCommand({ lxcpath: m.lxcpath, name: m.name }), okCodes: [0, 1, 2] })),
-    );
-    try {
-      const { stdout } = await ex.run({ ...lxcLsCommand(lxcpath), okCodes: [0, 1] });
-      for (const name of stdout.split("\n").map((s) => s.trim()).filter(Boolean)) {
-        await ex.run({ ...lxcKillCommand({ lxcpath, name }), okCodes: [0, 1, 2] });
-      }
-    } catch {
-      // No lxcpath yet: nothing to stop.
-    }
-  }
-
-  async function stopLeftoverProcesses(): Promise<void> {
-    // Every daemon this backend starts names the state folder in its argv;
-    // other programs that happen to (a `tail -f` of a log) are left alone.
-    const procs = await listProcesses();
-    for (const p of processesMentioning(procs, stateDir, new Set([process.pid]))) {
-      const exe = (p.argv[0] ?? "").split("/").pop() ?? "";
-      if (!OWN_DAEMONS.includes(exe)) continue;
-      ex.log(`stopping leftover process ${p.pid}: ${p.argv.join(" ")}`);
-      await stopProcess(p.pid, exe);
-    }
-  }
-
-  async function removeRules(): Promise<void> {
-    const { stdout } = await ex.run(iptablesSaveCommand());
-    for (const cmd of taggedRuleDeleteCommands(stdout, bridge)) await ex.run({ ...cmd, okCodes: [0, 1] });
-  }
-
-  async function linkExists(name: string): Promise<boolean> {
-    const { stdout } = await ex.run(linkListCommand());
-    return (JSON.parse(stdout) as Array<{ ifname?: string }>).some((l) => l.ifname === name);
-  }
-
-  async function removeBridge(): Promise<void> {
-    if (await linkExists(bridge)) await ex.run(linkDeleteCommand(bridge));
-  }
-
-  async function removeStateTree(): Promise<void> {
-    await ex.runAll(await unmountUnderCommands(stateDir));
-    for (const sub of ["lxc", "run", "logs", "registry"]) await ex.run(removeTreeCommand(join(stateDir, sub)));
-  }
-
-  // Every step runs even when an earlier one failed, so one stuck piece
-  // does not keep the rest in place; the failures are reported together.
-  async function cleanupAll(first: Array<() => Promise<void>> = []): Promise<void> {
-    const errors: unknown[] = [];
-    for (const step of [...first, stopLeftoverContainers, stopLeftoverProcesses, removeStateTree, removeRules, removeBridge]) {
-      try {
-        await step();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, `clean-up failed: ${errors.map((e) => (e as Error).message).join("; ")}`);
-  }
+  const scope: BackendScope = { ex, stateDir, bridge };
 
   // ------------------------------------------------------------ host set-up
 
@@ -326,46 +262,8 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     }
   }
 
-  // lxcfs serves every container on the host, so it is shared: the first
-  // sandbox that needs it starts it (recording its pid in lxcfsPidFile), and
-  // the last one to close, seeing no container left, stops it. A host-wide
-  // file lock orders "start lxcfs + start a guest" against "no guest left?
-  // stop lxcfs" across sandboxes.
-  async function withLxcfsLock<T>(fn: () => Promise<T>): Promise<T> {
-    const lock = await acquireFileLock(lxcfsLockFile());
-    try {
-      return await fn();
-    } finally {
-      await lock.release();
-    }
-  }
-
-  async function ensureLxcfs(): Promise<void> {
-    if (isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs")) return;
-    await mkdir(LXCFS_MOUNT, { recursive: true });
-    const pidFile = lxcfsPidFile();
-    const pid = ex.spawnDaemon(lxcfsArgv(pidFile, LXCFS_MOUNT), join(logDir, "lxcfs.log"));
-    await waitFor("lxcfs to mount", async () => {
-      if (!(await processMatches(pid, "lxcfs"))) throw new Error(`lxcfs exited at start (see ${join(logDir, "lxcfs.log")})`);
-      return isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs");
-    }, 20_000);
-  }
-
-  async function stopSharedLxcfs(): Promise<void> {
-    const pid = Number((await readFile(lxcfsPidFile(), "utf8").catch(() => "")).trim());
-    if (!pid || !(await processMatches(pid, "lxcfs"))) return;
-    const others = lxcMonitors(await listProcesses());
-    if (others.length > 0) {
-      ex.log(`leaving lxcfs running: ${others.length} other container(s) use it`);
-      return;
-    }
-    await stopProcess(pid, "lxcfs");
-    if (isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs")) await ex.run(umountCommand(LXCFS_MOUNT));
-    await rm(lxcfsPidFile(), { force: true });
-  }
-
   async function setUp(): Promise<TemplateBuildReport> {
-    await cleanupAll();
+    await cleanUpScope(scope);
     await checkSubnetFree();
     for (const d of [stateDir, lxcpath, runDir, logDir, registryDir, packageCacheDir]) await mkdir(d, { recursive: true });
     const { report } = await ensureTemplates({ executor: ex, dir: templateDir, ...progress });
@@ -539,7 +437,7 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
       // Under the lxcfs lock, so a sandbox closing meanwhile sees this
       // guest's monitor and leaves lxcfs running for it.
       await withLxcfsLock(async () => {
-        await ensureLxcfs();
+        await ensureLxcfs(ex, join(logDir, "lxcfs.log"));
         try {
           await ex.run(lxcStartCommand(g.ref, log));
         } catch (err) {
@@ -654,17 +552,15 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
       const ours = [...guests.values()];
       guests.clear();
       usedAddresses.clear();
-      await cleanupAll([
+      await cleanUpScope(scope, [
         async () => {
           await Promise.all(ours.map((g) => ex.run({ ...lxcKillCommand(g.ref), okCodes: [0, 1, 2] })));
         },
         async () => {
           for (const d of daemons) await stopProcess(d.pid, d.exe);
         },
-        stopLeftoverContainers,
-        () => withLxcfsLock(stopSharedLxcfs),
-        () => rm(join(stateDir, "registry.yml"), { force: true }),
       ]);
+      await withLxcfsLock(() => stopSharedLxcfs(ex));
     },
   };
 

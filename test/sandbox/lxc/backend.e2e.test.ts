@@ -10,7 +10,7 @@ import { copyFile, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TemplateInfo } from "../../../src/sandbox/guest-backend.ts";
-import { createLxcBackend } from "../../../src/sandbox/lxc/backend.ts";
+import { cleanUpLxcBackend, createLxcBackend } from "../../../src/sandbox/lxc/backend.ts";
 import type { LxcGuestBackend } from "../../../src/sandbox/lxc/backend.ts";
 import { TEMPLATE_VERSIONS, templateFileName } from "../../../src/sandbox/lxc/templates.ts";
 import {
@@ -219,35 +219,42 @@ describe("[root][lxc] lxc guest backend", { timeout: 40 * 60_000 }, () => {
 });
 
 describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () => {
+  const bridge = "hlsbxt1";
+  const subnet = "10.87.61.0/24";
+  const hostAddress = "10.87.61.1";
+
+  /** Runs a sandbox in a child process with one guest, then kills it with SIGKILL. */
+  async function crashOne(dir: string, stateDir: string): Promise<void> {
+    const child = spawn(process.execPath, [join(import.meta.dirname, "fixtures/crash-child.ts"), stateDir, bridge, subnet, join(dir, "key/id_ed25519.pub")], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<void>((r) => child.on("close", () => r()));
+    const deadline = Date.now() + 5 * 60_000;
+    while (!out.includes("ready") && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    assert.match(out, /ready hlsbxt1-300/, `child did not get ready: ${err}`);
+    child.kill("SIGKILL");
+    await exited;
+    const left = await leftovers({ stateDir, bridge, hostAddress });
+    assert.ok(left.some((l) => l.startsWith("bridge")), `the killed sandbox left its bridge: ${left.join("; ")}`);
+    assert.ok(left.some((l) => l.startsWith("running containers")), "and its guest");
+    assert.ok(left.some((l) => l.startsWith("iptables")), "and its rules");
+    assert.ok(left.some((l) => l.startsWith("process")), "and its registry and package cache");
+  }
+
   test("a second start cleans up what a killed sandbox left, and close leaves nothing", async () => {
     await ensureSandboxHost();
     const dir = await mkdtemp(join(tmpdir(), "homelab-lxc-crash-"));
     const stateDir = join(dir, "state");
-    const bridge = "hlsbxt1";
-    const subnet = "10.87.61.0/24";
     try {
       const key = await makeKey(join(dir, "key"));
-      const child = spawn(process.execPath, [join(import.meta.dirname, "fixtures/crash-child.ts"), stateDir, bridge, subnet, join(dir, "key/id_ed25519.pub")], {
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let out = "";
-      let err = "";
-      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-      const exited = new Promise<void>((r) => child.on("close", () => r()));
-      const deadline = Date.now() + 5 * 60_000;
-      while (!out.includes("ready") && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-      assert.match(out, /ready hlsbxt1-300/, `child did not get ready: ${err}`);
-      child.kill("SIGKILL");
-      await exited;
-      const before = await leftovers({ stateDir, bridge, hostAddress: "10.87.61.1" });
-      assert.ok(before.some((l) => l.startsWith("bridge")), `the killed sandbox left its bridge: ${before.join("; ")}`);
-      assert.ok(before.some((l) => l.startsWith("running containers")), "and its guest");
-      assert.ok(before.some((l) => l.startsWith("iptables")), "and its rules");
-
+      await crashOne(dir, stateDir);
       const backend = await createLxcBackend({ stateDir, bridge, subnet });
       try {
-        const now = await leftovers({ stateDir, bridge, hostAddress: "10.87.61.1" });
+        const now = await leftovers({ stateDir, bridge, hostAddress });
         assert.ok(!now.some((l) => l.includes("hlsbxt1-300")), `old guest gone: ${now.join("; ")}`);
         assert.equal((await host(["iptables-save"])).split("\n").filter((l) => l.includes(`homelab-sandbox:${bridge}`)).length, 3, "rules made once, not twice");
         // The address the dead guest had is free again.
@@ -259,7 +266,21 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
       } finally {
         await backend.close();
       }
-      assert.deepEqual(await leftovers({ stateDir, bridge, hostAddress: "10.87.61.1" }), []);
+      assert.deepEqual(await leftovers({ stateDir, bridge, hostAddress }), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("cleanUpLxcBackend alone (sandbox stop after a crash) removes what a killed sandbox left", async () => {
+    await ensureSandboxHost();
+    const dir = await mkdtemp(join(tmpdir(), "homelab-lxc-crash-"));
+    const stateDir = join(dir, "state");
+    try {
+      await makeKey(join(dir, "key"));
+      await crashOne(dir, stateDir);
+      await cleanUpLxcBackend({ stateDir, bridge });
+      assert.deepEqual(await leftovers({ stateDir, bridge, hostAddress }), []);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
