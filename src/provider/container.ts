@@ -174,6 +174,8 @@ export class ContainerResource {
       const client = this.client();
       const found = await this.locate(client, vmid, stored.node);
       if (!found || !isSameContainer(found.config, stored)) return { id: "", props: {} };
+      // Still being created (after a create that timed out): nothing to learn from its incomplete config yet.
+      if (found.config.lock === "create") return { id, props: propertyBag(props) };
       const status = await client.lxc.status(found.node, vmid);
       const live = status.status === "running" ? eth0Address(await client.lxc.interfaces(found.node, vmid)) : undefined;
       const state = liveState(found.config, stored, { node: found.node, vmid, address: live ?? staticAddress(found.config.net[0]?.ip) ?? stored.address });
@@ -236,6 +238,7 @@ export class ContainerResource {
           "set `protect: false` on the resource in service.yaml and run `homelab deploy` (which turns the protection off), then destroy it",
         );
       }
+      if (found.config.lock === "create") await this.waitUnlocked(client, found.node, vmid);
       await this.destroy(client, found.node, vmid);
     } catch (error) {
       throw translateError(`destroying container ${name} (CT ${vmid})`, error);

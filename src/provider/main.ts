@@ -3,7 +3,12 @@
  * `bin/pulumi-resource-homelab`. The SDK prints the gRPC port on stdout,
  * which the engine reads, so nothing else here may write to stdout.
  */
-import { main } from "@pulumi/pulumi/provider/index.js";
-import { HomelabProvider } from "./provider.ts";
+import { enableCompileCache } from "node:module";
 
+// The engine starts the plugin for every preview, up and refresh, and loading the
+// Pulumi SDK dominates its start: V8's code cache (shared with the CLI) shortens it.
+// Turned on before anything else is imported, so it covers the SDK too.
+enableCompileCache();
+const { main } = await import("@pulumi/pulumi/provider/index.js");
+const { HomelabProvider } = await import("./provider.ts");
 await main(new HomelabProvider({ env: process.env }), process.argv.slice(2));

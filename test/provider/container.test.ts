@@ -416,6 +416,9 @@ void describe("injected faults: create succeeds or fails cleanly, never two cont
     assert.ok(failure.id !== undefined, "the error carries the id so the engine records the container");
     // Still being created: Proxmox shows no hostname yet, but the id is taken.
     assert.equal((await world.admin.lxc.config("pve-01", Number(failure.id))).lock, "create");
+    // A refresh meanwhile keeps what the state says.
+    const during = await world.provider().read(failure.id, URN, failure.properties ?? {});
+    assert.deepEqual(during, { id: failure.id, props: failure.properties });
     const p = world.provider();
     const u = await p.update(failure.id, URN, failure.properties ?? {}, want);
     assert.equal((u.outs as Bag)["address"], "10.20.0.51");
