@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import ssh2 from "ssh2";
+import type { ParsedKey } from "ssh2";
+import { chooseBackend, EngineSetupError, ensurePassphrase, fileBackendDir, workspaceDir, workspaceEnv } from "../../src/engine/settings.ts";
+import { ensureSshKey } from "../../src/engine/ssh-key.ts";
+import { parseStackName, qualifiedStackName, stackName, urnName, urnType } from "../../src/engine/stacks.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "homelab-engine-settings-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+void describe("stack names", () => {
+  void it("names one stack per environment and service, and parses it back", () => {
+    assert.equal(stackName("prod", "peach"), "prod.peach");
+    assert.deepEqual(parseStackName("prod.peach"), { env: "prod", service: "peach" });
+    assert.deepEqual(parseStackName("organization/homelab/sandbox.my-svc"), { env: "sandbox", service: "my-svc" });
+    assert.equal(parseStackName("dev"), undefined);
+    assert.equal(parseStackName(".x"), undefined);
+    assert.equal(qualifiedStackName("prod", "peach"), "organization/homelab/prod.peach");
+  });
+
+  void it("reads the resource id and type out of a URN", () => {
+    const urn = "urn:pulumi:prod.peach::homelab::homelab:proxmox:Container::peach_container";
+    assert.equal(urnName(urn), "peach_container");
+    assert.equal(urnType(urn), "homelab:proxmox:Container");
+    assert.equal(urnType("urn:pulumi:s::p::my:Parent$homelab:proxmox:Container::x"), "homelab:proxmox:Container");
+  });
+});
+
+void describe("backend and workspace", () => {
+  void it("defaults to a file backend under .homelab/state", () => {
+    const b = chooseBackend("/repo", {});
+    assert.equal(b.url, "file:///repo/.homelab/state");
+    assert.equal(b.dir, "/repo/.homelab/state");
+    assert.equal(b.isDefault, true);
+    assert.equal(workspaceDir("/repo", b), "/repo/.homelab/workspace/local");
+  });
+
+  void it("honours PULUMI_BACKEND_URL, with one workspace per backend", () => {
+    const s3 = chooseBackend("/repo", { PULUMI_BACKEND_URL: "s3://bucket/homelab" });
+    assert.equal(s3.url, "s3://bucket/homelab");
+    assert.equal(s3.dir, undefined);
+    assert.equal(s3.isDefault, false);
+    const other = chooseBackend("/repo", { PULUMI_BACKEND_URL: "file:///srv/state" });
+    assert.equal(other.dir, "/srv/state");
+    assert.notEqual(workspaceDir("/repo", s3), workspaceDir("/repo", other));
+    assert.match(workspaceDir("/repo", s3), /^\/repo\/\.homelab\/workspace\/[0-9a-f]{12}$/);
+  });
+
+  void it("reads the folder of file:// URLs, with ~ and query strings", () => {
+    assert.equal(fileBackendDir("file:///a/b?no_tmp_dir=true"), "/a/b");
+    assert.equal(fileBackendDir("file://~/state"), join(process.env["HOME"] ?? "/", "state"));
+    assert.equal(fileBackendDir("https://api.pulumi.com"), undefined);
+  });
+
+  void it("gives every CLI run the backend, passphrase, locking, plugin folder first on PATH, and the provider's settings", () => {
+    const env = workspaceEnv({
+      root: "/repo",
+      envName: "sandbox",
+      backend: chooseBackend("/repo", {}),
+      passphrase: { env: { PULUMI_CONFIG_PASSPHRASE_FILE: "/repo/.homelab/passphrase" }, origin: "file", file: "/repo/.homelab/passphrase" },
+      pluginDir: "/tool/bin",
+      cliDir: "/cache/pulumi/bin",
+      base: { PATH: "/usr/bin:/bin" },
+    });
+    assert.equal(env["PULUMI_BACKEND_URL"], "file:///repo/.homelab/state");
+    assert.equal(env["PULUMI_CONFIG_PASSPHRASE_FILE"], "/repo/.homelab/passphrase");
+    assert.equal(env["PULUMI_SKIP_UPDATE_CHECK"], "true");
+    assert.equal(env["PULUMI_SELF_MANAGED_STATE_LOCKING"], "true");
+    assert.equal(env["HOMELAB_ROOT"], "/repo");
+    assert.equal(env["HOMELAB_ENV"], "sandbox");
+    assert.equal(env["PATH"], "/tool/bin:/cache/pulumi/bin:/usr/bin:/bin");
+  });
+});
+
+void describe("passphrase", () => {
+  void it("takes PULUMI_CONFIG_PASSPHRASE first, then _FILE", () => {
+    assert.deepEqual(ensurePassphrase(tmp, { PULUMI_CONFIG_PASSPHRASE: "pw" }).env, { PULUMI_CONFIG_PASSPHRASE: "pw" });
+    const file = join(tmp, "pp");
+    writeFileSync(file, "secret\n");
+    const p = ensurePassphrase(tmp, { PULUMI_CONFIG_PASSPHRASE_FILE: file });
+    assert.equal(p.origin, "env-file");
+    assert.deepEqual(p.env, { PULUMI_CONFIG_PASSPHRASE_FILE: file });
+    assert.throws(() => ensurePassphrase(tmp, { PULUMI_CONFIG_PASSPHRASE_FILE: join(tmp, "missing") }), EngineSetupError);
+  });
+
+  void it("generates .homelab/passphrase (0600) once, then reuses it; read-only use never creates one", () => {
+    const root = mkdtempSync(join(tmp, "repo-"));
+    assert.equal(ensurePassphrase(root, {}, false).origin, "none");
+    const first = ensurePassphrase(root, {});
+    assert.equal(first.origin, "generated");
+    assert.ok(first.file);
+    assert.equal(statSync(first.file).mode & 0o777, 0o600);
+    const text = readFileSync(first.file, "utf8");
+    assert.ok(text.trim().length >= 40);
+    const second = ensurePassphrase(root, {});
+    assert.equal(second.origin, "file");
+    assert.equal(readFileSync(first.file, "utf8"), text);
+    assert.equal(ensurePassphrase(root, {}, false).origin, "file");
+  });
+});
+
+void describe("SSH key per environment", () => {
+  void it("generates an ed25519 key pair (private 0600) that OpenSSH tooling parses, once", () => {
+    const root = mkdtempSync(join(tmp, "ssh-"));
+    const k = ensureSshKey(root, "sandbox");
+    assert.equal(k.generated, true);
+    assert.equal(k.privateKeyFile, join(root, ".homelab", "ssh", "sandbox", "id_ed25519"));
+    assert.equal(statSync(k.privateKeyFile).mode & 0o777, 0o600);
+    assert.match(k.publicKey, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\S+ homelab-sandbox$/);
+    const one = (parsed: ParsedKey | ParsedKey[] | Error): ParsedKey => {
+      if (parsed instanceof Error) throw parsed;
+      const key = Array.isArray(parsed) ? parsed[0] : parsed;
+      assert.ok(key);
+      return key;
+    };
+    const privKey = one(ssh2.utils.parseKey(readFileSync(k.privateKeyFile)));
+    const pubKey = one(ssh2.utils.parseKey(k.publicKey));
+    assert.equal(privKey.type, "ssh-ed25519");
+    assert.deepEqual(privKey.getPublicSSH(), pubKey.getPublicSSH());
+    // A signature made with the private key verifies with the public one: they are one pair.
+    const data = Buffer.from("homelab");
+    assert.equal(pubKey.verify(data, privKey.sign(data)), true);
+    const again = ensureSshKey(root, "sandbox");
+    assert.equal(again.generated, false);
+    assert.equal(again.publicKey, k.publicKey);
+    assert.notEqual(ensureSshKey(root, "prod").publicKey, k.publicKey);
+  });
+});

@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { after, describe, it } from "node:test";
+import { describeLock, lockDir, lockOwner, parseLockError, readLocks, removeLock } from "../../src/engine/locks.ts";
+import { currentState, parseDeployment, readFileBackendState, resolvePendingOperations, resourceFacts, withoutPendingOperations } from "../../src/engine/state.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "homelab-engine-state-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const URN = (id: string, type = "homelab:proxmox:Container") => `urn:pulumi:prod.peach::homelab::${type}::${id}`;
+const inputs = { node: "pve-01", template: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", hostname: "peach", memory: 2048 };
+
+/** A deployment as `pulumi stack export` gives it. */
+function deployment(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    manifest: { time: "2026-01-01T00:00:00Z" },
+    resources: [
+      { urn: URN("homelab-prod.peach", "pulumi:pulumi:Stack"), type: "pulumi:pulumi:Stack", custom: false },
+      { urn: URN("default", "pulumi:providers:homelab"), type: "pulumi:providers:homelab", custom: true, id: "abc" },
+      { urn: URN("peach_container"), type: "homelab:proxmox:Container", custom: true, id: "101", protect: true, inputs, outputs: { ...inputs, vmid: 101, address: "10.0.0.5" } },
+    ],
+    ...extra,
+  };
+}
+
+void describe("state parsing", () => {
+  void it("keeps the service's resources, with protect, inputs and outputs", () => {
+    const s = parseDeployment({ version: 3, deployment: deployment() });
+    assert.equal(s.resources.length, 1);
+    const r = s.resources[0];
+    assert.ok(r);
+    assert.equal(r.id, "peach_container");
+    assert.equal(r.physicalId, "101");
+    assert.equal(r.protect, true);
+    assert.deepEqual(resourceFacts(r), { node: "pve-01", vmid: 101, address: "10.0.0.5" });
+  });
+
+  void it("gives the planner each container's node, template and vmid", () => {
+    const c = currentState(parseDeployment(deployment()));
+    assert.deepEqual(c.get("peach_container"), { node: "pve-01", template: inputs.template, vmid: 101 });
+    assert.equal(currentState(undefined).size, 0);
+  });
+
+  void it("reads pending operations and drops them on request", () => {
+    const d = deployment({ pending_operations: [{ resource: { urn: URN("web"), type: "homelab:proxmox:Container", inputs: { hostname: "web" } }, type: "creating" }] });
+    const s = parseDeployment(d);
+    assert.deepEqual(s.pending.map((p) => [p.id, p.op, p.inputs["hostname"]]), [["web", "creating", "web"]]);
+    const cleared = withoutPendingOperations(d);
+    assert.equal(cleared.version, 3);
+    assert.equal(parseDeployment(cleared).pending.length, 0);
+    assert.equal(parseDeployment(cleared).resources.length, 1);
+  });
+
+  void it("adopts a pending creation whose container exists, and drops the others", () => {
+    const d = deployment({
+      pending_operations: [
+        { resource: { urn: URN("web"), type: "homelab:proxmox:Container", custom: true, inputs: { hostname: "web" }, parent: URN("homelab-prod.peach", "pulumi:pulumi:Stack") }, type: "creating" },
+        { resource: { urn: URN("db"), type: "homelab:proxmox:Container", custom: true, inputs: { hostname: "db" } }, type: "creating" },
+        { resource: { urn: URN("peach_container"), type: "homelab:proxmox:Container", inputs }, type: "updating" },
+      ],
+    });
+    const r = resolvePendingOperations(d, (op) => (op.inputs["hostname"] === "web" ? "123" : undefined));
+    assert.deepEqual(r.adopted, [{ id: "web", physicalId: "123" }]);
+    assert.deepEqual(r.dropped.map((p) => p.id), ["db", "peach_container"]);
+    const after = parseDeployment(r.deployment);
+    assert.equal(after.pending.length, 0);
+    const web = after.resources.find((x) => x.id === "web");
+    assert.ok(web);
+    assert.equal(web.physicalId, "123");
+    assert.equal(web.outputs["vmid"], 123);
+    assert.equal(after.resources.length, 2);
+  });
+
+  void it("reads a file backend's state straight from disk, gzipped too, and nothing when absent", async () => {
+    const dir = join(tmp, "backend");
+    mkdirSync(join(dir, ".pulumi", "stacks", "homelab"), { recursive: true });
+    writeFileSync(join(dir, ".pulumi", "stacks", "homelab", "prod.peach.json"), JSON.stringify({ version: 3, checkpoint: { stack: "organization/homelab/prod.peach", latest: deployment() } }));
+    writeFileSync(join(dir, ".pulumi", "stacks", "homelab", "prod.zipped.json.gz"), gzipSync(JSON.stringify({ version: 3, checkpoint: { latest: deployment() } })));
+    assert.equal((await readFileBackendState(dir, "prod.peach"))?.resources[0]?.id, "peach_container");
+    assert.equal((await readFileBackendState(dir, "prod.zipped"))?.resources.length, 1);
+    assert.equal(await readFileBackendState(dir, "prod.none"), undefined);
+  });
+});
+
+void describe("locks", () => {
+  void it("finds the file backend's lock files with their owner, and removes them", async () => {
+    const dir = join(tmp, "locks");
+    const ld = lockDir(dir, "prod.peach");
+    mkdirSync(ld, { recursive: true });
+    const file = join(ld, "5f6e.json");
+    writeFileSync(file, JSON.stringify({ pid: 4242, username: "root", hostname: "vm", timestamp: "2026-11-25T17:32:06.13822736Z" }));
+    writeFileSync(`${file}.attrs`, "{}");
+    const locks = await readLocks(dir, "prod.peach");
+    assert.equal(locks.length, 1);
+    const lock = locks[0];
+    assert.ok(lock);
+    assert.equal(lock.pid, 4242);
+    assert.equal(lock.hostname, "vm");
+    assert.equal(lock.since?.toISOString(), "2026-11-25T17:32:06.138Z");
+    await removeLock(lock);
+    assert.equal(existsSync(file), false);
+    assert.equal(existsSync(`${file}.attrs`), false);
+    assert.deepEqual(await readLocks(dir, "prod.none"), []);
+  });
+
+  void it("says whether the owner runs: alive, gone, or unknown on another host", () => {
+    const lock = { file: "/x.json", pid: process.pid, username: "root", hostname: hostname(), since: undefined };
+    assert.equal(lockOwner(lock), "alive");
+    assert.equal(lockOwner({ ...lock, pid: 4242 }, hostname(), () => false), "gone");
+    assert.equal(lockOwner({ ...lock, hostname: "elsewhere" }), "unknown");
+    assert.equal(lockOwner({ ...lock, pid: undefined }), "unknown");
+    assert.match(describeLock({ ...lock, pid: 7 }, "gone"), /^pid 7 on .+ \(root\), no longer running$/);
+  });
+
+  void it("reads the owner out of Pulumi's lock error", () => {
+    const text = [
+      "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.",
+      "  file:///tmp/s/.pulumi/locks/organization/homelab/dev.peach/7aa6.json?no_tmp_dir=true: created by root@vm (pid 7960) at 2026-11-25T17:32:06Z",
+    ].join("\n");
+    const lock = parseLockError(text);
+    assert.ok(lock);
+    assert.equal(lock.pid, 7960);
+    assert.equal(lock.hostname, "vm");
+    assert.equal(lock.username, "root");
+    assert.equal(lock.file, "/tmp/s/.pulumi/locks/organization/homelab/dev.peach/7aa6.json");
+    assert.equal(parseLockError("error: something else"), undefined);
+  });
+});
