@@ -24,6 +24,10 @@ export interface DaemonInfo {
   caFile: string;
   nodes: string[];
   backend: string;
+  /** The image registry next to the sandbox (lxc backend): `host:port`, plain HTTP. */
+  registry?: string;
+  /** The lxc backend's bridge, when not the default. */
+  bridge?: string;
 }
 
 /** What `start` records in `state.json` (the daemon's info plus what the CLI wrote). */
@@ -44,8 +48,13 @@ export interface StartOptions {
   authDelayMs: number;
   taskDurationMs: number;
   faults: Partial<FaultConfig>;
-  /** How long to wait for the daemon to answer (default 30 s). */
+  /** lxc backend: the bridge and subnet (defaults: hlsbx0, 10.87.53.0/24). */
+  bridge?: string;
+  subnet?: string;
+  /** How long to wait for the daemon to answer (default 30 s; 15 min for lxc, whose first start builds templates). */
   timeoutMs?: number;
+  /** Called with the daemon's progress notices (slow one-time steps). */
+  progress?: (message: string) => void;
 }
 
 /** A refusal to start or stop, with what the user should know. */
@@ -71,7 +80,7 @@ export function envFilePath(root: string): string {
 const ENV_HEADER = "# Written by `homelab sandbox start`: the environment `--env sandbox`.";
 
 /** The environment file's text: the first two nodes are tier 1, the rest tier 2. */
-export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretFile: string; rootPasswordFile: string; fingerprint: string; nodes: string[] }): string {
+export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretFile: string; rootPasswordFile: string; fingerprint: string; nodes: string[]; registry?: string }): string {
   const tier1 = info.nodes.slice(0, Math.min(2, info.nodes.length));
   const rest = info.nodes.slice(tier1.length);
   const lines = [
@@ -93,6 +102,10 @@ export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretF
   if (rest.length > 0) {
     lines.push("  homelab:hosts:");
     for (const n of rest) lines.push(`    ${n}: { tags: ["tier:2"] }`);
+  }
+  if (info.registry !== undefined) {
+    // Named as the example services name theirs, so they deploy unchanged.
+    lines.push("  homelab:registries:", `    local_registry: { url: ${JSON.stringify(info.registry)}, insecure: true }`);
   }
   return lines.join("\n") + "\n";
 }
@@ -128,6 +141,11 @@ async function readDaemonInfo(stateDir: string): Promise<DaemonInfo | undefined>
   } catch {
     return undefined;
   }
+}
+
+async function cleanUpLxc(stateDir: string, bridge: string | undefined): Promise<void> {
+  const { cleanUpLxcBackend } = await import("./lxc/backend.ts");
+  await cleanUpLxcBackend({ stateDir: join(stateDir, "lxc"), ...(bridge !== undefined ? { bridge } : {}) });
 }
 
 /** Removes what a sandbox left in its state folder, and its env file if we wrote it. */
@@ -178,9 +196,7 @@ export async function startDaemon(o: StartOptions): Promise<SandboxState & { cle
     cleanedStale = previous.pid;
   }
   await cleanUp(stateDir, envFile);
-  if (o.backend !== "memory") {
-    throw new SandboxControlError(`the '${o.backend}' guest backend is not yet available; use --backend memory`);
-  }
+  if (previous?.backend === "lxc") await cleanUpLxc(stateDir, previous.bridge);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const logFile = join(stateDir, "daemon.log");
   const log = openSync(logFile, "a");
@@ -194,14 +210,24 @@ export async function startDaemon(o: StartOptions): Promise<SandboxState & { cle
     "--task-duration-ms", String(o.taskDurationMs),
   ];
   if (Object.keys(o.faults).length > 0) args.push("--faults", JSON.stringify(o.faults));
+  if (o.bridge !== undefined) args.push("--bridge", o.bridge);
+  if (o.subnet !== undefined) args.push("--subnet", o.subnet);
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", log, log] });
   closeSync(log);
   let exited: number | null | undefined;
   child.on("exit", (code) => (exited = code));
   child.unref();
 
-  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+  // The first lxc start builds the templates (minutes); later ones take a second.
+  const timeoutMs = o.timeoutMs ?? (o.backend === "lxc" ? 15 * 60_000 : 30_000);
+  const deadline = Date.now() + timeoutMs;
+  let shown = 0;
   for (;;) {
+    if (o.progress) {
+      const lines = (await readFile(logFile, "utf8").catch(() => "")).split("\n").filter((l) => l.startsWith("progress: "));
+      for (const l of lines.slice(shown)) o.progress(l.slice("progress: ".length));
+      shown = lines.length;
+    }
     if (exited !== undefined) {
       const tail = (await readFile(logFile, "utf8").catch(() => "")).trim().split("\n").slice(-5).join("\n");
       throw new SandboxControlError(`the sandbox daemon exited (code ${String(exited)}) before it answered; see ${logFile}\n${tail}`);
@@ -220,7 +246,7 @@ export async function startDaemon(o: StartOptions): Promise<SandboxState & { cle
     }
     if (Date.now() > deadline) {
       if (child.pid !== undefined) process.kill(child.pid, "SIGTERM");
-      throw new SandboxControlError(`the sandbox daemon did not answer within ${o.timeoutMs ?? 30_000} ms; see ${logFile}`);
+      throw new SandboxControlError(`the sandbox daemon did not answer within ${timeoutMs} ms; see ${logFile}`);
     }
     await sleep(50);
   }
@@ -234,7 +260,8 @@ export async function stopDaemon(stateDir: string, root: string): Promise<{ stop
   if (state && (await isDaemonAlive(state.pid))) {
     wasRunning = true;
     process.kill(state.pid, "SIGTERM");
-    const deadline = Date.now() + 5000;
+    // The lxc backend stops containers and removes its bridge and rules on the way out.
+    const deadline = Date.now() + (state.backend === "lxc" ? 120_000 : 5000);
     while (await isDaemonAlive(state.pid)) {
       if (Date.now() > deadline) {
         process.kill(state.pid, "SIGKILL");
@@ -245,5 +272,7 @@ export async function stopDaemon(stateDir: string, root: string): Promise<{ stop
   }
   const envFile = state !== undefined && "envFile" in state ? String(state.envFile) : envFilePath(root);
   await cleanUp(dir, envFile);
+  // A daemon that died (or was killed) could not clean up its containers, bridge and rules.
+  if (state?.backend === "lxc") await cleanUpLxc(dir, state.bridge);
   return { stopped: state, wasRunning };
 }

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { DaemonInfo } from "./control.ts";
 import { parseFaults } from "./faults.ts";
+import type { GuestBackend } from "./guest-backend.ts";
 import { startSandboxServer } from "./server.ts";
 
 const { values } = parseArgs({
@@ -20,6 +21,8 @@ const { values } = parseArgs({
     host: { type: "string", default: "127.0.0.1" },
     nodes: { type: "string", default: "3" },
     backend: { type: "string", default: "memory" },
+    bridge: { type: "string" },
+    subnet: { type: "string" },
     "auth-delay-ms": { type: "string", default: "3000" },
     "task-duration-ms": { type: "string", default: "1000" },
     "lock-timeout-ms": { type: "string", default: "10000" },
@@ -36,8 +39,26 @@ function int(name: string, v: string | undefined): number {
 
 const stateDir = values.state;
 if (stateDir === undefined) throw new Error("--state DIR is required");
-if (values.backend !== "memory") throw new Error(`backend '${values.backend}' is not yet available (only 'memory')`);
 const nodes = int("nodes", values.nodes);
+
+// The lxc backend is loaded only when asked for: it needs root and LXC.
+let backend: GuestBackend | undefined;
+let registry: string | undefined;
+if (values.backend === "lxc") {
+  const { createLxcBackend, lxcAvailable } = await import("./lxc/backend.ts");
+  const avail = await lxcAvailable();
+  if (!avail.ok) throw new Error(`the lxc backend is not available here: ${avail.reason ?? "unknown reason"}`);
+  const lxc = await createLxcBackend({
+    stateDir: join(stateDir, "lxc"),
+    ...(values.bridge !== undefined ? { bridge: values.bridge } : {}),
+    ...(values.subnet !== undefined ? { subnet: values.subnet } : {}),
+    progress: (m) => void process.stdout.write(`progress: ${m}\n`),
+  });
+  backend = lxc;
+  registry = lxc.registry;
+} else if (values.backend !== "memory") {
+  throw new Error(`unknown backend '${values.backend}' (memory | lxc)`);
+}
 
 const sandbox = await startSandboxServer({
   stateDir,
@@ -47,6 +68,7 @@ const sandbox = await startSandboxServer({
   authDelayMs: int("auth-delay-ms", values["auth-delay-ms"]),
   taskDurationMs: int("task-duration-ms", values["task-duration-ms"]),
   lockTimeoutMs: int("lock-timeout-ms", values["lock-timeout-ms"]),
+  ...(backend ? { backend } : {}),
   ...(values.faults !== undefined ? { faults: parseFaults(JSON.parse(values.faults)) } : {}),
 });
 
@@ -65,6 +87,8 @@ const info: DaemonInfo = {
   caFile: sandbox.caFile,
   nodes: Array.from({ length: nodes }, (_, i) => `pve-${String(i + 1).padStart(2, "0")}`),
   backend: values.backend,
+  ...(registry !== undefined ? { registry } : {}),
+  ...(values.bridge !== undefined ? { bridge: values.bridge } : {}),
 };
 // Written whole, then renamed: the starter never reads half a file.
 const infoFile = join(stateDir, "daemon.json");

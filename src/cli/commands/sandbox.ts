@@ -38,6 +38,8 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
     .option("--nodes <n>", "number of nodes (pve-01, pve-02, ...)", intArg("--nodes", 1, 64), 3)
     .option("--state <dir>", "state folder (default: <repo>/.homelab/sandbox)")
     .option("--backend <kind>", "guest backend: memory | lxc", "memory")
+    .option("--bridge <name>", "lxc backend: the host bridge to create (default hlsbx0)")
+    .option("--subnet <cidr>", "lxc backend: the bridge's /24 (default 10.87.53.0/24)")
     .option("--json", "print one JSON line for scripts")
     .option("--auth-delay <ms>", "delay before each 401, as Proxmox's", intArg("--auth-delay", 0, 60_000), 3000)
     .option("--task-duration <ms>", "how long each task takes at least", intArg("--task-duration", 0, 600_000), 1000)
@@ -54,6 +56,15 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
         process.exitCode = EXIT.usage;
         return;
       }
+      let backend: "memory" | "lxc" = opts.backend;
+      if (backend === "lxc") {
+        const { lxcAvailable } = await import("../../sandbox/lxc/backend.ts");
+        const avail = await lxcAvailable();
+        if (!avail.ok) {
+          process.stderr.write(`homelab: the lxc backend is not available here (${avail.reason ?? "unknown reason"}); using the memory backend (guests are state only)\n`);
+          backend = "memory";
+        }
+      }
       const faults = {
         ...(opts.latency !== undefined ? { latencyMs: opts.latency } : {}),
         ...(opts.errorRate !== undefined ? { errorRate: opts.errorRate } : {}),
@@ -67,16 +78,19 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
           stateDir: opts.state !== undefined ? resolve(opts.state) : defaultStateDir(root),
           port: opts.port,
           nodes: opts.nodes,
-          backend: opts.backend,
+          backend,
           authDelayMs: opts.authDelay,
           taskDurationMs: opts.taskDuration,
           faults,
+          ...(opts.bridge !== undefined ? { bridge: opts.bridge } : {}),
+          ...(opts.subnet !== undefined ? { subnet: opts.subnet } : {}),
+          ...(opts.json ? {} : { progress: (m: string) => void process.stderr.write(`  ${m}\n`) }),
         });
         if (s.cleanedStale !== undefined && !opts.json) {
           process.stderr.write(`note: cleaned up after a sandbox that is gone (pid ${s.cleanedStale})\n`);
         }
         if (opts.json) {
-          const line = { url: s.url, token: s.tokenId, tokenSecretFile: s.tokenSecretFile, fingerprint: s.fingerprint, envFile: s.envFile, caFile: s.caFile, pid: s.pid, stateDir: s.stateDir };
+          const line = { url: s.url, token: s.tokenId, tokenSecretFile: s.tokenSecretFile, fingerprint: s.fingerprint, envFile: s.envFile, caFile: s.caFile, pid: s.pid, stateDir: s.stateDir, backend: s.backend, ...(s.registry !== undefined ? { registry: s.registry } : {}) };
           process.stdout.write(JSON.stringify(line) + "\n");
           return;
         }
@@ -88,6 +102,7 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
             `  token secret ${s.tokenSecretFile}`,
             `  fingerprint  ${s.fingerprint}`,
             `  CA file      ${s.caFile}`,
+            ...(s.registry !== undefined ? [`  registry     ${s.registry} (plain HTTP; local_registry in the environment)`] : []),
             `  environment  ${s.envFile}  (use --env sandbox)`,
             `  log          ${s.logFile}`,
             "stop it with `homelab sandbox stop`",
