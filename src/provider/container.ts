@@ -30,7 +30,7 @@ import type { ClientPurpose, ProviderContext } from "./context.ts";
 import { diffContainer, staticAddress } from "./diff.ts";
 import { PartialCreateError, ProviderError, describeError, translateError } from "./errors.ts";
 import { checkContainerInputs, parseContainerState, propertyBag, withoutUndefined } from "./inputs.ts";
-import { configChange, createParams, eth0Address, featuresOf, inputsNeedRoot, isSameContainer, liveState } from "./lxc-mapping.ts";
+import { configChange, createParams, eth0Address, featureChangeNeedsRoot, featuresOf, inputsNeedRoot, isSameContainer, liveState } from "./lxc-mapping.ts";
 
 /** The Pulumi type token of the resource. */
 export const CONTAINER_TYPE = "homelab:proxmox:Container";
@@ -193,8 +193,7 @@ export class ContainerResource {
     const vmid = parseVmid(id);
     const doing = `updating container ${inputs.hostname} (CT ${vmid})`;
     try {
-      const featuresChange = (stored.nesting ?? false) !== inputs.nesting || (stored.keyctl ?? false) !== inputs.keyctl;
-      const client = this.client(featuresChange && inputsNeedRoot(inputs) ? "root" : "default");
+      const client = this.client(featureChangeNeedsRoot(stored, inputs, false) ? "root" : "default");
       let found = await this.locate(client, vmid, stored.node);
       if (!found || !isSameContainer(found.config, stored)) {
         throw new ProviderError(
@@ -264,21 +263,20 @@ export class ContainerResource {
   // privileged container; refusing in check puts the problem in the preview, before any change.
   private featureProblem(olds: unknown, inputs: ContainerInputs, unknown: ReadonlySet<keyof ContainerInputs>): CheckFailure | undefined {
     if (unknown.has("nesting") || unknown.has("keyctl") || unknown.has("unprivileged")) return undefined;
-    if (!inputsNeedRoot(inputs)) return undefined;
-    const before = parseContainerState(olds);
-    if (Object.keys(before).length > 0) {
-      const d = diffContainer(before, inputs, unknown);
-      // Flags a container already has need no permission to keep.
-      if (d.replaces.length === 0 && !d.changed.includes("nesting") && !d.changed.includes("keyctl")) return undefined;
-    }
+    const state = parseContainerState(olds);
+    const before = Object.keys(state).length > 0 ? state : undefined;
+    // Flags a container already has need no permission to keep.
+    const replacing = before !== undefined && diffContainer(before, inputs, unknown).replaces.length > 0;
+    if (!featureChangeNeedsRoot(before, inputs, replacing)) return undefined;
     const auth = this.ctx.auth();
     if (auth.identity === "root@pam" || auth.rootAvailable) return undefined;
     const env = this.ctx.loadEnvironment();
     const file = env.file ?? `Pulumi.${env.name}.yaml`;
-    const features = formatFeatures(featuresOf(inputs));
-    const what = inputs.unprivileged ? `features ${features}` : `features ${features} on a privileged container`;
+    const features = formatFeatures(featuresOf(inputs)) || "none";
+    const what = `${before !== undefined && !replacing ? "changing the features to" : "features"} ${features}${inputs.unprivileged ? "" : " on a privileged container"}`;
+    const keyctlChanges = before === undefined || replacing ? inputs.keyctl : (before.keyctl ?? false) !== inputs.keyctl;
     return {
-      property: inputs.keyctl && inputs.unprivileged ? "keyctl" : "nesting",
+      property: keyctlChanges && inputs.unprivileged ? "keyctl" : "nesting",
       reason:
         `${what} need root@pam, but environment "${env.name}" authenticates as ${auth.identity}; Proxmox lets only root@pam itself ` +
         "(not an API token, even root's) set features other than nesting, or any feature of a privileged container. Fix one of: " +

@@ -20,6 +20,17 @@ export function inputsNeedRoot(inputs: Pick<ContainerInputs, "nesting" | "keyctl
   return featuresNeedRoot(featuresOf(inputs), inputs.unprivileged);
 }
 
+/**
+ * True when only `root@pam` may make this change of feature flags: creating (or replacing)
+ * with flags that need root, turning keyctl on or off, or changing nesting of a privileged container.
+ */
+export function featureChangeNeedsRoot(before: ContainerState | undefined, after: Pick<ContainerInputs, "nesting" | "keyctl" | "unprivileged">, replacing: boolean): boolean {
+  if (before === undefined || replacing) return inputsNeedRoot(after);
+  const keyctl = (before.keyctl ?? false) !== after.keyctl;
+  const nesting = (before.nesting ?? false) !== after.nesting;
+  return keyctl || (nesting && !after.unprivileged);
+}
+
 function network(inputs: Pick<ContainerInputs, "bridge" | "ip" | "gateway">, base: LxcNetwork | undefined): LxcNetwork {
   const { gw: _oldGw, ...rest } = base ?? { name: "eth0" };
   const gw = staticAddress(inputs.ip) !== undefined ? inputs.gateway : undefined;

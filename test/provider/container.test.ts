@@ -224,6 +224,15 @@ void describe("homelab:proxmox:Container against the sandbox", () => {
     const kept = await p.check(URN, inputs({ keyctl: true }), inputs({ keyctl: true, memory: 1024 }));
     assert.deepEqual(kept.failures, []);
     assert.deepEqual((await p.check(URN, {}, inputs({ nesting: true, keyctl: false }))).failures, []);
+    // Turning keyctl off is a change only root@pam may make too, as is any flag of a privileged container.
+    const off = await p.check(URN, inputs({ keyctl: true }), inputs({ keyctl: false }));
+    assert.equal(off.failures?.[0]?.property, "keyctl");
+    assert.match(off.failures?.[0]?.reason ?? "", /changing the features to nesting=1 need root@pam/);
+    const privilegedOff = await p.check(URN, inputs({ unprivileged: false, nesting: true }), inputs({ unprivileged: false, nesting: false }));
+    assert.equal(privilegedOff.failures?.[0]?.property, "nesting");
+    // A replacement creates anew, so flags kept from before need root@pam again.
+    const replaced = await p.check(URN, inputs({ keyctl: true }), inputs({ keyctl: true, template: "local:vztmpl/debian-12-standard_12.2-1_amd64.tar.zst" }));
+    assert.equal(replaced.failures?.[0]?.property, "keyctl");
   });
 
   void it("check reports invalid inputs by property without needing the cluster", async () => {
@@ -254,11 +263,15 @@ void describe("root@pam password credentials", () => {
     const want = inputs({ hostname: "docker", keyctl: true, ip: "10.20.0.30/24" });
     const { id, outs } = await createChecked(p, want);
     assert.deepEqual((await world.admin.lxc.config("pve-01", Number(id))).features, { nesting: true, keyctl: true });
+    // Turning keyctl off needs root@pam too; the update uses it for that.
+    const off = await p.update(id, URN, outs, { ...want, keyctl: false });
+    assert.deepEqual((await world.admin.lxc.config("pve-01", Number(id))).features, { nesting: true });
+    assert.equal((off.outs as Bag)["keyctl"], false);
     const privileged = await createChecked(p, inputs({ hostname: "privileged", unprivileged: false, nesting: true, ip: "10.20.0.31/24" }));
     const config = await world.admin.lxc.config("pve-01", Number(privileged.id));
     assert.equal(config.unprivileged, false);
     assert.deepEqual(config.features, { nesting: true });
-    await p.delete(id, URN, outs);
+    await p.delete(id, URN, off.outs);
     await p.delete(privileged.id, URN, privileged.outs);
   });
 });

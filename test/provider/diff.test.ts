@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { ContainerInputs } from "../../src/plan/types.ts";
 import { CHANGE_KIND, diffContainer, sameInput, staticAddress } from "../../src/provider/diff.ts";
 import { CONTAINER_INPUT_KEYS, UNKNOWN, checkContainerInputs, parseContainerState } from "../../src/provider/inputs.ts";
-import { configChange, createParams, eth0Address, isSameContainer, liveState, sizeInGb } from "../../src/provider/lxc-mapping.ts";
+import { configChange, createParams, eth0Address, featureChangeNeedsRoot, isSameContainer, liveState, sizeInGb } from "../../src/provider/lxc-mapping.ts";
 import { parseLxcConfig } from "../../src/proxmox/lxc.ts";
 import { inputs } from "./fixtures.ts";
 
@@ -263,6 +263,17 @@ void describe("lxc mapping", () => {
     assert.equal(eth0Address([{ name: "eth0", hwaddr: "", inet: "169.254.3.4/16", inet6: undefined }]), undefined);
     assert.equal(eth0Address([{ name: "eth1", hwaddr: "", inet: "10.0.0.9/24", inet6: undefined }]), undefined);
     assert.equal(eth0Address([{ name: "eth0", hwaddr: "", inet: "10.0.0.9/24", inet6: undefined }]), "10.0.0.9");
+  });
+
+  void it("knows which feature changes only root@pam may make", () => {
+    assert.equal(featureChangeNeedsRoot(undefined, inputs({ nesting: true, keyctl: false }), false), false);
+    assert.equal(featureChangeNeedsRoot(undefined, inputs({ keyctl: true }), false), true);
+    assert.equal(featureChangeNeedsRoot(undefined, inputs({ unprivileged: false, nesting: true }), false), true);
+    assert.equal(featureChangeNeedsRoot(inputs({ keyctl: true }), inputs({ keyctl: true, memory: 2048 }), false), false);
+    assert.equal(featureChangeNeedsRoot(inputs({ keyctl: true }), inputs({ keyctl: true }), true), true);
+    assert.equal(featureChangeNeedsRoot(inputs({ keyctl: true }), inputs({ keyctl: false }), false), true);
+    assert.equal(featureChangeNeedsRoot(inputs({ nesting: false }), inputs({ nesting: true }), false), false);
+    assert.equal(featureChangeNeedsRoot(inputs({ unprivileged: false, nesting: false }), inputs({ unprivileged: false, nesting: true }), false), true);
   });
 
   void it("recognises its container by hostname or notes, not a stranger with the same id", () => {
