@@ -155,12 +155,13 @@ export class BuildLog {
     this.#partial += text;
     const parts = this.#partial.split("\n");
     this.#partial = parts.pop() ?? "";
-    const lines = parts.map((l) => l.replace(/\r$/, ""));
+    // The legacy builder colours a RUN step's stderr; messages are plain text.
+    const lines = parts.map((l) => l.replace(/\r$/, "").replace(/\x1b\[[0-9;]*m/g, ""));
     for (const line of lines) {
       if (/^Step \d+\/\d+ : /.test(line)) {
         this.step = line;
         this.stepOutput = [];
-      } else if (line.trim() !== "" && !/^ ---> /.test(line)) {
+      } else if (line.trim() !== "" && !/^ ---> |^Removing intermediate container /.test(line)) {
         this.stepOutput.push(line);
       }
     }

@@ -117,8 +117,9 @@ describe("BuildLog", () => {
       { stream: "Step 2/3 : COPY www /www\n ---> 1a2b\n" },
       { stream: "Step 3/3 : RUN make\n" },
       { stream: " ---> Running in 99\n" },
-      { stream: "make: *** No rule to make target 'all'." },
-      { stream: "  Stop.\n" },
+      { stream: "\u001b[91mmake: *** No rule to make target 'all'." },
+      { stream: "  Stop.\u001b[0m\n" },
+      { stream: "Removing intermediate container 99\n" },
       { errorDetail: { code: 2, message: "The command '/bin/sh -c make' returned a non-zero code: 2" }, error: "The command '/bin/sh -c make' returned a non-zero code: 2" },
     ];
     for (const m of msgs) lines.push(...log.push(m));
