@@ -132,6 +132,8 @@ export interface StreamMessage {
   aux?: { ID?: string };
 }
 
+const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
 /**
  * Follows a legacy-builder stream: the current `Step N/M : ...`, the output
  * since it, and the error. Pure, so the failure message is tested without an
@@ -156,7 +158,7 @@ export class BuildLog {
     const parts = this.#partial.split("\n");
     this.#partial = parts.pop() ?? "";
     // The legacy builder colours a RUN step's stderr; messages are plain text.
-    const lines = parts.map((l) => l.replace(/\r$/, "").replace(/\x1b\[[0-9;]*m/g, ""));
+    const lines = parts.map((l) => l.replace(/\r$/, "").replace(ANSI_COLOUR, ""));
     for (const line of lines) {
       if (/^Step \d+\/\d+ : /.test(line)) {
         this.step = line;
