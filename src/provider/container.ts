@@ -320,8 +320,8 @@ export class ContainerResource {
           }
           throw error;
         }
-        if (error instanceof ProxmoxTaskError) {
-          // Proxmox removes a container whose creation failed; make sure, without waiting for it.
+        if (error instanceof ProxmoxTaskError || (error instanceof ProxmoxApiError && error.task !== undefined)) {
+          // Proxmox removes a container whose creation task failed; make sure, without waiting for it.
           if ((await this.settle(client, inputs, vmid, false)) !== "absent") throw await this.abandon(client, inputs, vmid, error);
         }
         throw error;
