@@ -16,7 +16,10 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 
 log "compiling the CLI into dist/"
+rm -f dist/.built
 node_modules/.bin/tsc -p tsconfig.build.json
+# The launchers trust dist/ only while no source is newer than this stamp.
+touch dist/.built
 
 if [ -x scripts/setup-pulumi.sh ]; then
   scripts/setup-pulumi.sh
