@@ -20,7 +20,7 @@ import { resourceSpecs, serviceProgram } from "./program.ts";
 import type { CrossRefMode, SkippedResource } from "./program.ts";
 import { runGraph } from "./scheduler.ts";
 import { currentState } from "./state.ts";
-import type { PendingOperation, StackState } from "./state.ts";
+import type { AdoptedResource, FoundResource, PendingOperation, StackState } from "./state.ts";
 import { stackName } from "./stacks.ts";
 
 /** Plans one service given what is deployed now (the CLI closes over the inventory, key and reservations). */
@@ -64,7 +64,7 @@ export interface ServiceOutcome {
   /** Whether this run cleared them (not with --dry-run). */
   pendingCleared: boolean;
   /** Pending creations found to exist after all, adopted into the state: `id` → provider id. */
-  adopted: { id: string; physicalId: string }[];
+  adopted: AdoptedResource[];
   /** Why it was skipped: the service that failed. */
   skippedBecause: string | undefined;
   /** True for a stack created by this run. */
@@ -111,7 +111,7 @@ export interface DeployRequest {
    * vmid), so it is adopted rather than created twice; `taken` are the ids the
    * stack already records.
    */
-  locatePending?: (service: string, op: PendingOperation, taken: ReadonlySet<string>) => string | undefined;
+  locatePending?: (service: string, op: PendingOperation, taken: ReadonlySet<string>) => FoundResource | undefined;
 }
 
 /** The whole run. */
@@ -194,7 +194,12 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
   rep.phase?.("preview");
   const previewOne = async (name: string): Promise<"ok" | "stop"> => {
     const o = outcomes.get(name);
-    if (!o?.plan || o.status === "failed") return "stop";
+    if (!o) return "stop";
+    if (!o.plan || o.status === "failed") {
+      // Planning failed: say so where the preview would have been.
+      rep.serviceDone?.(o, "preview");
+      return "stop";
+    }
     const started = Date.now();
     rep.serviceStart?.(name, "preview");
     try {
@@ -240,7 +245,15 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       rep.serviceDone?.(o, "preview");
     }
   };
-  const previewed = await runGraph(names, depsOf, previewOne, { concurrency, signal: req.signal, onSkip: (n, because) => skip(outcomes.get(n), because) });
+  const previewed = await runGraph(names, depsOf, previewOne, {
+    concurrency,
+    signal: req.signal,
+    onSkip: (n, because) => {
+      const o = outcomes.get(n);
+      skip(o, because);
+      if (o) rep.serviceDone?.(o, "preview");
+    },
+  });
   markCancelled(outcomes, previewed, ["unchanged"]);
 
   const toApply = names.filter((n) => outcomes.get(n)?.status === "pending");
@@ -283,7 +296,17 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       rep.serviceDone?.(o, "apply");
     }
   };
-  const applied = await runGraph(names, depsOf, applyOne, { concurrency, signal: req.signal, onSkip: (n, because) => skip(outcomes.get(n), because) });
+  const applied = await runGraph(names, depsOf, applyOne, {
+    concurrency,
+    signal: req.signal,
+    onSkip: (n, because) => {
+      // Only services with changes are held back; the others had nothing to do anyway.
+      const o = outcomes.get(n);
+      if (o?.status !== "pending") return;
+      skip(o, because);
+      rep.serviceDone?.(o, "apply");
+    },
+  });
   markCancelled(outcomes, applied, ["pending"]);
   return { outcomes: [...outcomes.values()], interrupted: interrupted(), declined: false };
 }

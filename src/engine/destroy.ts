@@ -10,7 +10,7 @@ import type { Diagnostic, ResourceChange, StepProgress } from "./events.ts";
 import { protectGuard } from "./guards.ts";
 import type { GuardViolation } from "./guards.ts";
 import { describeLock, lockOwner } from "./locks.ts";
-import type { DeployedResource, PendingOperation } from "./state.ts";
+import type { DeployedResource, FoundResource, PendingOperation } from "./state.ts";
 import { stackName } from "./stacks.ts";
 import { lockHint } from "./deploy.ts";
 
@@ -44,7 +44,7 @@ export interface DestroyRequest {
   onDiagnostic?: (d: Diagnostic) => void;
   signal?: AbortSignal;
   /** Finds what a killed run's pending creation made, so the destroy removes it too (see deploy.ts). */
-  locatePending?: (op: PendingOperation, taken: ReadonlySet<string>) => string | undefined;
+  locatePending?: (op: PendingOperation, taken: ReadonlySet<string>) => FoundResource | undefined;
 }
 
 /** Destroys (or previews destroying) one service. */

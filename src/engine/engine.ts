@@ -22,7 +22,7 @@ import type { StackLock } from "./locks.ts";
 import { chooseBackend, ensurePassphrase, TOOL_ROOT, workspaceDir, workspaceEnv } from "./settings.ts";
 import type { Backend, Passphrase } from "./settings.ts";
 import { parseDeployment, readFileBackendState, resolvePendingOperations } from "./state.ts";
-import type { PendingOperation, StackState } from "./state.ts";
+import type { AdoptedResource, FoundResource, PendingOperation, StackState } from "./state.ts";
 import { parseStackName, PROJECT } from "./stacks.ts";
 
 /** How to open the engine for one repository and environment. */
@@ -233,7 +233,7 @@ export class Engine {
    * starts clean: creations whose resource exists after all (found by
    * `locate`) are adopted into the state, the rest are dropped.
    */
-  async resolvePendingOperations(name: string, state: StackState, locate: (op: PendingOperation) => string | undefined): Promise<{ adopted: { id: string; physicalId: string }[]; dropped: PendingOperation[] }> {
+  async resolvePendingOperations(name: string, state: StackState, locate: (op: PendingOperation) => FoundResource | undefined): Promise<{ adopted: AdoptedResource[]; dropped: PendingOperation[] }> {
     const r = resolvePendingOperations(state.deployment, locate);
     await this.workspace.importStack(name, r.deployment);
     return { adopted: r.adopted, dropped: r.dropped };

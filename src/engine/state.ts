@@ -38,6 +38,21 @@ export interface PendingOperation {
   inputs: Record<string, unknown>;
 }
 
+/** What a killed run's pending creation turned out to have made. */
+export interface FoundResource {
+  /** The provider's id (a container's vmid). */
+  physicalId: string;
+  /** False for a half-made resource (a container not running, or still locked): it is replaced. */
+  complete: boolean;
+}
+
+/** A pending creation adopted into the state. */
+export interface AdoptedResource {
+  id: string;
+  physicalId: string;
+  complete: boolean;
+}
+
 /** A stack's state, reduced to what homelab shows and plans with. */
 export interface StackState {
   /** Resources that are ours (not the stack itself or providers). */
@@ -98,30 +113,38 @@ export function withoutPendingOperations(deployment: Record<string, unknown>): {
  * whose resource exists after all (`locate` finds its provider id, e.g. the
  * container a killed run had created) is recorded as a resource, so the next
  * update adopts it instead of creating a duplicate; every other pending
- * operation is dropped. Pure.
+ * operation is dropped. A half-made resource is adopted tainted (and
+ * unprotected), so the next update replaces it: created anew, the remains
+ * deleted. Pure.
  */
 export function resolvePendingOperations(
   deployment: Record<string, unknown>,
-  locate: (op: PendingOperation) => string | undefined,
-): { deployment: { version: number; deployment: Record<string, unknown> }; adopted: { id: string; physicalId: string }[]; dropped: PendingOperation[] } {
+  locate: (op: PendingOperation) => FoundResource | undefined,
+): { deployment: { version: number; deployment: Record<string, unknown> }; adopted: AdoptedResource[]; dropped: PendingOperation[] } {
   const { pending } = parseDeployment(deployment);
   const raw = Array.isArray(deployment["pending_operations"]) ? (deployment["pending_operations"] as unknown[]) : [];
   const resources = Array.isArray(deployment["resources"]) ? [...(deployment["resources"] as unknown[])] : [];
   const taken = new Set(resources.map((r) => asRecord(r)["urn"]));
-  const adopted: { id: string; physicalId: string }[] = [];
+  const adopted: AdoptedResource[] = [];
   const dropped: PendingOperation[] = [];
   pending.forEach((op, i) => {
-    const physicalId = op.op === "creating" && !taken.has(op.urn) ? locate(op) : undefined;
-    if (physicalId === undefined) {
+    const found = op.op === "creating" && !taken.has(op.urn) ? locate(op) : undefined;
+    if (found === undefined) {
       dropped.push(op);
       return;
     }
+    const { physicalId, complete } = found;
     const resource = asRecord(asRecord(raw[i])["resource"]);
     // Outputs are the inputs plus the id: enough for the next update's diff;
     // that update refreshes the stack, which reads the real container.
-    resources.push({ ...resource, id: physicalId, outputs: { ...op.inputs, vmid: Number.isFinite(Number(physicalId)) ? Number(physicalId) : physicalId } });
+    resources.push({
+      ...resource,
+      id: physicalId,
+      outputs: { ...op.inputs, vmid: Number.isFinite(Number(physicalId)) ? Number(physicalId) : physicalId },
+      ...(complete ? {} : { taint: true, protect: false }),
+    });
     taken.add(op.urn);
-    adopted.push({ id: op.id, physicalId });
+    adopted.push({ id: op.id, physicalId, complete });
   });
   const out = withoutPendingOperations(deployment);
   out.deployment["resources"] = resources;

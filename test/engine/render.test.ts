@@ -209,9 +209,10 @@ void describe("status and progress text", () => {
   });
 
   void it("finds the container a killed run created, only when exactly one matches", () => {
-    const guest = (vmid: number, name: string, node = "pve-01", tags = ["homelab", "peach"]) => ({ vmid, node, type: "lxc" as const, name, status: "running", tags, template: false, lock: undefined, memMax: 0 });
+    const guest = (vmid: number, name: string, node = "pve-01", tags = ["homelab", "peach"], status = "running") => ({ vmid, node, type: "lxc" as const, name, status, tags, template: false, lock: undefined, memMax: 0 });
     const op = { urn: "u", id: "c", type: T, op: "creating", inputs: { hostname: "web", node: "pve-01" } };
-    assert.equal(locateContainer({ guests: [guest(100, "web"), guest(101, "db")] }, "peach", op, new Set()), "100");
+    assert.deepEqual(locateContainer({ guests: [guest(100, "web"), guest(101, "db")] }, "peach", op, new Set()), { physicalId: "100", complete: true });
+    assert.deepEqual(locateContainer({ guests: [guest(100, "web", "pve-01", ["homelab", "peach"], "stopped")] }, "peach", op, new Set()), { physicalId: "100", complete: false });
     assert.equal(locateContainer({ guests: [guest(100, "web")] }, "peach", op, new Set(["100"])), undefined);
     assert.equal(locateContainer({ guests: [guest(100, "web"), guest(102, "web")] }, "peach", op, new Set()), undefined);
     assert.equal(locateContainer({ guests: [guest(100, "web", "pve-02")] }, "peach", op, new Set()), undefined);

@@ -62,16 +62,21 @@ void describe("state parsing", () => {
         { resource: { urn: URN("peach_container"), type: "homelab:proxmox:Container", inputs }, type: "updating" },
       ],
     });
-    const r = resolvePendingOperations(d, (op) => (op.inputs["hostname"] === "web" ? "123" : undefined));
-    assert.deepEqual(r.adopted, [{ id: "web", physicalId: "123" }]);
-    assert.deepEqual(r.dropped.map((p) => p.id), ["db", "peach_container"]);
+    const r = resolvePendingOperations(d, (op) => (op.inputs["hostname"] === "web" ? { physicalId: "123", complete: true } : op.inputs["hostname"] === "db" ? { physicalId: "124", complete: false } : undefined));
+    assert.deepEqual(r.adopted, [{ id: "web", physicalId: "123", complete: true }, { id: "db", physicalId: "124", complete: false }]);
+    assert.deepEqual(r.dropped.map((p) => p.id), ["peach_container"]);
     const after = parseDeployment(r.deployment);
     assert.equal(after.pending.length, 0);
     const web = after.resources.find((x) => x.id === "web");
     assert.ok(web);
     assert.equal(web.physicalId, "123");
     assert.equal(web.outputs["vmid"], 123);
-    assert.equal(after.resources.length, 2);
+    assert.equal(after.resources.length, 3);
+    // A half-made one is tainted, so the next update replaces it (and unprotected, so it may be deleted).
+    const raw = (r.deployment.deployment["resources"] as Record<string, unknown>[]).find((x) => x["id"] === "124");
+    assert.equal(raw?.["taint"], true);
+    assert.equal(raw?.["protect"], false);
+    assert.equal((r.deployment.deployment["resources"] as Record<string, unknown>[]).find((x) => x["id"] === "123")?.["taint"], undefined);
   });
 
   void it("reads a file backend's state straight from disk, gzipped too, and nothing when absent", async () => {

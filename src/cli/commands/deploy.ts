@@ -3,7 +3,7 @@ import type { Command } from "@commander-js/extra-typings";
 import type { Repository } from "../../config/repository.ts";
 import type { DeployReport, ServiceOutcome } from "../../engine/deploy.ts";
 import type { Engine } from "../../engine/engine.ts";
-import type { PendingOperation } from "../../engine/state.ts";
+import type { FoundResource, PendingOperation } from "../../engine/state.ts";
 import type { Inventory } from "../../proxmox/inventory.ts";
 import type { Progress } from "../render/progress.ts";
 import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
@@ -236,7 +236,9 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
         const text =
           out.status === "applied"
             ? `${o.bold(out.service)}  ${o.green("deployed")}: ${countsText(out.applied ?? [], true)} ${took}`
-            : [`${o.bold(out.service)}  ${out.status === "cancelled" ? o.yellow("interrupted") : o.red("FAILED")} ${took}`, ...errorLines(out, o)].join("\n");
+            : out.status === "skipped"
+              ? [`${o.bold(out.service)}  ${o.yellow("skipped")}`, ...errorLines(out, o)].join("\n")
+              : [`${o.bold(out.service)}  ${out.status === "cancelled" ? o.yellow("interrupted") : o.red("FAILED")} ${took}`, ...errorLines(out, o)].join("\n");
         progress.finish(`${out.service}/apply`, text);
       },
     },
@@ -246,15 +248,17 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
 /**
  * The container a killed run's pending creation made, by its hostname and
  * homelab tags on the planned node; undefined unless exactly one matches.
+ * It is complete when it runs and no task holds it.
  */
-export function locateContainer(inventory: Pick<Inventory, "guests">, service: string, op: PendingOperation, taken: ReadonlySet<string>): string | undefined {
+export function locateContainer(inventory: Pick<Inventory, "guests">, service: string, op: PendingOperation, taken: ReadonlySet<string>): FoundResource | undefined {
   if (op.type !== "homelab:proxmox:Container") return undefined;
   const hostname = op.inputs["hostname"];
   const node = op.inputs["node"];
   const found = inventory.guests.filter(
     (g) => g.type === "lxc" && g.name === hostname && g.tags.includes("homelab") && g.tags.includes(service.toLowerCase()) && (typeof node !== "string" || g.node === node) && !taken.has(String(g.vmid)),
   );
-  return found.length === 1 && found[0] ? String(found[0].vmid) : undefined;
+  const g = found.length === 1 ? found[0] : undefined;
+  return g ? { physicalId: String(g.vmid), complete: g.status === "running" && g.lock === undefined } : undefined;
 }
 
 /** Asks a yes/no question on the terminal; anything but y/yes is no. */

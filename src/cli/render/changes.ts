@@ -135,6 +135,9 @@ export function servicePreviewText(out: ServiceOutcome, o: Style, opts: { explai
   if (out.pending.length > 0) {
     lines.push(`  ${o.yellow("!")} an interrupted run left ${out.pending.length} operation(s) pending (${out.pending.map((p) => `${p.id}: ${p.op}`).join(", ")}): ${out.pendingCleared ? "cleared" : "cleared by the next deploy"}`);
   }
+  for (const a of out.adopted) {
+    lines.push(`  ${o.yellow("!")} ${a.id}: adopted ${a.physicalId}, which the interrupted run had created ${a.complete ? "(its real state is read before the update)" : "half-way (it is replaced: created anew, the remains deleted)"}`);
+  }
   if (out.preview) lines.push(...changeLines(out.preview, out.plan?.resources ?? [], o, { past: false, explain: opts.explain, showSame: opts.verbose }));
   else if (opts.explain && out.plan) {
     for (const r of out.plan.resources) if (r.kind === "proxmox:container") lines.push(`  ${r.id}`, ...explainPlacement(r, o));
