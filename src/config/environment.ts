@@ -53,6 +53,28 @@ const registrySchema = z.strictObject({
 
 const positiveInt = (what: string) => z.int().positive().optional().describe(what);
 
+const monitorSchema = z
+  .strictObject({
+    listen: z
+      .string()
+      .regex(/^(?:(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$/, { error: "listen must be PORT or ADDR:PORT, e.g. 127.0.0.1:9464" })
+      .optional()
+      .describe("Serve /healthz and /metrics on [ADDR:]PORT (default: off; ADDR defaults to 127.0.0.1)."),
+    concurrency: z.int().positive().max(1024).optional().describe("Checks run at once (default 16)."),
+    backoff: z.int().nonnegative().optional().describe("Seconds: base of the exponential backoff between remediations of one service (default 60)."),
+    max_backoff: z.int().positive().optional().describe("Seconds: the longest backoff (default 1800)."),
+    history_max_kb: z.int().positive().optional().describe("Size of the local event history before it is rotated, in KiB (default 1024)."),
+    webhook: z
+      .strictObject({
+        kind: z.enum(["ntfy", "gotify", "json"]).describe("ntfy (topic URL), gotify (server URL; token required), or json (generic POST)."),
+        url: z.url({ protocol: /^https?$/, error: "url must be an http:// or https:// URL" }).describe("ntfy topic URL, Gotify server URL, or the JSON endpoint."),
+        ...secretRefShape("token"),
+      })
+      .optional()
+      .describe("Where state changes are sent. The token is referenced, never written here."),
+  })
+  .describe("Settings of `homelab monitor` for this environment.");
+
 /** The `homelab:` keys of an environment file, without the prefix. */
 export const environmentKeysSchema = z.strictObject({
   environment: z.enum(ENVIRONMENT_KINDS).optional().describe("Kind of environment. `production` turns on the production guards (resources must be protected). Default: production for env names prod/production, else development."),
@@ -70,6 +92,7 @@ export const environmentKeysSchema = z.strictObject({
   default_storage: z.string().min(1).optional().describe("Storage for container root disks (local-lvm)."),
   default_template_storage: z.string().min(1).optional().describe("Storage holding vztmpl templates (local)."),
   default_bridge: z.string().min(1).optional().describe("Network bridge for containers (vmbr0)."),
+  monitor: monitorSchema.optional(),
 });
 type EnvironmentKeys = z.output<typeof environmentKeysSchema>;
 
@@ -100,6 +123,16 @@ export interface RegistryConfig {
   password?: SecretRef;
 }
 
+/** Settings of `homelab monitor` (`homelab:monitor`), paths made absolute; defaults are the monitor's. */
+export interface MonitorConfig {
+  listen: string | undefined;
+  concurrency: number | undefined;
+  backoffSec: number | undefined;
+  maxBackoffSec: number | undefined;
+  historyMaxKb: number | undefined;
+  webhook: { kind: "ntfy" | "gotify" | "json"; url: string; token?: SecretRef } | undefined;
+}
+
 /** Built-in defaults, used where neither the service nor the environment says. */
 export const BUILTIN_DEFAULTS = { memory: 512, cores: 1, disk: 8, swap: 512, storage: "local-lvm", templateStorage: "local", bridge: "vmbr0" } as const;
 
@@ -117,6 +150,8 @@ export interface EnvironmentConfig {
   defaults: { memory: number; cores: number; disk: number; swap: number; storage: string; templateStorage: string; bridge: string };
   /** Pulumi ESC environments imported by this stack config. */
   escEnvironments: string[];
+  /** `homelab:monitor`, when the file has it. */
+  monitor?: MonitorConfig;
   source: YamlSource | undefined;
 }
 
@@ -271,6 +306,21 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     const password = ref(r, "password", base);
     registries[name] = { name, url: r.url, insecure: r.insecure ?? false, ...(r.username ? { username: r.username } : {}), ...(password ? { password } : {}) };
   }
+  let monitor: MonitorConfig | undefined;
+  if (k.monitor) {
+    const m = k.monitor;
+    const w = m.webhook as (Record<string, unknown> & NonNullable<typeof m.webhook>) | undefined;
+    const token = w ? ref(w, "token", base) : undefined;
+    if (w?.kind === "gotify" && !token) report(["config", "homelab:monitor", "webhook"], "a Gotify webhook needs its application token", "add token_file or token_env");
+    monitor = {
+      listen: m.listen,
+      concurrency: m.concurrency,
+      backoffSec: m.backoff,
+      maxBackoffSec: m.max_backoff,
+      historyMaxKb: m.history_max_kb,
+      webhook: w ? { kind: w.kind, url: w.url, ...(token ? { token } : {}) } : undefined,
+    };
+  }
   const kind = k.environment ?? defaultKind(name);
   const env: EnvironmentConfig = {
     name,
@@ -291,6 +341,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
       bridge: k.default_bridge ?? BUILTIN_DEFAULTS.bridge,
     },
     escEnvironments: esc,
+    ...(monitor ? { monitor } : {}),
     source,
   };
   return { env: diagnostics.length ? undefined : env, diagnostics };

@@ -84,3 +84,22 @@ test("generated environments under .homelab/environments are found", () => {
     repo.cleanup();
   }
 });
+
+test("homelab:monitor: endpoint, webhook with a referenced token, backoff; a Gotify webhook needs its token", () => {
+  const ok = env(
+    "config:\n  homelab:monitor:\n    listen: 127.0.0.1:9464\n    backoff: 30\n    webhook:\n      kind: ntfy\n      url: https://ntfy.lan/homelab\n      token_env: NTFY_TOKEN\n",
+  );
+  assert.deepEqual(ok.diagnostics, []);
+  assert.deepEqual(ok.env?.monitor, {
+    listen: "127.0.0.1:9464",
+    concurrency: undefined,
+    backoffSec: 30,
+    maxBackoffSec: undefined,
+    historyMaxKb: undefined,
+    webhook: { kind: "ntfy", url: "https://ntfy.lan/homelab", token: { env: "NTFY_TOKEN" } },
+  });
+  assert.equal(env("config: {}\n").env?.monitor, undefined);
+  findDiag(env("config:\n  homelab:monitor:\n    webhook:\n      kind: gotify\n      url: https://gotify.lan\n").diagnostics, "needs its application token");
+  findDiag(env("config:\n  homelab:monitor:\n    webhook:\n      kind: gotify\n      url: https://gotify.lan\n      token: abc\n").diagnostics, 'unknown field "token"');
+  findDiag(env("config:\n  homelab:monitor:\n    listen: everywhere\n").diagnostics, "PORT or ADDR:PORT");
+});
