@@ -22,6 +22,7 @@ import { runGraph } from "./scheduler.ts";
 import { currentState } from "./state.ts";
 import type { AdoptedResource, FoundResource, PendingOperation, StackState } from "./state.ts";
 import { stackName } from "./stacks.ts";
+import { whyChanged } from "./unchanged.ts";
 
 /** Plans one service given what is deployed now (the CLI closes over the inventory, key and reservations). */
 export type Planner = (service: Service, current: CurrentState) => { plan: ServicePlan | undefined; problems: PlanProblem[] };
@@ -67,6 +68,8 @@ export interface ServiceOutcome {
   adopted: AdoptedResource[];
   /** Why it was skipped: the service that failed. */
   skippedBecause: string | undefined;
+  /** Known unchanged from the state alone, without an engine run (see unchanged.ts). */
+  shortcut: boolean;
   /** True for a stack created by this run. */
   newStack: boolean;
   diagnostics: Diagnostic[];
@@ -107,6 +110,13 @@ export interface DeployRequest {
   /** Input names made secrets in the state (see program.ts). */
   secretInputs?: ReadonlySet<string>;
   /**
+   * The code's fingerprint (fingerprint.ts), recorded in every stack. With it,
+   * a service whose state matches its plan exactly is reported unchanged
+   * without an engine run, unless `skipUnchanged` is false or `refresh` is set.
+   */
+  fingerprint?: string;
+  skipUnchanged?: boolean;
+  /**
    * Finds the resource a killed run's pending creation made (a container's
    * vmid), so it is adopted rather than created twice; `taken` are the ids the
    * stack already records.
@@ -137,6 +147,7 @@ function emptyOutcome(service: string, env: string): ServiceOutcome {
     pendingCleared: false,
     adopted: [],
     skippedBecause: undefined,
+    shortcut: false,
     newStack: false,
     diagnostics: [],
     durationMs: 0,
@@ -187,8 +198,18 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
     }
   }
 
+  // States of the services depended on but not deployed here, for the shortcut's check that they still exist.
+  const others = [...new Set([...outcomes.values()].flatMap((o) => o.plan?.dependsOnServices ?? []))].filter((s) => !states.has(s));
+  await Promise.all(
+    others.map(async (name) => {
+      states.set(name, await engine.readState(stackName(env.name, name)));
+    }),
+  );
+  const shortcut = req.fingerprint !== undefined && req.skipUnchanged !== false && !req.refresh;
   const depsOf = (name: string): string[] => outcomes.get(name)?.plan?.dependsOnServices ?? [];
   const names = [...(req.order ?? req.selected)].filter((n) => outcomes.has(n));
+
+  const programOpts = { ...(req.secretInputs ? { secretInputs: req.secretInputs } : {}), ...(req.fingerprint !== undefined ? { fingerprint: req.fingerprint } : {}) };
 
   // ---- preview ----
   rep.phase?.("preview");
@@ -205,6 +226,17 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
     try {
       if (!(await checkLocks(engine, o))) return "stop";
       const state = states.get(name);
+      if (shortcut && req.fingerprint !== undefined) {
+        const { specs } = resourceSpecs(o.plan);
+        if (whyChanged({ state, specs, fingerprint: req.fingerprint, deployedIn: (s) => deployedIds(states.get(s)) }) === undefined) {
+          o.preview = specs.map((s) => sameChange(o.stack, s.id, s.type, s.protect));
+          o.shortcut = true;
+          // The production guard is about the plan, changed or not.
+          if (req.ci) o.violations = productionGuard(o.plan, env.production, env.name);
+          o.status = o.violations.length > 0 ? "blocked" : "unchanged";
+          return o.status === "blocked" ? "stop" : "ok";
+        }
+      }
       o.newStack = !(await engine.hasStack(o.stack));
       o.pending = state?.pending ?? [];
       if (state && state.pending.length > 0 && !req.dryRun) {
@@ -221,7 +253,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
         // A dependency deploying earlier in this run may not exist yet: there is nothing to read during the preview.
         if (outcomes.has(dep) && !deployedIds(states.get(dep)).size) crossRefs.set(dep, "pending");
       }
-      const result: RunResult = await engine.preview(o.stack, serviceProgram({ plan: o.plan, crossRefs, ...(req.secretInputs ? { secretInputs: req.secretInputs } : {}) }), {
+      const result: RunResult = await engine.preview(o.stack, serviceProgram({ plan: o.plan, crossRefs, ...programOpts }), {
         refresh,
         ...(req.signal ? { signal: req.signal } : {}),
         onDiagnostic: (d) => rep.diagnostic?.(name, d),
@@ -278,7 +310,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
     const started = Date.now();
     rep.serviceStart?.(name, "apply");
     try {
-      const result = await engine.up(o.stack, serviceProgram({ plan: o.plan, ...(req.secretInputs ? { secretInputs: req.secretInputs } : {}) }), {
+      const result = await engine.up(o.stack, serviceProgram({ plan: o.plan, ...programOpts }), {
         refresh: req.refresh || o.adopted.length > 0,
         ...(req.signal ? { signal: req.signal } : {}),
         onStep: (s) => rep.step?.(name, s),
@@ -309,6 +341,11 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
   });
   markCancelled(outcomes, applied, ["pending"]);
   return { outcomes: [...outcomes.values()], interrupted: interrupted(), declined: false };
+}
+
+/** A resource the shortcut found unchanged, as a preview would have reported it. */
+function sameChange(stack: string, id: string, type: string, protect: boolean): ResourceChange {
+  return { urn: `urn:pulumi:${stack}::homelab::${type}::${id}`, id, type, kind: "same", properties: [], protect, status: "done", durationMs: undefined, error: undefined, outputs: undefined };
 }
 
 function deployedIds(state: StackState | undefined): Set<string> {

@@ -93,13 +93,8 @@ export interface ProgramOptions {
   crossRefs?: ReadonlyMap<string, CrossRefMode>;
   /** Input names whose values are wrapped as secrets (encrypted in the state). */
   secretInputs?: ReadonlySet<string>;
-}
-
-/** What every service stack exports: its resources' facts, read by other services' StackReferences. */
-export interface StackExports {
-  service: string;
-  environment: string;
-  resources: Record<string, { type: string; vmid: number; node: string; address: string | undefined }>;
+  /** The code's fingerprint, recorded in the stack's exports (see fingerprint.ts). */
+  fingerprint?: string;
 }
 
 /** The inline program of one service's stack. */
@@ -147,6 +142,6 @@ export function serviceProgram(opts: ProgramOptions): () => Promise<Record<strin
     for (const [id, c] of created) {
       resources[id] = pulumi.all([c.vmid, c.node, c.address]).apply(([vmid, node, address]) => ({ type: CONTAINER_TYPE, vmid, node, address }));
     }
-    return { service: plan.service, environment: plan.environment, resources };
+    return { service: plan.service, environment: plan.environment, resources, ...(opts.fingerprint !== undefined ? { homelab: { fingerprint: opts.fingerprint } } : {}) };
   };
 }

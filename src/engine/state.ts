@@ -58,6 +58,8 @@ export interface StackState {
   /** Resources that are ours (not the stack itself or providers). */
   resources: DeployedResource[];
   pending: PendingOperation[];
+  /** The stack's exports (see program.ts), as last deployed. */
+  outputs: Record<string, unknown>;
   /** The raw deployment (version 3), for editing and re-import. */
   deployment: Record<string, unknown>;
 }
@@ -76,10 +78,12 @@ export function parseDeployment(input: unknown): StackState {
   const outer = asRecord(input);
   const deployment = "deployment" in outer ? asRecord(outer["deployment"]) : outer;
   const resources: DeployedResource[] = [];
+  let outputs: Record<string, unknown> = {};
   for (const raw of Array.isArray(deployment["resources"]) ? (deployment["resources"] as unknown[]) : []) {
     const r = asRecord(raw);
     const urn = typeof r["urn"] === "string" ? r["urn"] : "";
     const type = typeof r["type"] === "string" ? r["type"] : urnType(urn);
+    if (type === "pulumi:pulumi:Stack") outputs = asRecord(r["outputs"]);
     if (urn === "" || !isServiceResource(type) || r["delete"] === true) continue;
     resources.push({
       urn,
@@ -98,7 +102,7 @@ export function parseDeployment(input: unknown): StackState {
     const urn = typeof r["urn"] === "string" ? r["urn"] : "";
     pending.push({ urn, id: urnName(urn), type: typeof r["type"] === "string" ? r["type"] : urnType(urn), op: typeof p["type"] === "string" ? p["type"] : "unknown", inputs: asRecord(r["inputs"]) });
   }
-  return { resources, pending, deployment };
+  return { resources, pending, outputs, deployment };
 }
 
 /** A deployment with its pending operations removed (what `pulumi stack import` takes). Pure. */

@@ -65,12 +65,17 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     assert.match(readFileSync(join(w.root, ".homelab", "ssh", "sandbox", "id_ed25519.pub"), "utf8"), /^ssh-ed25519 /);
   });
 
-  void it("deploy peach again: zero changes and not one write request to the sandbox", async () => {
+  void it("deploy peach again: zero changes and not one write request to the sandbox (with and without the engine's preview)", async () => {
     w.sandbox.counters.reset();
     const r = await w.cli(["deploy", "peach"]);
     assert.equal(r.code, 0, r.all);
-    assert.match(r.stdout, /peach \(sandbox\.peach\) {2}no changes/);
+    assert.match(r.stdout, /peach \(sandbox\.peach\) {2}no changes \(as deployed: state and plan match\)/);
     assert.match(r.stdout, /0 applied, 1 unchanged/);
+    assert.deepEqual(w.writes(), {});
+    const engine = await w.cli(["deploy", "peach", "--no-skip-unchanged"]);
+    assert.equal(engine.code, 0, engine.all);
+    assert.match(engine.stdout, /peach \(sandbox\.peach\) {2}no changes\n/);
+    assert.match(engine.stdout, /0 applied, 1 unchanged/);
     assert.deepEqual(w.writes(), {});
   });
 

@@ -19,6 +19,8 @@ export interface DeployFlags {
   allowDelete?: true;
   summary?: string;
   refresh?: true;
+  /** False with --no-skip-unchanged. */
+  skipUnchanged?: boolean;
   concurrency: number;
 }
 
@@ -57,6 +59,7 @@ export function registerDeploy(program: Command<[], GlobalOptions>): void {
     .option("--summary <file>", "write a Markdown summary of the changes (for a pull-request comment)")
     .option("--refresh", "read the real state of every resource first, so drift shows up and is corrected")
     .option("--concurrency <n>", "services deployed at once (default 4)", positiveInt, 4)
+    .option("--no-skip-unchanged", "run the engine's preview even for services whose deployed state matches their plan exactly (normally they are reported unchanged straight from the state)")
     .addHelpText("after", "\nExamples:\n  homelab deploy peach --dry-run\n  homelab deploy --all --env sandbox\n  homelab deploy --all --dry-run --ci --summary plan.md")
     .action(async (services, opts, cmd) => {
       const ctx = makeContext(cmd.optsWithGlobals());
@@ -199,6 +202,7 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
   const order = serviceWaves(repo.services).flat().filter((n) => p.deployable.includes(n));
   for (const n of p.deployable) if (!order.includes(n)) order.push(n);
   const { deploy } = await import("../../engine/deploy.ts");
+  const { toolFingerprint } = await import("../../engine/fingerprint.ts");
   const { servicePreviewText, countsText, errorLines } = await import("../render/changes.ts");
   const o = ctx.out;
   const explain = p.dryRun || ctx.verbose;
@@ -217,6 +221,8 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
     allowDelete: p.opts.allowDelete === true,
     refresh: p.opts.refresh === true,
     concurrency: p.opts.concurrency,
+    fingerprint: toolFingerprint(),
+    skipUnchanged: p.opts.skipUnchanged !== false,
     signal: p.signal,
     ...(interactive ? { confirm: () => askYesNo(`Apply these changes to ${env.name}?`) } : {}),
     reporter: {
