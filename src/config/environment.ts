@@ -93,6 +93,10 @@ export const environmentKeysSchema = z.strictObject({
   default_template_storage: z.string().min(1).optional().describe("Storage holding vztmpl templates (local)."),
   default_bridge: z.string().min(1).optional().describe("Network bridge for containers (vmbr0)."),
   monitor: monitorSchema.optional(),
+  provisioning: z
+    .boolean()
+    .optional()
+    .describe("Whether deploys build images and run Docker Compose inside containers (default true). The memory sandbox sets false: its guests are state only."),
 });
 type EnvironmentKeys = z.output<typeof environmentKeysSchema>;
 
@@ -152,6 +156,8 @@ export interface EnvironmentConfig {
   escEnvironments: string[];
   /** `homelab:monitor`, when the file has it. */
   monitor?: MonitorConfig;
+  /** Whether deploys build images and provision containers (false for state-only guests). */
+  provisioning: boolean;
   source: YamlSource | undefined;
 }
 
@@ -182,6 +188,7 @@ export function emptyEnvironment(name: string): EnvironmentConfig {
     registries: {},
     defaults: { ...BUILTIN_DEFAULTS },
     escEnvironments: [],
+    provisioning: true,
     source: undefined,
   };
 }
@@ -341,6 +348,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
       bridge: k.default_bridge ?? BUILTIN_DEFAULTS.bridge,
     },
     escEnvironments: esc,
+    provisioning: k.provisioning ?? true,
     ...(monitor ? { monitor } : {}),
     source,
   };

@@ -80,7 +80,7 @@ export function envFilePath(root: string): string {
 const ENV_HEADER = "# Written by `homelab sandbox start`: the environment `--env sandbox`.";
 
 /** The environment file's text: the first two nodes are tier 1, the rest tier 2. */
-export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretFile: string; rootPasswordFile: string; fingerprint: string; nodes: string[]; registry?: string }): string {
+export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretFile: string; rootPasswordFile: string; fingerprint: string; nodes: string[]; backend?: string; registry?: string }): string {
   const tier1 = info.nodes.slice(0, Math.min(2, info.nodes.length));
   const rest = info.nodes.slice(tier1.length);
   const lines = [
@@ -102,6 +102,10 @@ export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretF
   if (rest.length > 0) {
     lines.push("  homelab:hosts:");
     for (const n of rest) lines.push(`    ${n}: { tags: ["tier:2"] }`);
+  }
+  if (info.backend === "memory") {
+    // State-only guests cannot run Docker: deploys here create containers only, and say so.
+    lines.push("  homelab:provisioning: false");
   }
   if (info.registry !== undefined) {
     // Named as the example services name theirs, so they deploy unchanged.

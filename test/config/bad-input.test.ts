@@ -245,3 +245,9 @@ test("every problem in a file is reported, not just the first", () => {
   const r = diagnose(svc(body));
   assert.ok(r.diagnostics.length >= 3, r.diagnostics.map((d) => d.message).join("\n"));
 });
+
+test("an environment that builds no images does not require the registry to be defined", () => {
+  const files = { ...svc(image("./docker") + "    registry: local_registry\n"), "services/app/docker/Dockerfile": "FROM scratch\n", "Pulumi.noimg.yaml": "config:\n  homelab:provisioning: false\n" };
+  assert.deepEqual(diagnose(files, "noimg").diagnostics, []);
+  findDiag(diagnose({ ...files, "Pulumi.noimg.yaml": "config: {}\n" }, "noimg").diagnostics, 'registry "local_registry" is not defined');
+});

@@ -103,3 +103,8 @@ test("homelab:monitor: endpoint, webhook with a referenced token, backoff; a Got
   findDiag(env("config:\n  homelab:monitor:\n    webhook:\n      kind: gotify\n      url: https://gotify.lan\n      token: abc\n").diagnostics, 'unknown field "token"');
   findDiag(env("config:\n  homelab:monitor:\n    listen: everywhere\n").diagnostics, "PORT or ADDR:PORT");
 });
+
+test("homelab:provisioning defaults to true; false (state-only guests) lifts the registry requirement", () => {
+  assert.equal(env("config: {}\n").env?.provisioning, true);
+  assert.equal(env("config:\n  homelab:provisioning: false\n").env?.provisioning, false);
+});

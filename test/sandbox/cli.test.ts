@@ -131,6 +131,14 @@ describe("homelab sandbox start/stop (subprocesses)", () => {
     assert.notEqual(bogus.code, 0);
   });
 
+  it("the memory backend's env file says deploys there do not provision (its guests are state only)", () => {
+    const text = renderEnvFile({ url: "https://127.0.0.1:8006", tokenId: "root@pam!homelab", tokenSecretFile: "/t", rootPasswordFile: "/p", fingerprint: "AB:CD", nodes: ["pve-01"], backend: "memory" });
+    assert.match(text, /^ {2}homelab:provisioning: false$/m);
+    const lxc = renderEnvFile({ url: "https://127.0.0.1:8006", tokenId: "root@pam!homelab", tokenSecretFile: "/t", rootPasswordFile: "/p", fingerprint: "AB:CD", nodes: ["pve-01"], backend: "lxc", registry: "10.0.0.1:5000" });
+    assert.doesNotMatch(lxc, /provisioning/);
+    assert.match(lxc, /local_registry: \{ url: "10\.0\.0\.1:5000", insecure: true \}/);
+  });
+
   it("the env file has the documented shape", () => {
     const text = renderEnvFile({ url: "https://127.0.0.1:8006", tokenId: "root@pam!homelab", tokenSecretFile: "/r/.homelab/sandbox/token-secret", rootPasswordFile: "/r/.homelab/sandbox/root-password", fingerprint: "AB:CD", nodes: ["pve-01"] });
     assert.equal(

@@ -34,7 +34,8 @@ export const dockerImage = defineResourceType({
         ctx.report([r.dockerfile ? "dockerfile" : "path"], `no ${r.dockerfile ?? "Dockerfile"} in "${r.path}"`, { hint: `create ${join(r.path, r.dockerfile ?? "Dockerfile")}` });
       }
     }
-    if (r.registry !== undefined && ctx.env) {
+    // An environment that builds no images (the memory sandbox) need not define registries.
+    if (r.registry !== undefined && ctx.env?.provisioning) {
       const names = Object.keys(ctx.env.registries);
       if (!names.includes(r.registry)) {
         ctx.report(["registry"], `registry "${r.registry}" is not defined in environment "${ctx.env.name}"`, {
