@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "@commander-js/extra-typings";
-import { RepositoryError } from "../config/repository.ts";
+import { RepositoryError } from "../config/discover.ts";
 import { registerDeploy } from "./commands/deploy.ts";
 import { registerDestroy } from "./commands/destroy.ts";
 import { registerList } from "./commands/list.ts";
+import { registerMonitor } from "./commands/monitor.ts";
 import { registerSandboxCommand } from "./commands/sandbox.ts";
 import { registerSchema } from "./commands/schema.ts";
 import { registerShow } from "./commands/show.ts";
@@ -35,6 +36,7 @@ export function buildProgram(): Command<[], { dir?: string; env?: string; verbos
   registerDestroy(program);
   registerStatus(program);
   registerUnlock(program);
+  registerMonitor(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
