@@ -70,6 +70,12 @@ export interface ServiceOutcome {
   skippedBecause: string | undefined;
   /** Known unchanged from the state alone, without an engine run (see unchanged.ts). */
   shortcut: boolean;
+  /**
+   * Unchanged, but deployed by other code (or before fingerprints): an update
+   * with no resource change records the current fingerprint, so later runs
+   * can take the shortcut.
+   */
+  recordFingerprint: boolean;
   /** True for a stack created by this run. */
   newStack: boolean;
   diagnostics: Diagnostic[];
@@ -148,6 +154,7 @@ function emptyOutcome(service: string, env: string): ServiceOutcome {
     adopted: [],
     skippedBecause: undefined,
     shortcut: false,
+    recordFingerprint: false,
     newStack: false,
     diagnostics: [],
     durationMs: 0,
@@ -267,6 +274,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       if (o.violations.length > 0) o.status = "blocked";
       // An adopted resource is written to the state by the update even when nothing else changes.
       else o.status = hasChanges(result.changes) || o.adopted.length > 0 ? "pending" : "unchanged";
+      o.recordFingerprint = o.status === "unchanged" && shortcut && !req.dryRun && recordedFingerprint(state) !== req.fingerprint;
       return o.status === "blocked" ? "stop" : "ok";
     } catch (e) {
       failWith(o, e, name);
@@ -289,10 +297,11 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
   markCancelled(outcomes, previewed, ["unchanged"]);
 
   const toApply = names.filter((n) => outcomes.get(n)?.status === "pending");
-  if (req.dryRun || interrupted() || toApply.length === 0) {
+  const toRecord = names.filter((n) => outcomes.get(n)?.recordFingerprint === true);
+  if (req.dryRun || interrupted() || toApply.length + toRecord.length === 0) {
     return { outcomes: [...outcomes.values()], interrupted: interrupted(), declined: false };
   }
-  if (req.confirm && !(await req.confirm([...outcomes.values()]))) {
+  if (toApply.length > 0 && req.confirm && !(await req.confirm([...outcomes.values()]))) {
     for (const n of toApply) {
       const o = outcomes.get(n);
       if (o) o.status = "declined";
@@ -301,10 +310,20 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
   }
 
   // ---- apply ----
-  rep.phase?.("apply");
+  if (toApply.length > 0) rep.phase?.("apply");
   const applyOne = async (name: string): Promise<"ok" | "stop"> => {
     const o = outcomes.get(name);
     if (!o?.plan) return "stop";
+    if (o.status === "unchanged" && o.recordFingerprint) {
+      // Bookkeeping only: no resource changes, so nothing to report or ask about.
+      try {
+        await engine.up(o.stack, serviceProgram({ plan: o.plan, ...programOpts }), { ...(req.signal ? { signal: req.signal } : {}) });
+      } catch (e) {
+        failWith(o, e, name);
+        return "stop";
+      }
+      return "ok";
+    }
     // Unchanged services (and those blocked or failed in the preview) are settled already.
     if (o.status !== "pending") return o.status === "unchanged" ? "ok" : "stop";
     const started = Date.now();
@@ -341,6 +360,11 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
   });
   markCancelled(outcomes, applied, ["pending"]);
   return { outcomes: [...outcomes.values()], interrupted: interrupted(), declined: false };
+}
+
+function recordedFingerprint(state: StackState | undefined): unknown {
+  const h = state?.outputs["homelab"];
+  return h !== null && typeof h === "object" ? (h as Record<string, unknown>)["fingerprint"] : undefined;
 }
 
 /** A resource the shortcut found unchanged, as a preview would have reported it. */

@@ -4,8 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
+import { deploy } from "../../src/engine/deploy.ts";
 import { Engine, EngineRunError } from "../../src/engine/engine.ts";
 import { serviceProgram } from "../../src/engine/program.ts";
+import type { EnvironmentConfig } from "../../src/config/environment.ts";
+import type { Service } from "../../src/config/service.ts";
 import type { ContainerInputs, PlannedContainer, ServicePlan } from "../../src/plan/types.ts";
 
 const FAKE = fileURLToPath(new URL("./fixtures/fake-provider/", import.meta.url));
@@ -106,5 +109,25 @@ void describe("[pulumi] the engine with a stand-in provider plugin", { timeout: 
     const done = new Set(["web", ...steps.filter((s) => s.endsWith(":done")).map((s) => s.split(":")[0] ?? "")]);
     assert.deepEqual(state?.resources.map((r) => r.id).sort(), [...done].sort());
     assert.ok(!done.has("c"), "the last of the chain never started");
+  });
+
+  void it("an unchanged stack deployed by other code is previewed, its fingerprint recorded, and the next run needs no engine", async () => {
+    const engine = await open();
+    const services = new Map([["peach", { name: "peach" } as Service]]);
+    const env = { name: "dev", production: false } as EnvironmentConfig;
+    const p = plan(["web", "a"], {}, true);
+    const run = (fingerprint: string) =>
+      deploy({ engine, env, services, selected: ["peach"], planner: () => ({ plan: p, problems: [] }), dryRun: false, ci: false, allowDelete: false, refresh: false, fingerprint });
+    // Bring the stack to the plan (the earlier tests left it elsewhere).
+    await engine.up("dev.peach", serviceProgram({ plan: p }));
+    const first = await run("fp-1");
+    assert.deepEqual(first.outcomes.map((o) => [o.status, o.shortcut, o.recordFingerprint]), [["unchanged", false, true]]);
+    assert.deepEqual((await engine.readState("dev.peach"))?.outputs["homelab"], { fingerprint: "fp-1" });
+    const calls = cloudState().calls.length;
+    const second = await run("fp-1");
+    assert.deepEqual(second.outcomes.map((o) => [o.status, o.shortcut, o.recordFingerprint]), [["unchanged", true, false]]);
+    assert.equal(cloudState().calls.length, calls);
+    const upgraded = await run("fp-2");
+    assert.deepEqual(upgraded.outcomes.map((o) => [o.status, o.shortcut]), [["unchanged", false]]);
   });
 });
