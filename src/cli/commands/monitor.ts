@@ -1,0 +1,318 @@
+import type { Command } from "@commander-js/extra-typings";
+import type { Remediator, ServiceDeployer } from "../../monitor/actions.ts";
+import type { CheckFn, OnceReport } from "../../monitor/monitor.ts";
+import type { Clock } from "../../monitor/clock.ts";
+import type { TargetSource } from "../../monitor/targets.ts";
+import type { Endpoint } from "../../monitor/http.ts";
+import type { WebhookSender } from "../../monitor/webhook.ts";
+import type { Engine } from "../../engine/engine.ts";
+import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+import { makeStyle, printDiagnostics } from "../output.ts";
+
+/** Options of `homelab monitor`. */
+export interface MonitorFlags {
+  once?: true;
+  json?: true;
+  listen?: string;
+}
+
+/** What tests (and other callers) may put in place of the real thing. */
+export interface MonitorDeps {
+  processEnv?: NodeJS.ProcessEnv;
+  clock?: Clock;
+  targets?: TargetSource;
+  remediator?: Remediator;
+  runCheck?: CheckFn;
+  /** Stops a long-running monitor (instead of SIGINT/SIGTERM). */
+  signal?: AbortSignal;
+  /** Told the endpoint's URL once it listens. */
+  onListening?: (url: string) => void;
+  /** Pause between tries of a failing check in --once (default 1 s). */
+  onceRetryDelayMs?: number;
+}
+
+/** `homelab monitor [SERVICE...]`: health checks and auto-remediation. */
+export function registerMonitor(program: Command<[], GlobalOptions>): void {
+  program
+    .command("monitor")
+    .description("run services' health checks and, where auto_remediate is on, repair them: restart, then recreate (never a protected service); runs until stopped")
+    .argument("[services...]", "only these services (default: every service with monitoring.health_checks)")
+    .option("--once", "run every check once (a failing one up to its retries) and exit 1 if a service is unhealthy; repairs nothing (for CI after a deploy)")
+    .option("--json", "print events as JSON lines")
+    .option("--listen <addr:port>", "serve /healthz and /metrics on [ADDR:]PORT (default: homelab:monitor listen, else off; ADDR defaults to 127.0.0.1)")
+    .addHelpText("after", "\nExamples:\n  homelab monitor --env prod\n  homelab monitor peach --once --env sandbox\n  homelab monitor --json --listen 127.0.0.1:9464")
+    .action(async (services, opts, cmd) => {
+      const ctx = makeContext(cmd.optsWithGlobals());
+      process.exitCode = await runMonitor(ctx, services, opts);
+    });
+}
+
+function oneLine(e: unknown): string {
+  return e instanceof Error ? (e.message.split("\n")[0] ?? e.message) : String(e);
+}
+
+/** Runs the monitor for the CLI; returns the exit code. */
+export async function runMonitor(ctx: CliContext, names: readonly string[], opts: MonitorFlags, deps: MonitorDeps = {}): Promise<number> {
+  const processEnv = deps.processEnv ?? process.env;
+  if (!ctx.envName) {
+    ctx.stderr("homelab: no environment selected: pass --env NAME\n");
+    return EXIT.failed;
+  }
+  const { loadRepository } = await import("../../config/repository.ts");
+  const repo = loadRepository({ root: ctx.root, envName: ctx.envName, ...(names.length > 0 ? { only: names } : {}) });
+  const env = repo.env;
+  if (!repo.envFromFile) {
+    printDiagnostics(repo.diagnostics.filter((d) => !d.file.includes("/services/")), ctx.root, ctx.err, ctx.stderr);
+    ctx.stderr(ctx.err.red(`homelab: environment ${ctx.envName} could not be loaded; fix the problems above (homelab validate --env ${ctx.envName})`) + "\n");
+    return EXIT.failed;
+  }
+  const errors = repo.diagnostics.filter((d) => d.severity === "error");
+  if (errors.length > 0) printDiagnostics(errors, ctx.root, ctx.err, ctx.stderr);
+  const selected = names.length > 0 ? [...names] : [...repo.services.keys()].sort();
+  const invalid = selected.filter((n) => !repo.services.has(n));
+  if (names.length > 0 && invalid.length > 0) {
+    ctx.stderr(ctx.err.red(`homelab: ${invalid.join(", ")}: the configuration is not valid (see above)`) + "\n");
+    return EXIT.failed;
+  }
+
+  const { monitorSettings, monitoredService } = await import("../../monitor/config.ts");
+  const settings = monitorSettings(env);
+  const all = selected.flatMap((n) => {
+    const s = repo.services.get(n);
+    return s ? [monitoredService(s, settings)] : [];
+  });
+  const watched = all.filter((s) => s.checks.length > 0);
+  const unwatched = all.filter((s) => s.checks.length === 0).map((s) => s.name);
+  if (names.length > 0 && unwatched.length > 0) ctx.stderr(ctx.err.yellow(`homelab: ${unwatched.join(", ")} has no monitoring.health_checks; nothing to check there`) + "\n");
+  if (watched.length === 0) {
+    ctx.stderr(`homelab: no service ${names.length > 0 ? "named here " : ""}has monitoring.health_checks; nothing to monitor\n`);
+    return opts.once ? EXIT.ok : EXIT.failed;
+  }
+
+  const once = opts.once === true;
+  const { systemClock } = await import("../../monitor/clock.ts");
+  const clock = deps.clock ?? systemClock;
+  const remediating = !once && watched.some((s) => s.policy.autoRemediate);
+
+  // Where services are: the engine's state (read-only unless something may be recreated).
+  let engine: Engine | undefined;
+  const needEngine = deps.targets === undefined || (remediating && deps.remediator === undefined);
+  if (needEngine) {
+    const { Engine } = await import("../../engine/engine.ts");
+    try {
+      engine = await Engine.open({ root: ctx.root, envName: env.name, processEnv, readOnly: !remediating });
+    } catch (e) {
+      ctx.stderr(ctx.err.red(`homelab: cannot open the deployment state of ${env.name}: ${oneLine(e)}`) + "\n");
+      const hint = (e as { hint?: string }).hint;
+      if (hint) ctx.stderr(ctx.err.dim(`  hint: ${hint}`) + "\n");
+      return EXIT.failed;
+    }
+  }
+  const { StateTargets } = await import("../../monitor/targets.ts");
+  const targets = deps.targets ?? new StateTargets(engine as Engine, env.name, { clock });
+
+  // Checks: TLS settings are validated now, so a typo fails the start, not a service.
+  const { CheckRunner } = await import("../../monitor/checks.ts");
+  const { sshCommandExecutor } = await import("../../monitor/ssh.ts");
+  const warnings: string[] = [];
+  const runner = new CheckRunner({ executor: sshCommandExecutor(ctx.root, env.name), warn: (l) => warnings.push(l) });
+  for (const s of watched) {
+    for (const c of s.checks) {
+      try {
+        runner.prepare(c.key, c.check, s.dir);
+      } catch (e) {
+        ctx.stderr(ctx.err.red(`homelab: ${s.name}: health check ${c.index + 1} (${c.label}): ${oneLine(e)}`) + "\n");
+        const hint = (e as { hint?: string }).hint;
+        if (hint) ctx.stderr(ctx.err.dim(`  hint: ${hint}`) + "\n");
+        await runner.close();
+        return EXIT.failed;
+      }
+    }
+  }
+  for (const w of warnings) ctx.stderr(ctx.err.yellow(w) + "\n");
+  const runCheck: CheckFn = deps.runCheck ?? ((c, target, signal) => runner.run(c.key, c.check, target, signal));
+
+  // Events: printed, kept in the local history, counted, written for `homelab status`, and (state changes) sent on.
+  const { HistoryFile, fanOut, monitorDir, printer } = await import("../../monitor/events.ts");
+  const { MonitorMetrics } = await import("../../monitor/metrics.ts");
+  const { StateFileWriter, stateFile } = await import("../../monitor/status.ts");
+  const path = await import("node:path");
+  const { hostname } = await import("node:os");
+  const notes: string[] = [];
+  const history = new HistoryFile(path.join(monitorDir(ctx.root, env.name), "history.jsonl"), { maxBytes: settings.historyMaxBytes, onError: (e) => notes.push(`cannot write the event history: ${oneLine(e)}`) });
+  const metrics = new MonitorMetrics();
+  for (const s of watched) metrics.service(s.name);
+  let snapshot: () => OnceReport["services"] = () => [];
+  const stateWriter = new StateFileWriter(
+    stateFile(ctx.root, env.name),
+    () => ({ environment: env.name, updatedAt: new Date(clock.now()).toISOString(), pid: process.pid, hostname: hostname(), services: snapshot() }),
+    (e) => notes.push(`cannot write the monitor state file: ${oneLine(e)}`),
+  );
+  const print = printer(ctx.stdout, { json: opts.json === true, style: ctx.out });
+  let emit = fanOut([print, history.sink, metrics.sink, stateWriter.sink]);
+  const note = (message: string): void => emit({ type: "monitor", at: new Date(clock.now()).toISOString(), level: "warning", message });
+
+  let webhook: WebhookSender | undefined;
+  if (!once && settings.webhook) {
+    const { WebhookSender, readToken } = await import("../../monitor/webhook.ts");
+    let token: string | undefined;
+    try {
+      token = settings.webhook.token ? readToken(settings.webhook.token, processEnv) : undefined;
+    } catch (e) {
+      ctx.stderr(ctx.err.red(`homelab: ${oneLine(e)}`) + "\n");
+      await runner.close();
+      return EXIT.failed;
+    }
+    const sender = new WebhookSender({ kind: settings.webhook.kind, url: settings.webhook.url, ...(token !== undefined ? { token } : {}) }, env.name, { onError: (m) => note(m) });
+    webhook = sender;
+    const base = emit;
+    emit = (e) => {
+      base(e);
+      if (e.type === "state") sender.notify(e);
+    };
+  }
+
+  const remediator = deps.remediator ?? (await realRemediator(ctx, { engine, targets, watched, envName: env.name, processEnv }));
+  const { Monitor } = await import("../../monitor/monitor.ts");
+  const monitor = new Monitor({
+    services: watched,
+    clock,
+    targets,
+    runCheck,
+    remediator,
+    sink: (e) => emit(e),
+    concurrency: settings.concurrency,
+  });
+  snapshot = () => monitor.snapshot();
+  const flushNotes = (): void => {
+    for (const m of notes.splice(0)) note(m);
+  };
+
+  const finish = async (): Promise<void> => {
+    await monitor.stop();
+    flushNotes();
+    await Promise.all([history.flush(), stateWriter.flush(), webhook?.flush()]);
+    await runner.close();
+  };
+
+  if (once) {
+    const report = await monitor.once({ retryDelayMs: deps.onceRetryDelayMs ?? 1000 });
+    stateWriter.touch();
+    await finish();
+    if (opts.json !== true) ctx.stdout(onceSummary(report, ctx) + "\n");
+    return report.healthy ? EXIT.ok : EXIT.failed;
+  }
+
+  let endpoint: Endpoint | undefined;
+  const listen = opts.listen ?? settings.listen;
+  if (listen !== undefined) {
+    const { parseListen, startEndpoint } = await import("../../monitor/http.ts");
+    try {
+      endpoint = await startEndpoint(parseListen(listen), {
+        health: () => ({ status: "ok", environment: env.name, services: Object.fromEntries(monitor.snapshot().map((s) => [s.service, { phase: s.phase, reason: s.reason, since: s.since }])) }),
+        metrics: () => metrics.render(),
+      });
+    } catch (e) {
+      ctx.stderr(ctx.err.red(`homelab: cannot serve /metrics on ${listen}: ${oneLine(e)}`) + "\n");
+      await finish();
+      return EXIT.failed;
+    }
+    deps.onListening?.(endpoint.url);
+  }
+
+  monitor.start();
+  if (endpoint) note(`serving ${endpoint.url}/healthz and ${endpoint.url}/metrics`);
+  const stopped = await waitForStop(deps.signal);
+  note(`stopping (${stopped})`);
+  await endpoint?.close();
+  await finish();
+  return EXIT.ok;
+}
+
+/** Waits for SIGINT/SIGTERM (or the signal); a second one quits at once. */
+function waitForStop(signal: AbortSignal | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    const saved = process.listeners("SIGINT");
+    process.removeAllListeners("SIGINT");
+    let count = 0;
+    const done = (why: string): void => {
+      count++;
+      if (count > 1) process.exit(EXIT.interrupted);
+      process.removeListener("SIGINT", onInt);
+      process.removeListener("SIGTERM", onTerm);
+      signal?.removeEventListener("abort", onAbort);
+      for (const l of saved) process.on("SIGINT", l);
+      // Until the monitor has stopped, another Ctrl-C quits at once.
+      process.once("SIGINT", () => process.exit(EXIT.interrupted));
+      resolve(why);
+    };
+    const onInt = (): void => done("SIGINT");
+    const onTerm = (): void => done("SIGTERM");
+    const onAbort = (): void => done("stopped");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function onceSummary(r: OnceReport, ctx: CliContext): string {
+  const o = ctx.out;
+  const bad = r.services.filter((s) => s.phase !== "healthy");
+  const lines = r.services.map((s) => `  ${s.phase === "healthy" ? o.green("healthy") : o.red(s.phase === "unknown" ? "NOT CHECKED" : "UNHEALTHY")}  ${o.bold(s.service)}${s.phase === "healthy" ? "" : `: ${s.checks.filter((c) => c.ok !== true).map((c) => `${c.label}: ${c.detail}`).join("; ")}`}`);
+  return [`${bad.length === 0 ? o.green("all healthy") : o.red(`${bad.length} of ${r.services.length} service(s) unhealthy`)}`, ...lines].join("\n");
+}
+
+async function realRemediator(
+  ctx: CliContext,
+  o: { engine: Engine | undefined; targets: TargetSource; watched: readonly { name: string; composeContainers: string[] }[]; envName: string; processEnv: NodeJS.ProcessEnv },
+): Promise<Remediator> {
+  const { ServiceRemediator, sshComposeRestarter } = await import("../../monitor/actions.ts");
+  return new ServiceRemediator({
+    targets: o.targets,
+    composeContainers: new Map(o.watched.map((s) => [s.name, s.composeContainers])),
+    restarter: sshComposeRestarter(ctx.root, o.envName),
+    ...(o.engine ? { deployer: await engineDeployer(ctx, o.engine, o.envName, o.processEnv) } : {}),
+  });
+}
+
+/**
+ * Recreate through the same engine as `homelab deploy`: destroy the
+ * service's stack (refused for protected resources, and while the stack is
+ * locked), forget the old containers' SSH host keys, then run the deploy of
+ * that one service, its output kept for the event's detail.
+ */
+async function engineDeployer(ctx: CliContext, engine: Engine, envName: string, processEnv: NodeJS.ProcessEnv): Promise<ServiceDeployer> {
+  const { DeployInProgressError, engineLockHolder } = await import("../../monitor/actions.ts");
+  const lockHolder = engineLockHolder(engine, envName);
+  return {
+    lockHolder,
+    async recreate(service, signal) {
+      const { destroyService } = await import("../../engine/destroy.ts");
+      const { resourceFacts } = await import("../../engine/state.ts");
+      const { forgetHost, knownHostsFile } = await import("../../provision/ssh.ts");
+      const { runDeploy } = await import("./deploy.ts");
+      const out = await destroyService({ engine, envName, service, dryRun: false, orphaned: false, signal });
+      const message = out.error?.message ?? "";
+      if (out.status === "failed" && /locked/i.test(message)) throw new DeployInProgressError(message);
+      if (out.status === "blocked") throw new Error(`destroy refused: ${out.violations.map((v) => v.message).join("; ")}`);
+      if (out.status !== "destroyed" && out.status !== "nothing") throw new Error(`destroying ${service} ${out.status}${message ? `: ${message}` : ""}`);
+      for (const r of out.resources) {
+        const address = resourceFacts(r).address;
+        if (address !== undefined) await forgetHost(knownHostsFile(ctx.root, envName), address);
+      }
+      const lines: string[] = [];
+      const plain = makeStyle(false);
+      const quiet: CliContext = { ...ctx, verbose: false, out: plain, err: plain, stdout: (s) => lines.push(s), stderr: (s) => lines.push(s) };
+      const code = await runDeploy(quiet, [service], { yes: true, concurrency: 1 }, processEnv);
+      if (code !== EXIT.ok) {
+        const text = lines.join("");
+        const last = text.trim().split("\n").filter((l) => /fail|error|locked/i.test(l)).slice(-2).join(" / ") || text.trim().split("\n").pop() || "";
+        if (/locked/i.test(text)) throw new DeployInProgressError(`redeploying ${service}: ${last.trim()}`);
+        throw new Error(`destroyed ${service}, but redeploying it failed (exit ${code}): ${last.trim()}`);
+      }
+      return `destroyed and redeployed ${service}`;
+    },
+  };
+}
