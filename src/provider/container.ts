@@ -26,6 +26,7 @@ import {
 import type { LxcConfig } from "../proxmox/lxc.ts";
 import { formatFeatures } from "../proxmox/lxc.ts";
 import type { WaitOptions } from "../proxmox/tasks.ts";
+import { forgetHost, knownHostsFile } from "../provision/ssh.ts";
 import type { ClientPurpose, ProviderContext } from "./context.ts";
 import { diffContainer, staticAddress } from "./diff.ts";
 import { PartialCreateError, ProviderError, describeError, translateError } from "./errors.ts";
@@ -212,6 +213,8 @@ export class ContainerResource {
       }
       await this.ensureRunning(client, node, vmid);
       const address = await this.waitForAddress(client, node, vmid, inputs);
+      // Whatever gets the old address later is another machine to SSH.
+      if (stored.address !== undefined && stored.address !== address) await this.forgetHostKey(stored.address);
       return { outs: withoutUndefined(outputs(inputs, node, vmid, address)) };
     } catch (error) {
       throw translateError(doing, error);
@@ -226,9 +229,13 @@ export class ContainerResource {
     try {
       const client = this.client();
       const found = await this.locate(client, vmid, stored.node);
-      if (!found) return;
+      if (!found) {
+        await this.forgetHostKey(stored.address);
+        return;
+      }
       if (!isSameContainer(found.config, stored)) {
         process.stderr.write(`homelab provider: CT ${vmid} on ${found.node} is now another container (${found.config.hostname ?? "no hostname"}); leaving it alone\n`);
+        await this.forgetHostKey(stored.address);
         return;
       }
       if (found.config.protection) {
@@ -239,8 +246,23 @@ export class ContainerResource {
       }
       if (found.config.lock === "create") await this.waitUnlocked(client, found.node, vmid);
       await this.destroy(client, found.node, vmid);
+      // A replacement (or any later container) may get this address: it must be pinned afresh.
+      await this.forgetHostKey(stored.address);
     } catch (error) {
       throw translateError(`destroying container ${name} (CT ${vmid})`, error);
+    }
+  }
+
+  /** Forgets the pinned SSH host key of an address the container no longer holds (provisioning pins it on first contact). */
+  private async forgetHostKey(address: string | undefined): Promise<void> {
+    if (address === undefined || address === "") return;
+    const { root, envName } = this.ctx.location();
+    const file = knownHostsFile(root, envName);
+    try {
+      await forgetHost(file, address);
+    } catch (error) {
+      // The container is gone either way; a stale pin only costs a clear error at the next contact.
+      process.stderr.write(`homelab provider: could not forget the host key of ${address} in ${file}: ${error instanceof Error ? error.message : String(error)}\n`);
     }
   }
 

@@ -54,9 +54,18 @@ export class ProviderContext {
     return TRUE.test(this.env.HOMELAB_CI ?? "");
   }
 
-  /** The environment named by HOMELAB_ENV in the repository HOMELAB_ROOT. */
-  loadEnvironment(): EnvironmentConfig {
-    if (this.environment) return this.environment;
+  /** `HOMELAB_VERBOSE=true`: build and provisioning output is passed on, not just status lines. */
+  get verbose(): boolean {
+    return TRUE.test(this.env.HOMELAB_VERBOSE ?? "");
+  }
+
+  /** The variables the plugin runs with (secrets of services are read from here first, as the CLI does). */
+  get processEnv(): NodeJS.ProcessEnv {
+    return this.env;
+  }
+
+  /** The homelab repository (HOMELAB_ROOT) and the environment's name (HOMELAB_ENV). */
+  location(): { root: string; envName: string } {
     const root = this.env.HOMELAB_ROOT;
     const name = this.env.HOMELAB_ENV;
     if (!root || !name) {
@@ -65,6 +74,13 @@ export class ProviderContext {
         "run it through `homelab deploy`, which sets them on the Pulumi workspace; when running Pulumi by hand, export HOMELAB_ROOT=<repo> HOMELAB_ENV=<env>",
       );
     }
+    return { root, envName: name };
+  }
+
+  /** The environment named by HOMELAB_ENV in the repository HOMELAB_ROOT. */
+  loadEnvironment(): EnvironmentConfig {
+    if (this.environment) return this.environment;
+    const { root, envName: name } = this.location();
     const { env, diagnostics } = loadEnvironment(root, name);
     if (!env) {
       const first = diagnostics.find((d) => d.severity === "error") ?? diagnostics[0];

@@ -10,8 +10,9 @@ import type { ContainerInputs, ContainerOutputs } from "../plan/types.ts";
 
 /** How the engine marks a value not known during a preview (`@pulumi/pulumi/runtime/rpc`). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+/** The key and value that mark a secret in a property bag (`@pulumi/pulumi/runtime/rpc`). */
+export const SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 /** A property bag as the engine sends it, secrets revealed. */
 export type PropertyBag = Record<string, unknown>;

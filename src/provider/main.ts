@@ -10,5 +10,9 @@ import { enableCompileCache } from "node:module";
 // Turned on before anything else is imported, so it covers the SDK too.
 enableCompileCache();
 const { main } = await import("@pulumi/pulumi/provider/index.js");
+const { engineAddressFromArgs } = await import("./log.ts");
 const { HomelabProvider } = await import("./provider.ts");
-await main(new HomelabProvider({ env: process.env }), process.argv.slice(2));
+const args = process.argv.slice(2);
+// The engine's address: status lines and verbose output go to it, attached to the resource.
+const engineAddress = engineAddressFromArgs(args);
+await main(new HomelabProvider({ env: process.env, ...(engineAddress !== undefined ? { engineAddress } : {}) }), args);

@@ -369,14 +369,30 @@ function sha256(s: string | Uint8Array): string {
   return createHash("sha256").update(s).digest("hex");
 }
 
+/** One file as hashed: its path, mode, the sha256 of its content, and whether it holds secrets. */
+export interface FileDigest {
+  path: string;
+  mode: number;
+  sha256: string;
+  secret: boolean;
+}
+
 /** The hashes of a file list (order-independent; paths and modes count). */
 export function hashFiles(files: readonly DeployFile[]): DeploymentHashes {
-  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return hashDigests(files.map((f) => ({ path: f.path, mode: f.mode, sha256: sha256(f.content), secret: f.secret })));
+}
+
+/**
+ * The hashes of files known only by their digests, e.g. as read back from a
+ * container (`sha256sum`, `stat -c %a`): the same result as hashFiles for the same files.
+ */
+export function hashDigests(digests: readonly FileDigest[]): DeploymentHashes {
+  const sorted = [...digests].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const perFile: Record<string, string> = {};
   const pub: string[] = [];
   const sec: string[] = [];
   for (const f of sorted) {
-    const h = sha256(f.content);
+    const h = f.sha256;
     const line = `${f.path}\0${f.mode.toString(8)}\0${h}`;
     if (f.secret) sec.push(line);
     else {
@@ -581,6 +597,52 @@ export function removeScript(service: string, o: { baseDir?: string; removeVolum
 export function readHashScript(service: string, baseDir?: string): string {
   const file = hashFilePath(deploymentDir(service, baseDir));
   return new Script().line(`if [ -f ${quote(file)} ]; then cat ${quote(file)}; fi`).toString();
+}
+
+/** Lines the inspect script prints. */
+export const INSPECT_MARK = { file: "HOMELAB-FILE", missing: "HOMELAB-MISSING", unit: "HOMELAB-UNIT", hash: "HOMELAB-HASH" } as const;
+
+/**
+ * The script that reads back what a deployment wrote, for refresh and drift
+ * checks: each file's mode and sha256 (never its content: secrets stay in the
+ * container), whether the unit is active, and the recorded hash.
+ */
+export function inspectScript(d: Pick<ComposeDeployment, "files" | "unitName" | "dir">): string {
+  const s = new Script(["set -u"]);
+  for (const f of d.files) {
+    const p = quote(f.path);
+    s.line(
+      `if [ -f ${p} ]; then printf '%s %s %s %s\\n' ${INSPECT_MARK.file} "$(stat -c %a ${p})" "$(sha256sum < ${p} | cut -d ' ' -f 1)" ${p}; ` +
+        `else printf '%s %s\\n' ${INSPECT_MARK.missing} ${p}; fi`,
+    );
+  }
+  s.line(`printf '%s %s\\n' ${INSPECT_MARK.unit} "$(systemctl is-active ${quote(d.unitName)} 2>/dev/null || true)"`);
+  const hash = quote(hashFilePath(d.dir));
+  s.line(`if [ -f ${hash} ]; then printf '%s %s\\n' ${INSPECT_MARK.hash} "$(cat ${hash})"; fi`);
+  return s.toString();
+}
+
+/** What the inspect script found: per path its mode and digest (absent: missing), the unit's state, the recorded hash. */
+export interface InspectReport {
+  files: Map<string, { mode: number; sha256: string } | undefined>;
+  /** `systemctl is-active`: active, inactive, failed, ... ("" when systemd did not answer). */
+  unit: string;
+  recordedHash: string | undefined;
+}
+
+/** Parses the inspect script's output. */
+export function parseInspectOutput(stdout: string): InspectReport {
+  const report: InspectReport = { files: new Map(), unit: "", recordedHash: undefined };
+  for (const line of stdout.split("\n")) {
+    const [mark, ...rest] = line.split(" ");
+    if (mark === INSPECT_MARK.file && rest.length >= 3) {
+      const [mode = "", digest = "", ...path] = rest;
+      if (/^[0-7]{3,4}$/.test(mode) && /^[0-9a-f]{64}$/.test(digest)) report.files.set(path.join(" "), { mode: parseInt(mode, 8), sha256: digest });
+    } else if (mark === INSPECT_MARK.missing && rest.length > 0) report.files.set(rest.join(" "), undefined);
+    else if (mark === INSPECT_MARK.unit) report.unit = rest.join(" ").trim();
+    else if (mark === INSPECT_MARK.hash) report.recordedHash = rest.join(" ").trim() || undefined;
+  }
+  return report;
 }
 
 /** What the wait script prints for each container while it waits and at the end. */

@@ -6,8 +6,8 @@
  * compose.ts and docker-install.ts; this module only runs them in order and
  * turns failures into messages that say what to do.
  */
-import type { ApplyReport, ComposeDeployment, WaitReport } from "./compose.ts";
-import { applyScript, deploymentDir, parseApplyOutput, parseWaitOutput, readHashScript, removeScript, restartScript, waitScript } from "./compose.ts";
+import type { ApplyReport, ComposeDeployment, InspectReport, WaitReport } from "./compose.ts";
+import { applyScript, deploymentDir, inspectScript, parseApplyOutput, parseInspectOutput, parseWaitOutput, readHashScript, removeScript, restartScript, waitScript } from "./compose.ts";
 import type { DockerInstallOptions, InstallReport } from "./docker-install.ts";
 import { explainDockerFailure, installDockerScript, parseInstallOutput, smokeTestScript } from "./docker-install.ts";
 import type { ConnectOptions, RemoteExecutor, RunResult } from "./ssh.ts";
@@ -26,7 +26,7 @@ export interface ProvisionTarget {
 }
 
 /** Steps, for progress and errors. */
-export type ProvisionStep = "connect" | "install-docker" | "smoke-test" | "apply" | "wait" | "restart" | "remove";
+export type ProvisionStep = "connect" | "install-docker" | "smoke-test" | "apply" | "wait" | "restart" | "remove" | "inspect";
 
 /** How to provision. */
 export interface ProvisionOptions {
@@ -204,6 +204,18 @@ export async function readDeployedHash(target: ProvisionTarget, service: string,
     const r = await ex.run(readHashScript(service), { what: `reading ${deploymentDir(service)}/.homelab-hash` });
     const h = r.stdout.trim();
     return h === "" ? undefined : h;
+  } finally {
+    if (owned) await ex.close();
+  }
+}
+
+/** Reads back what a deployment wrote (modes and digests of its files, the unit's state, the recorded hash): refresh and drift checks. */
+export async function inspectDeployment(target: ProvisionTarget, deployment: Pick<ComposeDeployment, "files" | "unitName" | "dir">, o: ProvisionOptions = {}): Promise<InspectReport> {
+  const { ex, owned } = await open(target, o);
+  try {
+    const r = await step(ex, "inspect", `reading back ${deployment.dir}`, inspectScript(deployment), o, 2 * 60_000);
+    if (r.code !== 0) throw failure("inspect", `reading back ${deployment.dir}`, r, ex.address);
+    return parseInspectOutput(r.stdout);
   } finally {
     if (owned) await ex.close();
   }

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ContainerInputs } from "../../src/plan/types.ts";
 import type { HomelabProvider } from "../../src/provider/provider.ts";
 import { resourceType } from "../../src/provider/provider.ts";
+import { KnownHosts } from "../../src/provision/ssh.ts";
 import { FAST, URN, inputs, startWorld } from "./helpers.ts";
 import type { World } from "./helpers.ts";
 
@@ -38,7 +39,7 @@ void describe("homelab:proxmox:Container against the sandbox", () => {
   });
 
   void it("refuses a type it does not serve", async () => {
-    await assert.rejects(p.check("urn:pulumi:s::p::homelab:docker:Image::x", {}, {}), /no resource type "homelab:docker:Image"/);
+    await assert.rejects(p.check("urn:pulumi:s::p::homelab:proxmox:VirtualMachine::x", {}, {}), /no resource type "homelab:proxmox:VirtualMachine" \(it serves homelab:proxmox:Container, homelab:docker:Image, homelab:compose:Deployment\)/);
   });
 
   void it("create applies every input, starts the container and reports its address", async () => {
@@ -193,6 +194,24 @@ void describe("homelab:proxmox:Container against the sandbox", () => {
     await p.delete(id, URN, outs);
     assert.deepEqual(await p.read(id, URN, outs), { id: "", props: {} });
     await assert.rejects(p.update(id, URN, outs, inputs({ hostname: "doomed", ip: "10.20.0.18/24" })), /no longer exists.*deploy --refresh/);
+  });
+
+  void it("delete and a changed address forget the container's pinned SSH host key, and only its own", async () => {
+    const file = join(world.root, ".homelab", "ssh", "test", "known_hosts");
+    await mkdir(join(world.root, ".homelab", "ssh", "test"), { recursive: true });
+    const key = { type: "ssh-ed25519", base64: "AAAAC3NzaC1lZDI1NTE5AAAAIKo2b7dTUrlgvEvSbbV9xvc7W5oEXAMPLEKEYONLY" };
+    const kh = new KnownHosts(file);
+    for (const a of ["10.20.0.31", "10.20.0.32", "10.20.0.33"]) await kh.pin(a, 22, key);
+    const { id, outs } = await createChecked(p, inputs({ hostname: "pinned", ip: "10.20.0.31/24" }));
+    // A new static address: the old one is no longer this container's.
+    const moved = await p.update(id, URN, outs, inputs({ hostname: "pinned", ip: "10.20.0.32/24" }));
+    assert.equal((moved.outs as Bag)["address"], "10.20.0.32");
+    assert.equal(await kh.lookup("10.20.0.31"), undefined);
+    assert.deepEqual(await kh.lookup("10.20.0.32"), key);
+    await p.delete(id, URN, moved.outs);
+    assert.equal(await kh.lookup("10.20.0.32"), undefined);
+    assert.deepEqual(await kh.lookup("10.20.0.33"), key, "other containers' keys stay");
+    assert.match(await readFile(file, "utf8"), /^10\.20\.0\.33 ssh-ed25519 /);
   });
 
   void it("leaves alone a container that now holds the id but is not its own", async () => {
