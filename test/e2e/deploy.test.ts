@@ -110,6 +110,22 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     assert.equal((await w.admin.lxc.config(ct.node, ct.vmid)).memory, 3072);
   });
 
+  void it("deploy --refresh finds drift (a change made behind homelab's back) and corrects it", async () => {
+    const [ct] = await w.named("peach-container");
+    assert.ok(ct?.vmid !== undefined && ct.node !== undefined);
+    await w.admin.lxc.updateConfig(ct.node, ct.vmid, { memory: 1024 });
+    const plain = await w.cli(["deploy", "peach"]);
+    assert.equal(plain.code, 0, plain.all);
+    assert.match(plain.stdout, /no changes/);
+    assert.equal((await w.admin.lxc.config(ct.node, ct.vmid)).memory, 1024);
+    const r = await w.cli(["deploy", "peach", "--refresh"]);
+    assert.equal(r.code, 0, r.all);
+    assert.match(r.stdout, /~ update {2}peach_container/);
+    assert.match(r.stdout, /memory 1024 → 3072/);
+    assert.equal((await w.admin.lxc.config(ct.node, ct.vmid)).memory, 3072);
+    assert.equal((await w.named("peach-container"))[0]?.vmid, ct.vmid);
+  });
+
   void it("peach's template pattern matches another template: replaced, shown as replace in the preview", async () => {
     const [old] = await w.named("peach-container");
     assert.ok(old?.vmid !== undefined);
