@@ -7,11 +7,12 @@
  * references when the first client is built, so they are never resource
  * inputs, never in the state, and a rotated token is used by later runs.
  */
-import { readFileSync } from "node:fs";
 import { loadEnvironment } from "../config/environment.ts";
 import type { EnvironmentConfig, ProxmoxConfig, SecretRef } from "../config/environment.ts";
 import type { ProxmoxCredentials } from "../proxmox/auth.ts";
 import { createProxmoxClient } from "../proxmox/client.ts";
+import { proxmoxAuth, proxmoxTls, rootAvailable as rootAvailableIn } from "../proxmox/connect.ts";
+import { readSecretRef, SecretRefError } from "../config/secret-ref.ts";
 import type { ProxmoxClient, ProxmoxClientOptions } from "../proxmox/client.ts";
 import { ProviderError } from "./errors.ts";
 
@@ -103,7 +104,7 @@ export class ProviderContext {
   /** Who the plugin acts as; reads no secret. */
   auth(): AuthSummary {
     const p = this.proxmoxConfig();
-    const rootAvailable = p.username === "root@pam" && p.password !== undefined;
+    const rootAvailable = rootAvailableIn(p);
     if (p.tokenId !== undefined) return { identity: p.tokenId, kind: "token", rootAvailable };
     return { identity: p.username ?? "nobody", kind: "ticket", rootAvailable };
   }
@@ -116,18 +117,17 @@ export class ProviderContext {
     const p = this.proxmoxConfig();
     const file = this.environment?.file ?? `Pulumi.${this.env.HOMELAB_ENV ?? "<env>"}.yaml`;
     let auth: ProxmoxCredentials;
-    if (wanted === "default" && p.tokenId !== undefined) {
-      auth = { tokenId: p.tokenId, tokenSecret: readSecret(p.tokenSecret, "token_secret", file, this.env) };
-    } else if (p.username !== undefined) {
-      auth = { username: p.username, password: readSecret(p.password, "password", file, this.env) };
-    } else {
-      throw new ProviderError(`environment file ${file} has no Proxmox credentials`, "set token_id with token_secret_file, or username with password_file, under homelab:proxmox");
+    try {
+      auth = proxmoxAuth(p, wanted, file, this.env);
+    } catch (e) {
+      if (e instanceof SecretRefError) throw new ProviderError(e.message, e.hint);
+      throw e;
     }
     const debug = TRUE.test(this.env.HOMELAB_DEBUG ?? "");
     const client = createProxmoxClient({
       endpoint: p.endpoint,
       auth,
-      tls: { ...(p.fingerprint ? { fingerprint: p.fingerprint } : {}), ...(p.caFile ? { caFile: p.caFile } : {}), insecure: p.insecure },
+      tls: proxmoxTls(p),
       ci: this.ci,
       // Request lines only on demand (without a logger the client's warnings go to process warnings, on stderr):
       // stdout belongs to the plugin protocol.
@@ -146,24 +146,12 @@ export class ProviderContext {
   }
 }
 
-/** Reads a referenced secret: the variable when it is set, else the file. The value never appears in an error. */
+/** Reads a referenced secret (see readSecretRef), as a ProviderError when it cannot. The value never appears in an error. */
 export function readSecret(ref: SecretRef | undefined, what: string, envFile: string, env: NodeJS.ProcessEnv): string {
-  if (ref?.env !== undefined) {
-    const value = env[ref.env];
-    if (value !== undefined && value !== "") return value.trim();
-    if (ref.file === undefined) throw new ProviderError(`${what}_env names ${ref.env}, which is not set`, `export ${ref.env}, or use ${what}_file in ${envFile}`);
+  try {
+    return readSecretRef(ref, what, envFile, env);
+  } catch (e) {
+    if (e instanceof SecretRefError) throw new ProviderError(e.message, e.hint);
+    throw e;
   }
-  if (ref?.file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(ref.file, "utf8");
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
-      throw new ProviderError(`cannot read ${what}_file ${ref.file} (${code})`, `create it (mode 0600) with the ${what.replace("_", " ")} on one line, or fix the path in ${envFile}`);
-    }
-    const value = text.trim();
-    if (value === "") throw new ProviderError(`${what}_file ${ref.file} is empty`, `put the ${what.replace("_", " ")} in it on one line`);
-    return value;
-  }
-  throw new ProviderError(`no ${what} is referenced`, `add ${what}_file or ${what}_env under homelab:proxmox in ${envFile}`);
 }
