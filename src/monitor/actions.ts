@@ -66,7 +66,7 @@ export function engineLockHolder(engine: LockReader, envName: string): (service:
 }
 
 /** The real compose restart: SSH with the environment's key and pinned host keys, `systemctl restart homelab-<service>`, wait until running. */
-export function sshComposeRestarter(root: string, envName: string, o: { waitTimeoutSec?: number } = {}): ComposeRestarter {
+export function sshComposeRestarter(root: string, envName: string, o: { waitTimeoutSec?: number; port?: number } = {}): ComposeRestarter {
   return {
     async restart(address, service) {
       const { restartCompose } = await import("../provision/deploy.ts");
@@ -77,7 +77,7 @@ export function sshComposeRestarter(root: string, envName: string, o: { waitTime
       } catch {
         throw new Error(`cannot read the environment's SSH key ${keyFile}; it is made by the first deploy (homelab deploy --env ${envName})`);
       }
-      const report = await restartCompose({ address, privateKey, privateKeyFile: keyFile, knownHostsFile: knownHostsFile(root, envName) }, service, {
+      const report = await restartCompose({ address, ...(o.port !== undefined ? { port: o.port } : {}), privateKey, privateKeyFile: keyFile, knownHostsFile: knownHostsFile(root, envName) }, service, {
         waitTimeoutSec: o.waitTimeoutSec ?? 300,
         connect: { timeoutMs: 30_000 },
       });

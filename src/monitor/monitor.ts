@@ -142,14 +142,19 @@ export class Monitor {
     // Single flight: no checks while the service is being repaired; its outcome decides.
     if (w.state.inFlight !== undefined || this.#stopped) return false;
     let result: CheckResult;
+    // Whether the result says something about the service (not about the monitor's view of the deployment).
+    let counts: boolean;
     let deployed = true;
     try {
       const target = await this.#o.targets.get(w.svc.name);
       deployed = target.deployed;
+      counts = deployed || w.recreating;
       result = deployed
         ? await this.#o.runCheck(c, checkTarget(target, c.check.resource), signal)
         : { ok: false, latencyMs: 0, detail: `not deployed (no container in the stack of ${w.svc.name})` };
     } catch (e) {
+      // An unreadable state (a deploy writing it, a backend hiccup) is no reason to repair the service.
+      counts = false;
       result = { ok: false, latencyMs: 0, detail: `cannot read where ${w.svc.name} is deployed: ${e instanceof Error ? e.message : String(e)}` };
     }
     if (signal.aborted || this.#stopped) return false;
@@ -157,8 +162,8 @@ export class Monitor {
     w.last[c.index] = { label: c.label, ok: result.ok, detail: result.detail, at };
     this.#emit({ type: "check", at, service: w.svc.name, check: c.label, index: c.index, ok: result.ok, latencyMs: result.latencyMs, detail: result.detail });
     // A service that is not deployed is reported, never repaired: the monitor does not deploy what nobody deployed.
-    if (deployed || w.recreating) this.#apply(w, { kind: "check", index: c.index, ok: result.ok, detail: result.detail });
-    return deployed;
+    if (counts) this.#apply(w, { kind: "check", index: c.index, ok: result.ok, detail: result.detail });
+    return deployed && counts;
   }
 
   #apply(w: Watched, input: Input): void {

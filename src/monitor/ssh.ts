@@ -10,12 +10,12 @@ import { connectSsh, KnownHosts, knownHostsFile } from "../provision/ssh.ts";
 import type { CommandExecutor } from "./checks.ts";
 
 /** The real executor for command checks. The key is read on first use. */
-export function sshCommandExecutor(root: string, envName: string): CommandExecutor {
+export function sshCommandExecutor(root: string, envName: string, o: { port?: number } = {}): CommandExecutor {
   const keyFile = sshKeyFile(root, envName);
   const knownHosts = new KnownHosts(knownHostsFile(root, envName));
   let key: Buffer | undefined;
   return {
-    async run(target, command, o) {
+    async run(target, command, run) {
       if (key === undefined) {
         try {
           key = readFileSync(keyFile);
@@ -24,14 +24,17 @@ export function sshCommandExecutor(root: string, envName: string): CommandExecut
         }
       }
       // No retries beyond the check's own timeout: a container that does not answer in time is failing.
-      const ex = await connectSsh({ host: target.address, privateKey: key, privateKeyFile: keyFile, knownHosts }, { timeoutMs: o.timeoutMs, attemptTimeoutMs: o.timeoutMs });
+      const ex = await connectSsh(
+        { host: target.address, ...(o.port !== undefined ? { port: o.port } : {}), privateKey: key, privateKeyFile: keyFile, knownHosts },
+        { timeoutMs: run.timeoutMs, attemptTimeoutMs: run.timeoutMs },
+      );
       const onAbort = (): void => void ex.close();
-      o.signal.addEventListener("abort", onAbort, { once: true });
+      run.signal.addEventListener("abort", onAbort, { once: true });
       try {
-        const r = await ex.run(command, { check: false, timeoutMs: o.timeoutMs, what: "a health check" });
+        const r = await ex.run(command, { check: false, timeoutMs: run.timeoutMs, what: "a health check" });
         return { code: r.code, output: `${r.stdout}${r.stderr}` };
       } finally {
-        o.signal.removeEventListener("abort", onAbort);
+        run.signal.removeEventListener("abort", onAbort);
         await ex.close();
       }
     },

@@ -245,6 +245,19 @@ void describe("monitor loop (fake clock, fake remediator)", () => {
     assert.ok(w.events.some((e) => e.type === "check" && /not deployed/.test(e.detail)));
   });
 
+  void it("an unreadable deployment state is reported, and no reason to repair the service", async () => {
+    const w = new World();
+    w.health = () => false;
+    const m = w.monitor([service("peach", {})]);
+    w.targets.get = () => Promise.reject(new Error("state file is being written"));
+    m.start();
+    await w.clock.advance(30 * MIN);
+    assert.equal(w.calls.length, 0);
+    assert.equal(m.snapshot()[0]?.phase, "unknown");
+    assert.ok(w.events.some((e) => e.type === "check" && /cannot read where peach is deployed: state file is being written/.test(e.detail)));
+    await w.stop(m);
+  });
+
   void it("a recreate that destroyed the service but failed to deploy it is tried again (the stack is gone because of us)", async () => {
     const w = new World();
     let healed = false;

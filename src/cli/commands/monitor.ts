@@ -116,7 +116,9 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
   const { CheckRunner } = await import("../../monitor/checks.ts");
   const { sshCommandExecutor } = await import("../../monitor/ssh.ts");
   const warnings: string[] = [];
-  const runner = new CheckRunner({ executor: sshCommandExecutor(ctx.root, env.name), warn: (l) => warnings.push(l) });
+  // As for Proxmox: `tls.insecure` is refused in CI mode.
+  const ci = /^(1|true|yes)$/i.test(processEnv["CI"] ?? "");
+  const runner = new CheckRunner({ executor: sshCommandExecutor(ctx.root, env.name), warn: (l) => warnings.push(l), ci });
   for (const s of watched) {
     for (const c of s.checks) {
       try {
@@ -139,19 +141,20 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
   const { StateFileWriter, stateFile } = await import("../../monitor/status.ts");
   const path = await import("node:path");
   const { hostname } = await import("node:os");
-  const notes: string[] = [];
-  const history = new HistoryFile(path.join(monitorDir(ctx.root, env.name), "history.jsonl"), { maxBytes: settings.historyMaxBytes, onError: (e) => notes.push(`cannot write the event history: ${oneLine(e)}`) });
+  // Problems of the monitor's own files are events too (reported once each; `note` is set below, before any event).
+  let note: (message: string) => void = () => undefined;
+  const history = new HistoryFile(path.join(monitorDir(ctx.root, env.name), "history.jsonl"), { maxBytes: settings.historyMaxBytes, onError: (e) => note(`cannot write the event history: ${oneLine(e)}`) });
   const metrics = new MonitorMetrics();
   for (const s of watched) metrics.service(s.name);
   let snapshot: () => OnceReport["services"] = () => [];
   const stateWriter = new StateFileWriter(
     stateFile(ctx.root, env.name),
     () => ({ environment: env.name, updatedAt: new Date(clock.now()).toISOString(), pid: process.pid, hostname: hostname(), services: snapshot() }),
-    (e) => notes.push(`cannot write the monitor state file: ${oneLine(e)}`),
+    (e) => note(`cannot write the monitor state file: ${oneLine(e)}`),
   );
   const print = printer(ctx.stdout, { json: opts.json === true, style: ctx.out });
   let emit = fanOut([print, history.sink, metrics.sink, stateWriter.sink]);
-  const note = (message: string): void => emit({ type: "monitor", at: new Date(clock.now()).toISOString(), level: "warning", message });
+  note = (message) => emit({ type: "monitor", at: new Date(clock.now()).toISOString(), level: "warning", message });
 
   let webhook: WebhookSender | undefined;
   if (!once && settings.webhook) {
@@ -185,13 +188,9 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
     concurrency: settings.concurrency,
   });
   snapshot = () => monitor.snapshot();
-  const flushNotes = (): void => {
-    for (const m of notes.splice(0)) note(m);
-  };
 
   const finish = async (): Promise<void> => {
     await monitor.stop();
-    flushNotes();
     await Promise.all([history.flush(), stateWriter.flush(), webhook?.flush()]);
     await runner.close();
   };
@@ -221,40 +220,50 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
     deps.onListening?.(endpoint.url);
   }
 
-  monitor.start();
-  if (endpoint) note(`serving ${endpoint.url}/healthz and ${endpoint.url}/metrics`);
-  const stopped = await waitForStop(deps.signal);
-  note(`stopping (${stopped})`);
-  await endpoint?.close();
-  await finish();
+  const stop = takeStopSignals(deps.signal);
+  try {
+    monitor.start();
+    if (endpoint) note(`serving ${endpoint.url}/healthz and ${endpoint.url}/metrics`);
+    note(`stopping (${await stop.requested})`);
+    await endpoint?.close();
+    await finish();
+  } finally {
+    stop.restore();
+  }
   return EXIT.ok;
 }
 
-/** Waits for SIGINT/SIGTERM (or the signal); a second one quits at once. */
-function waitForStop(signal: AbortSignal | undefined): Promise<string> {
-  return new Promise((resolve) => {
-    const saved = process.listeners("SIGINT");
-    process.removeAllListeners("SIGINT");
-    let count = 0;
-    const done = (why: string): void => {
-      count++;
-      if (count > 1) process.exit(EXIT.interrupted);
+/**
+ * Takes SIGINT and SIGTERM (and `signal`) while the monitor runs: the first
+ * asks for a clean stop, a second quits at once. `restore` gives SIGINT back.
+ */
+function takeStopSignals(signal: AbortSignal | undefined): { requested: Promise<string>; restore: () => void } {
+  const saved = process.listeners("SIGINT");
+  process.removeAllListeners("SIGINT");
+  let count = 0;
+  let resolve: (why: string) => void = () => undefined;
+  const requested = new Promise<string>((r) => (resolve = r));
+  const on = (why: string) => (): void => {
+    count++;
+    if (count > 1) process.exit(EXIT.interrupted);
+    resolve(why);
+  };
+  const onInt = on("SIGINT");
+  const onTerm = on("SIGTERM");
+  const onAbort = on("stopped");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  return {
+    requested,
+    restore: () => {
       process.removeListener("SIGINT", onInt);
       process.removeListener("SIGTERM", onTerm);
       signal?.removeEventListener("abort", onAbort);
       for (const l of saved) process.on("SIGINT", l);
-      // Until the monitor has stopped, another Ctrl-C quits at once.
-      process.once("SIGINT", () => process.exit(EXIT.interrupted));
-      resolve(why);
-    };
-    const onInt = (): void => done("SIGINT");
-    const onTerm = (): void => done("SIGTERM");
-    const onAbort = (): void => done("stopped");
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener("abort", onAbort, { once: true });
-  });
+    },
+  };
 }
 
 function onceSummary(r: OnceReport, ctx: CliContext): string {
