@@ -3,12 +3,11 @@
  * and Priority headers), Gotify (POST /message with the application token in
  * the X-Gotify-Key header) or generic JSON. Sent in order, one at a time,
  * from a bounded queue; a failure is reported as a monitor event and never
- * stops the monitor. The token is read once and never printed.
+ * stops the monitor. The token (read by the caller with the config layer's
+ * readSecretRef) is never printed.
  */
-import { readFileSync } from "node:fs";
 import { request } from "undici";
 import type { Dispatcher } from "undici";
-import type { SecretRef } from "../config/environment.ts";
 import type { StateEvent } from "./events.ts";
 import type { Phase } from "./state-machine.ts";
 
@@ -18,26 +17,6 @@ export interface WebhookConfig {
   url: string;
   /** ntfy: access token (Bearer); Gotify: application token; json: Bearer token. */
   token?: string;
-}
-
-/** Reads a token from its reference; throws a message naming the reference, never the value. */
-export function readToken(ref: SecretRef, processEnv: NodeJS.ProcessEnv): string {
-  if (ref.env !== undefined) {
-    const v = processEnv[ref.env];
-    if (v !== undefined && v.trim() !== "") return v.trim();
-    if (ref.file === undefined) throw new Error(`webhook token_env names ${ref.env}, which is not set`);
-  }
-  if (ref.file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(ref.file, "utf8");
-    } catch (e) {
-      throw new Error(`cannot read webhook token_file ${ref.file} (${(e as NodeJS.ErrnoException).code ?? "unreadable"})`, { cause: e });
-    }
-    if (text.trim() === "") throw new Error(`webhook token_file ${ref.file} is empty`);
-    return text.trim();
-  }
-  throw new Error("the webhook token reference is empty");
 }
 
 /** Whether a state change is worth a notification: not the start-up verdict, not flaps below the retry threshold, not grace. Pure. */

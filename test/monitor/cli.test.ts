@@ -131,6 +131,18 @@ void describe("homelab monitor --once", () => {
 });
 
 void describe("homelab monitor (long-running, fake clock)", () => {
+  void it("a webhook token that cannot be read stops the start, naming the reference", async () => {
+    const env = ["config:", "  homelab:monitor:", "    webhook:", "      kind: gotify", "      url: https://gotify.lan", "      token_env: GOTIFY_TOKEN", ""].join("\n");
+    const repo = repoWith({ peach: serviceYaml("peach", 1) }, env);
+    try {
+      const c = capture(repo.root);
+      assert.equal(await runMonitor(c.ctx, [], {}, { processEnv: {}, targets: deployed("peach"), remediator: fakeRemediator([]) }), EXIT.failed);
+      assert.match(c.err.join(""), /homelab:monitor webhook: token_env names GOTIFY_TOKEN, which is not set\n {2}hint: export GOTIFY_TOKEN/);
+    } finally {
+      repo.cleanup();
+    }
+  });
+
   void it("checks, repairs, notifies the webhook, serves /healthz and /metrics, and stops cleanly", async () => {
     const hook = await startServer((_r, res) => res.writeHead(200).end("{}"));
     const env = ["config:", "  homelab:monitor:", "    webhook:", "      kind: json", `      url: ${hook.url}/hook`, "      token_env: HOOK_TOKEN", ""].join("\n");

@@ -158,12 +158,15 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
 
   let webhook: WebhookSender | undefined;
   if (!once && settings.webhook) {
-    const { WebhookSender, readToken } = await import("../../monitor/webhook.ts");
+    const { WebhookSender } = await import("../../monitor/webhook.ts");
+    const { readSecretRef } = await import("../../config/secret-ref.ts");
     let token: string | undefined;
     try {
-      token = settings.webhook.token ? readToken(settings.webhook.token, processEnv) : undefined;
+      token = settings.webhook.token ? readSecretRef(settings.webhook.token, "token", env.file ?? `Pulumi.${env.name}.yaml`, processEnv) : undefined;
     } catch (e) {
-      ctx.stderr(ctx.err.red(`homelab: ${oneLine(e)}`) + "\n");
+      ctx.stderr(ctx.err.red(`homelab: homelab:monitor webhook: ${oneLine(e)}`) + "\n");
+      const hint = (e as { hint?: string }).hint;
+      if (hint) ctx.stderr(ctx.err.dim(`  hint: ${hint}`) + "\n");
       await runner.close();
       return EXIT.failed;
     }
