@@ -12,6 +12,7 @@
  *   node bench/deploy-noop.ts [--services 20] [--concurrency 1,2,4,8]
  */
 import { execFile, spawn } from "node:child_process";
+import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
@@ -45,7 +46,7 @@ const w = await startWorld({ services: [] });
 try {
   const names = Array.from({ length: N }, (_, i) => `svc${String(i + 1).padStart(2, "0")}`);
   for (const n of names) w.writeService(n, containerService(n, { memory: 256 }));
-  console.log(`deploy benchmark: ${N} services, one container each, sandbox ${w.sandbox.url} (memory backend)\n`);
+  console.log(`deploy benchmark: ${N} services, one container each, sandbox ${w.sandbox.url} (memory backend); ${cpus().length} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}\n`);
 
   // 1. Deploying them all, new.
   w.sandbox.counters.reset();
@@ -57,17 +58,22 @@ try {
   console.log(`new: deploy --all of ${N} services: ${s(firstMs)} wall, ${total} Proxmox requests (${(total / N).toFixed(1)} per service), ${writes} of them writes`);
   for (const [k, v] of Object.entries(counts).sort((a, b) => b[1] - a[1])) console.log(`    ${String(v).padStart(5)}  ${k}`);
 
-  // 2. No-op runs.
+  // 2. No-op runs: as users run them (unchanged services known from the state), then with the engine's preview for each.
   console.log("");
-  for (const c of CONCURRENCIES) {
+  const noop = async (label: string, args: string[]) => {
     w.sandbox.counters.reset();
-    const [r, t] = await timed(() => w.cli(["deploy", "--all", "--concurrency", String(c)]));
+    const [r, t] = await timed(() => w.cli(["deploy", "--all", ...args]));
     if (r.code !== 0 || !new RegExp(`0 applied, ${N} unchanged`).test(r.stdout)) throw new Error(`no-op deploy was not one:\n${r.all}`);
     const c2 = w.sandbox.counters.get();
     const req = Object.values(c2).reduce((a, b) => a + b, 0);
     const wr = Object.entries(c2).filter(([k]) => !k.startsWith("GET ")).length;
-    console.log(`no-op: deploy --all --concurrency ${c}: ${s(t)} wall, ${req} Proxmox requests, ${wr} write routes`);
-  }
+    const shortcut = (r.stdout.match(/as deployed: state and plan match/g) ?? []).length;
+    console.log(`no-op: ${label}: ${s(t)} wall, ${req} Proxmox requests, ${wr} write routes, ${shortcut}/${N} known unchanged from the state`);
+  };
+  // The first no-op may record a new fingerprint (the sources changed since the deploy); the second is the steady state.
+  await noop("deploy --all (first)", []);
+  await noop("deploy --all", []);
+  for (const c of CONCURRENCIES) await noop(`deploy --all --no-skip-unchanged --concurrency ${c}`, ["--no-skip-unchanged", "--concurrency", String(c)]);
 
   // 3. Where the time goes.
   console.log("\nparts of a no-op run:");
