@@ -124,9 +124,9 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
       try {
         runner.prepare(c.key, c.check, s.dir);
       } catch (e) {
+        // The TLS helpers' hints speak of Proxmox; say where this setting is instead.
         ctx.stderr(ctx.err.red(`homelab: ${s.name}: health check ${c.index + 1} (${c.label}): ${oneLine(e)}`) + "\n");
-        const hint = (e as { hint?: string }).hint;
-        if (hint) ctx.stderr(ctx.err.dim(`  hint: ${hint}`) + "\n");
+        ctx.stderr(ctx.err.dim(`  hint: fix monitoring.health_checks[${c.index}].tls in services/${s.name}/service.yaml (ca_file is relative to it)`) + "\n");
         await runner.close();
         return EXIT.failed;
       }
