@@ -94,7 +94,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
         service: service.name,
         resource: decl.id,
         message: `no node can take ${decl.id}: ${placement.candidates.map((c) => `${c.node}: ${c.reason}`).join("; ") || "the cluster reports no nodes"}`,
-        hint: s.host.tags.length > 0 && placement.candidates.every((c) => c.reason.startsWith("missing tag")) ? `tag a node with ${s.host.tags.join(", ")} under homelab:hosts in ${env.file ?? `Pulumi.${env.name}.yaml`}` : "free memory on a node, lower host.resources.memory, or add a node",
+        hint: placementHint(placement.candidates.map((c) => c.reason), s.host.tags, s.image, env),
       });
       continue;
     }
@@ -151,6 +151,18 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
   if (problems.length > 0) return { plan: undefined, problems };
   const dependsOnServices = [...new Set(resources.flatMap((r) => r.crossDependsOn.map((d) => d.service)))].sort();
   return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes }, problems };
+}
+
+/** What to do when no node can take a container, from the reasons the nodes gave. */
+function placementHint(reasons: string[], tags: string[], image: { name: string; version: string }, env: EnvironmentConfig): string {
+  const file = env.file ?? `Pulumi.${env.name}.yaml`;
+  if (reasons.length === 0) return "check that the Proxmox API lists the cluster's nodes";
+  if (reasons.every((r) => r.startsWith("missing tag"))) return `tag a node with ${tags.join(", ")} under homelab:hosts in ${file}`;
+  if (reasons.every((r) => r.startsWith("missing tag") || r === "no matching template on its storages")) {
+    return `no template matching ${image.name} ${image.version} is on a node with the tags: download one there (pveam download), or relax image.version`;
+  }
+  if (reasons.every((r) => r.startsWith("missing tag") || r === "offline")) return "bring a tagged node back online";
+  return "free memory on a tagged node, lower host.resources.memory, or add a node";
 }
 
 function splitDeps(decl: ResourceDecl, service: string): { dependsOn: string[]; crossDependsOn: { service: string; id: string }[] } {

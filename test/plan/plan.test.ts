@@ -127,6 +127,16 @@ test("a template present only on some nodes restricts placement", () => {
   assert.equal(c.placement.candidates.find((x) => x.node === "pve-02")?.reason, "no matching template on its storages");
 });
 
+test("when no node can take a container, the hint follows the reasons", () => {
+  const r = setup();
+  const noTemplate = plan(r, "app", inventory([node("pve-01", 30)], [tpl("ubuntu-24.04-standard_24.04-2_amd64.tar.zst")]));
+  assert.match(noTemplate.problems[0]?.hint ?? "", /no template matching \*debian\* >=12 .*pveam download/);
+  const full = plan(r, "app", inventory([node("pve-01", 1)]));
+  assert.match(full.problems[0]?.hint ?? "", /^free memory on a tagged node/);
+  const offline = plan(r, "app", inventory([node("pve-01", 30, false)]));
+  assert.equal(offline.problems[0]?.hint, "bring a tagged node back online");
+});
+
 test("Docker in an unprivileged container with only an API token is a plan problem naming both fixes", () => {
   const repo = makeRepo({ "services/app/service.yaml": `name: app\nresources:\n${CONTAINER}    docker: { compose: true }\n`, "services/app/docker-compose.yaml": "services: { a: { image: x } }\n" });
   const r = loadRepository({ root: repo.root, envName: "test" });
