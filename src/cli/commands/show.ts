@@ -1,5 +1,8 @@
 import type { Command } from "@commander-js/extra-typings";
+import type { EnvironmentConfig } from "../../config/environment.ts";
 import type { ResolvedService } from "../../config/resolve.ts";
+import type { Service } from "../../config/service.ts";
+import type { Inventory } from "../../proxmox/inventory.ts";
 import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
@@ -11,6 +14,7 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
     .description("show a service fully resolved: defaults from the environment, dependencies, secrets (never values), health checks")
     .argument("<service>", "the service's name")
     .option("--json", "print the resolved service as JSON")
+    .option("--plan", "also ask the environment's Proxmox API where it would go: the template and node chosen, and why the others were not")
     .action(async (name, opts, cmd) => {
       const { loadRepository } = await import("../../config/repository.ts");
       const { resolveService } = await import("../../config/resolve.ts");
@@ -35,11 +39,55 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
       const resolved = resolveService(service, repo.env, secrets.statuses, ctx.root);
       if (opts.json) {
         ctx.stdout(JSON.stringify(resolved, null, 2) + "\n");
+        if (opts.plan) ctx.stderr("--plan is shown in the human output only; use deploy --dry-run --json for plans as data\n");
         return;
       }
       printHuman(resolved, repo.envFromFile, ctx);
       printDiagnostics(repo.diagnostics.filter((d) => d.severity === "warning"), ctx.root, ctx.err, ctx.stderr);
+      if (opts.plan) process.exitCode = await printPlacement(service, repo.env, ctx);
     });
+}
+
+/**
+ * Plans the service against a fresh inventory and prints the placement
+ * explanation. It reads no deployment state (that would load Pulumi), so a
+ * deployed container counts as deployed on the node where a container with its
+ * hostname and service tag runs; its template is re-chosen as for a new one.
+ */
+async function printPlacement(service: Service, env: EnvironmentConfig, ctx: CliContext): Promise<number> {
+  const { connectProxmox } = await import("../../engine/proxmox.ts");
+  const { planService } = await import("../../plan/plan.ts");
+  const { explainPlacement } = await import("../render/changes.ts");
+  const o = ctx.out;
+  let inventory: Inventory;
+  try {
+    const client = connectProxmox(env, process.env, process.env["CI"] === "true");
+    try {
+      inventory = await client.loadInventory();
+    } finally {
+      await client.close();
+    }
+  } catch (e) {
+    const err = e as Error & { hint?: string };
+    ctx.stderr(ctx.err.red(`cannot read the cluster of environment ${env.name}: ${err.message}`) + (err.hint ? `\n  hint: ${err.hint}` : "") + "\n");
+    return EXIT.failed;
+  }
+  const current = new Map<string, { node: string }>();
+  for (const r of service.resources) {
+    if (r.type !== "proxmox:container") continue;
+    const hostname = typeof r.spec["hostname"] === "string" ? r.spec["hostname"] : r.id.replace(/_/g, "-").toLowerCase();
+    const g = inventory.guests.find((x) => x.type === "lxc" && x.name === hostname && x.tags.includes(service.name) && x.tags.includes("homelab"));
+    if (g) current.set(r.id, { node: g.node });
+  }
+  const { plan, problems } = planService({ service, env, inventory, current, sshPublicKey: "" });
+  const lines = ["", o.bold(`placement in ${env.name}`) + o.dim(` (${inventory.nodes.length} nodes, ${inventory.templates.length} templates, ${inventory.requests} requests)`)];
+  for (const p of problems) lines.push(o.red(`  ${p.resource}: ${p.message}`) + (p.hint ? o.dim(`\n    hint: ${p.hint}`) : ""));
+  for (const r of plan?.resources ?? []) {
+    if (r.kind !== "proxmox:container") continue;
+    lines.push(`  ${o.cyan(r.id)}`, ...explainPlacement(r, o, "    "));
+  }
+  ctx.stdout(lines.join("\n") + "\n");
+  return problems.length > 0 ? EXIT.failed : EXIT.ok;
 }
 
 function fmt(v: unknown): string {
