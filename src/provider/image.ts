@@ -171,9 +171,9 @@ export class ImageResource {
         docker: this.engine(),
         hash: h,
         onOutput: (line) => {
-          // Steps are the progress; every line is the verbose output.
-          if (/^building |^Step \d+\/\d+ : /.test(line)) this.log.status(urn, line);
-          this.log.output(urn, line);
+          // Steps are the progress; verbose, every line is output (and the progress too).
+          if (this.log.verbose) this.log.output(urn, line);
+          else if (/^building |^Step \d+\/\d+ : /.test(line)) this.log.status(urn, line);
         },
       });
       this.log.status(urn, result.built ? `built ${result.ref} in ${result.buildMs} ms${result.pushed ? `, pushed in ${result.pushMs} ms` : ""}` : `${result.ref}: ${result.reason}${result.pushed ? ", pushed" : ""}`);

@@ -98,6 +98,13 @@ async function step(ex: RemoteExecutor, name: ProvisionStep, what: string, scrip
 }
 
 function failure(name: ProvisionStep, what: string, r: RunResult, address: string, fallbackHint?: string): ProvisionError {
+  // No exit status: the session died (container stopped or restarted, network gone), whatever the output says.
+  if (r.code === -1 && r.signal === undefined) {
+    return new ProvisionError(name, `${what} on ${address} was cut off: the SSH session ended without an exit status`, {
+      details: tail(r.stderr.trim() || r.stdout, 10),
+      hint: "the container stopped or restarted, or the network to it dropped; deploy again (every step is safe to repeat)",
+    });
+  }
   const out = `${r.stdout}\n${r.stderr}`;
   const hint = explainDockerFailure(out) ?? fallbackHint;
   return new ProvisionError(name, `${what} failed on ${address} (exit ${r.code})`, { details: tail(r.stderr.trim() || r.stdout, 40), ...(hint ? { hint } : {}) });
