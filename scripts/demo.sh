@@ -24,12 +24,9 @@ else
   homelab sandbox start --backend "$backend"
 fi
 
-export DEMO_API_KEY=${DEMO_API_KEY:-demo}
+# peach requires a secret (services/peach/.secrets.example.yaml); the demo provides one.
+export PEACH_API_KEY=${PEACH_API_KEY:-demo-api-key}
 homelab --env sandbox validate
-if homelab --help | grep -q '^  deploy'; then
-  homelab --env sandbox deploy --all --yes
-  homelab --env sandbox status
-else
-  log "deploying lands with the deploy issue; the sandbox is up: try 'bin/homelab --env sandbox show peach'"
-fi
+homelab --env sandbox deploy --all --yes
+homelab --env sandbox status
 log "stop the sandbox with: bin/homelab sandbox stop"

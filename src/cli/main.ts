@@ -61,4 +61,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 process.on("SIGINT", () => process.exit(EXIT.interrupted));
+// Output piped into something that stops reading (`| head`, `| grep -q`) is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? EXIT.ok);
+    throw e;
+  });
+}
 await main(process.argv);

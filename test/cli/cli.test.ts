@@ -154,3 +154,14 @@ test("validate --verbose names the environment file and each service checked", a
   assert.match(r.stderr, /environment prod \(production\) from .*Pulumi\.prod\.yaml/);
   assert.match(r.stderr, /✓ peach\n/);
 });
+
+test("output piped into a reader that stops early (| head) ends quietly, no EPIPE crash", async () => {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, [MAIN, "--help"], { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.destroy(); // the reader goes away before the CLI writes
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  assert.equal(code, 0);
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
+});
