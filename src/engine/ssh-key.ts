@@ -4,7 +4,7 @@
  * generated on first deploy with node's crypto (no ssh-keygen needed).
  */
 import { generateKeyPairSync } from "node:crypto";
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 /** An environment's key pair on disk. */
@@ -80,10 +80,45 @@ export function ensureSshKey(root: string, envName: string): SshKey {
   try {
     renameSync(tmp, dir);
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
     const code = (e as NodeJS.ErrnoException).code;
-    if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
-    return { privateKeyFile, publicKeyFile, publicKey: readFileSync(publicKeyFile, "utf8").trim(), generated: false };
+    if (code !== "ENOTEMPTY" && code !== "EEXIST") {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    if (existsSync(publicKeyFile)) {
+      // Another first run won the race: use its pair.
+      rmSync(tmp, { recursive: true, force: true });
+      return { privateKeyFile, publicKeyFile, publicKey: readFileSync(publicKeyFile, "utf8").trim(), generated: false };
+    }
+    // The folder exists without a key (e.g. only known_hosts): move the pair
+    // in file by file, under a lock so two runs cannot mix their halves.
+    return installIntoExistingDir(tmp, dir, privateKeyFile, publicKeyFile, text.publicKey);
   }
   return { privateKeyFile, publicKeyFile, publicKey: text.publicKey, generated: true };
+}
+
+function installIntoExistingDir(tmp: string, dir: string, privateKeyFile: string, publicKeyFile: string, publicKey: string): SshKey {
+  const lock = path.join(dir, ".keygen.lock");
+  let fd: number;
+  try {
+    fd = openSync(lock, "wx", 0o600);
+  } catch {
+    rmSync(tmp, { recursive: true, force: true });
+    // Someone else is installing a pair: wait for its public half (the private one lands first).
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(publicKeyFile)) {
+      if (Date.now() > deadline) throw new Error(`${lock} is held and no key appeared; remove it if no homelab run is generating the key`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+    return { privateKeyFile, publicKeyFile, publicKey: readFileSync(publicKeyFile, "utf8").trim(), generated: false };
+  }
+  try {
+    renameSync(path.join(tmp, "id_ed25519"), privateKeyFile);
+    renameSync(path.join(tmp, "id_ed25519.pub"), publicKeyFile);
+  } finally {
+    closeSync(fd);
+    rmSync(lock, { force: true });
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return { privateKeyFile, publicKeyFile, publicKey, generated: true };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -128,5 +128,19 @@ void describe("SSH key per environment", () => {
     assert.equal(again.generated, false);
     assert.equal(again.publicKey, k.publicKey);
     assert.notEqual(ensureSshKey(root, "prod").publicKey, k.publicKey);
+  });
+
+  void it("generates the pair into a folder that already holds known_hosts (and keeps it)", () => {
+    const root = mkdtempSync(join(tmp, "ssh-"));
+    const dir = join(root, ".homelab", "ssh", "lab");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "known_hosts"), "10.0.0.5 ssh-ed25519 AAAA\n");
+    const k = ensureSshKey(root, "lab");
+    assert.equal(k.generated, true);
+    assert.equal(readFileSync(k.publicKeyFile, "utf8").trim(), k.publicKey);
+    assert.equal(statSync(k.privateKeyFile).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(dir, "known_hosts"), "utf8"), "10.0.0.5 ssh-ed25519 AAAA\n");
+    assert.deepEqual(readdirSync(dir).sort(), ["id_ed25519", "id_ed25519.pub", "known_hosts"]);
+    assert.equal(ensureSshKey(root, "lab").publicKey, k.publicKey);
   });
 });
