@@ -6,7 +6,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { isAbsolute, relative, resolve, sep } from "node:path";
-import type { RegistryConfig, SecretRef } from "../config/environment.ts";
+import type { RegistryConfig } from "../config/environment.ts";
+import { readSecretRef } from "../config/secret-ref.ts";
 import type { PlannedImage } from "../plan/types.ts";
 import type { RegistryAccess } from "./compose.ts";
 import type { ImageSpec } from "./image.ts";
@@ -35,17 +36,10 @@ export async function readComposeFiles(serviceDir: string, files: readonly strin
   );
 }
 
-/** Reads a secret referenced from an environment file (a file, else an environment variable). */
-export async function readSecretRef(ref: SecretRef | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  if (!ref) return undefined;
-  if (ref.file !== undefined) return (await readFile(ref.file, "utf8")).replace(/\r?\n$/, "");
-  if (ref.env !== undefined) return env[ref.env];
-  return undefined;
-}
-
-/** Registry access for provisioning from an environment's registry settings (its password read from its reference). */
-export async function registryAccess(r: RegistryConfig, env: NodeJS.ProcessEnv = process.env): Promise<RegistryAccess> {
-  const password = await readSecretRef(r.password, env);
+/** Registry access for provisioning from an environment's registry settings (its password read from its reference; an unreadable reference is an error naming it). */
+// eslint-disable-next-line @typescript-eslint/require-await -- async so callers need not change if reading becomes I/O-bound
+export async function registryAccess(r: RegistryConfig, env: NodeJS.ProcessEnv = process.env, envFile = "the environment file"): Promise<RegistryAccess> {
+  const password = r.password !== undefined ? readSecretRef(r.password, "password", envFile, env) : undefined;
   return {
     url: r.url,
     insecure: r.insecure,

@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { imageSpecFromPlan, readComposeFiles, readSecretRef, registryAccess } from "../../src/provision/inputs.ts";
+import { imageSpecFromPlan, readComposeFiles, registryAccess } from "../../src/provision/inputs.ts";
 import type { PlannedImage } from "../../src/plan/types.ts";
 import { scratch } from "./helpers.ts";
 
@@ -53,9 +53,8 @@ describe("provisioning inputs from plan and config", () => {
     const s = scratch();
     try {
       writeFileSync(join(s.dir, "pw"), "s3cret\n");
-      assert.equal(await readSecretRef({ file: join(s.dir, "pw") }), "s3cret");
-      assert.equal(await readSecretRef({ env: "REG_PW" }, { REG_PW: "x" }), "x");
-      assert.equal(await readSecretRef(undefined), undefined);
+      assert.equal((await registryAccess({ name: "r", url: "r:5000", insecure: false, username: "u", password: { file: join(s.dir, "pw") } }, {})).password, "s3cret");
+      await assert.rejects(registryAccess({ name: "r", url: "r:5000", insecure: false, username: "u", password: { env: "NO_SUCH_REG_PW" } }, {}), /password_env names NO_SUCH_REG_PW, which is not set/);
       assert.deepEqual(await registryAccess({ name: "r", url: "r:5000", insecure: false, username: "u", password: { env: "REG_PW" } }, { REG_PW: "x" }), { url: "r:5000", insecure: false, username: "u", password: "x" });
       assert.deepEqual(await registryAccess({ name: "r", url: "r:5000", insecure: true }), { url: "r:5000", insecure: true });
     } finally {
