@@ -191,6 +191,15 @@ void describe("status and progress text", () => {
     assert.match(text, /locked by pid 7 on vm, no longer running/);
   });
 
+  void it("status shows what the monitor last recorded: health and the last repair", () => {
+    const rows = [{ service: "peach", stack: "prod.peach", state: "deployed" as const, lastUpdate: undefined, resources: [], pendingOperations: 0, lock: undefined }];
+    const health = new Map([["peach", { health: "unhealthy since 2026-01-01T00:05:00Z (http: 502)", remediation: "restart at 2026-01-01T00:06:00Z: ok" }]]);
+    const text = statusText(rows, { out: o, envName: "prod" }, "file:///r", Date.parse("2026-01-01T00:10:00Z"), health);
+    assert.match(text, /^ {2}health {2}unhealthy since 2026-01-01T00:05:00Z \(http: 502\)$/m);
+    assert.match(text, /^ {2}last repair {2}restart at 2026-01-01T00:06:00Z: ok$/m);
+    assert.doesNotMatch(statusText(rows, { out: o, envName: "prod" }, "file:///r"), /health/);
+  });
+
   void it("plain progress prints one line per step, with durations", () => {
     const out: string[] = [];
     const p = new Progress({ write: (s) => out.push(s), style: o, live: false, verbose: false });

@@ -23,16 +23,21 @@ export function registerStatus(program: Command<[], GlobalOptions>): void {
       const { environmentStatus } = await import("../../engine/status.ts");
       const engine = await Engine.open({ root: ctx.root, envName: ctx.envName, readOnly: true });
       const rows = await environmentStatus(engine, ctx.envName, names, service);
+      // What `homelab monitor` last recorded for this environment, if it ran.
+      const { readMonitorState, healthLines } = await import("../../monitor/status.ts");
+      const monitor = await readMonitorState(ctx.root, ctx.envName);
+      const health = new Map(rows.map((r) => [r.service, healthLines(monitor, r.service)]));
       if (service !== undefined && rows.length === 0) {
         ctx.stderr(`homelab: no service "${service}" here and no stack ${ctx.envName}.${service}\n`);
         process.exitCode = EXIT.failed;
         return;
       }
       if (opts.json) {
-        ctx.stdout(JSON.stringify({ environment: ctx.envName, backend: engine.backend.url, services: rows }, null, 2) + "\n");
+        const services = rows.map((r) => ({ ...r, health: health.get(r.service) ?? null }));
+        ctx.stdout(JSON.stringify({ environment: ctx.envName, backend: engine.backend.url, services }, null, 2) + "\n");
         return;
       }
-      ctx.stdout(statusText(rows, ctx, engine.backend.url) + "\n");
+      ctx.stdout(statusText(rows, ctx, engine.backend.url, Date.now(), health) + "\n");
     });
 }
 
@@ -45,7 +50,13 @@ function ago(iso: string, now: number): string {
 }
 
 /** The human status table. Pure apart from the clock. */
-export function statusText(rows: readonly ServiceStatusRow[], ctx: Pick<CliContext, "out" | "envName">, backend: string, now = Date.now()): string {
+export function statusText(
+  rows: readonly ServiceStatusRow[],
+  ctx: Pick<CliContext, "out" | "envName">,
+  backend: string,
+  now = Date.now(),
+  health: ReadonlyMap<string, { health: string; remediation: string | undefined } | undefined> = new Map(),
+): string {
   const o = ctx.out;
   const lines = [`${o.bold("Environment")} ${ctx.envName ?? ""} ${o.dim(`(state: ${backend})`)}`];
   if (rows.length === 0) lines.push(o.dim("  no services and no stacks"));
@@ -59,6 +70,12 @@ export function statusText(rows: readonly ServiceStatusRow[], ctx: Pick<CliConte
     for (const x of r.resources) {
       const facts = [x.node ?? "", x.vmid !== undefined ? `vmid ${x.vmid}` : "", x.address ?? o.dim("no address yet"), x.protect ? o.yellow("protected") : ""].filter((f) => f !== "");
       lines.push(`  ${x.id.padEnd(idWidth)}  ${facts.join("  ")}`);
+    }
+    const h = health.get(r.service);
+    if (h) {
+      const healthy = h.health.startsWith("healthy");
+      lines.push(`  health  ${healthy ? o.green(h.health) : o.yellow(h.health)}`);
+      if (h.remediation) lines.push(`  last repair  ${h.remediation}`);
     }
     if (r.pendingOperations > 0) lines.push(`  ${o.yellow(`${r.pendingOperations} operation(s) left pending by an interrupted run; the next deploy resolves them`)}`);
     if (r.lock) lines.push(`  ${o.yellow(`locked by ${r.lock}`)}`);
