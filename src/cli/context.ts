@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { chooseEnvironmentName, findRoot, RepositoryError } from "../config/discover.ts";
+import { chooseEnvironmentName, findRoot, listEnvironments, RepositoryError } from "../config/discover.ts";
 import { colorWanted, makeStyle, type Style } from "./output.ts";
 
 /** The global options every command accepts. */
@@ -38,4 +38,15 @@ export function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv = proces
     stdout: (s) => void process.stdout.write(s),
     stderr: (s) => void process.stderr.write(s),
   };
+}
+
+/**
+ * The environment a command that talks to a cluster needs; when none is
+ * selected, says so (naming the environments there are) and returns undefined.
+ */
+export function requireEnvName(ctx: Pick<CliContext, "root" | "envName" | "stderr">): string | undefined {
+  if (ctx.envName) return ctx.envName;
+  const known = listEnvironments(ctx.root);
+  ctx.stderr(`homelab: no environment selected: pass --env NAME${known.length ? ` (environments here: ${known.join(", ")})` : " (none here yet: homelab sandbox start writes one, --env sandbox)"}\n`);
+  return undefined;
 }

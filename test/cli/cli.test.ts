@@ -165,3 +165,16 @@ test("output piped into a reader that stops early (| head) ends quietly, no EPIP
   assert.equal(code, 0);
   assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
 });
+
+test("commands that need an environment name the ones there are when none is selected", async () => {
+  const repo = makeRepo({ "services/app/service.yaml": `name: app\nresources:\n${CONTAINER}`, "Pulumi.lab.yaml": "config: {}\n" });
+  try {
+    for (const args of [["status"], ["destroy", "app", "--yes"], ["unlock", "app"], ["deploy", "app", "--dry-run"], ["monitor", "--once"]]) {
+      const r = await homelab(["--dir", repo.root, ...args], { env: { HOMELAB_ENV: "" } });
+      assert.equal(r.code, 1, args.join(" "));
+      assert.match(r.stderr, /no environment selected: pass --env NAME \(environments here: lab, test\)/, args.join(" "));
+    }
+  } finally {
+    repo.cleanup();
+  }
+});

@@ -6,7 +6,7 @@ import type { Engine } from "../../engine/engine.ts";
 import type { FoundResource, PendingOperation } from "../../engine/state.ts";
 import type { Inventory } from "../../proxmox/inventory.ts";
 import type { Progress } from "../render/progress.ts";
-import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
+import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
 
@@ -84,13 +84,9 @@ export async function runDeploy(ctx: CliContext, names: readonly string[], opts:
   const dryRun = opts.dryRun === true;
   const { loadRepository } = await import("../../config/repository.ts");
   const { resolveSecrets } = await import("../../config/secrets.ts");
-  if (!ctx.envName) {
-    const { listEnvironments } = await import("../../config/environment.ts");
-    const known = listEnvironments(ctx.root);
-    ctx.stderr(`homelab: no environment selected: pass --env NAME${known.length ? ` (environments here: ${known.join(", ")})` : " (none here yet: homelab sandbox start writes one, --env sandbox)"}\n`);
-    return EXIT.failed;
-  }
-  const repo = loadRepository({ root: ctx.root, envName: ctx.envName, ...(opts.all ? {} : { only: names }) });
+  const envName = requireEnvName(ctx);
+  if (!envName) return EXIT.failed;
+  const repo = loadRepository({ root: ctx.root, envName, ...(opts.all ? {} : { only: names }) });
   const env = repo.env;
   if (!repo.envFromFile) {
     printDiagnostics(repo.diagnostics.filter((d) => d.file === env.file || !d.file.includes("/services/")), ctx.root, ctx.err, ctx.stderr);

@@ -2,7 +2,7 @@ import type { Command } from "@commander-js/extra-typings";
 import type { DestroyOutcome } from "../../engine/destroy.ts";
 import type { PendingOperation } from "../../engine/state.ts";
 import type { Inventory } from "../../proxmox/inventory.ts";
-import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
+import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
 import { locateContainer, takeSigint } from "./deploy.ts";
@@ -36,10 +36,8 @@ export function registerDestroy(program: Command<[], GlobalOptions>): void {
 }
 
 async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: boolean; yes: boolean }): Promise<number> {
-  if (!ctx.envName) {
-    ctx.stderr("homelab: no environment selected: pass --env NAME\n");
-    return EXIT.failed;
-  }
+  const envName = requireEnvName(ctx);
+  if (!envName) return EXIT.failed;
   const interactive = process.stdin.isTTY && process.stdout.isTTY;
   if (!opts.dryRun && !opts.yes && !interactive) {
     ctx.stderr(`homelab: destroy deletes ${service}'s containers; not on a terminal, so it cannot ask: pass --yes to confirm (or --dry-run to look first)\n`);
@@ -47,7 +45,7 @@ async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: bool
   }
   const { loadEnvironment } = await import("../../config/environment.ts");
   const { discoverServices } = await import("../../config/discover.ts");
-  const loaded = loadEnvironment(ctx.root, ctx.envName);
+  const loaded = loadEnvironment(ctx.root, envName);
   if (!loaded.env) {
     printDiagnostics(loaded.diagnostics, ctx.root, ctx.err, ctx.stderr);
     return EXIT.failed;

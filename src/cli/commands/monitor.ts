@@ -6,7 +6,7 @@ import type { TargetSource } from "../../monitor/targets.ts";
 import type { Endpoint } from "../../monitor/http.ts";
 import type { WebhookSender } from "../../monitor/webhook.ts";
 import type { Engine } from "../../engine/engine.ts";
-import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
+import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { makeStyle, printDiagnostics } from "../output.ts";
 
@@ -55,10 +55,7 @@ function oneLine(e: unknown): string {
 /** Runs the monitor for the CLI; returns the exit code. */
 export async function runMonitor(ctx: CliContext, names: readonly string[], opts: MonitorFlags, deps: MonitorDeps = {}): Promise<number> {
   const processEnv = deps.processEnv ?? process.env;
-  if (!ctx.envName) {
-    ctx.stderr("homelab: no environment selected: pass --env NAME\n");
-    return EXIT.failed;
-  }
+  if (!requireEnvName(ctx)) return EXIT.failed;
   const { loadRepository } = await import("../../config/repository.ts");
   const repo = loadRepository({ root: ctx.root, envName: ctx.envName, ...(names.length > 0 ? { only: names } : {}) });
   const env = repo.env;

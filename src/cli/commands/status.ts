@@ -1,6 +1,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { ServiceStatusRow } from "../../engine/status.ts";
-import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
+import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 
 /** `homelab status [SERVICE]`: what is deployed, from the state. */
@@ -12,8 +12,8 @@ export function registerStatus(program: Command<[], GlobalOptions>): void {
     .option("--json", "print {environment, backend, services: [...]}")
     .action(async (service, opts, cmd) => {
       const ctx = makeContext(cmd.optsWithGlobals());
-      if (!ctx.envName) {
-        ctx.stderr("homelab: no environment selected: pass --env NAME\n");
+      const envName = requireEnvName(ctx);
+      if (!envName) {
         process.exitCode = EXIT.failed;
         return;
       }
@@ -21,20 +21,20 @@ export function registerStatus(program: Command<[], GlobalOptions>): void {
       const names = discoverServices(ctx.root).map((s) => s.name);
       const { Engine } = await import("../../engine/engine.ts");
       const { environmentStatus } = await import("../../engine/status.ts");
-      const engine = await Engine.open({ root: ctx.root, envName: ctx.envName, readOnly: true });
-      const rows = await environmentStatus(engine, ctx.envName, names, service);
+      const engine = await Engine.open({ root: ctx.root, envName, readOnly: true });
+      const rows = await environmentStatus(engine, envName, names, service);
       // What `homelab monitor` last recorded for this environment, if it ran.
       const { readMonitorState, healthLines } = await import("../../monitor/status.ts");
-      const monitor = await readMonitorState(ctx.root, ctx.envName);
+      const monitor = await readMonitorState(ctx.root, envName);
       const health = new Map(rows.map((r) => [r.service, healthLines(monitor, r.service)]));
       if (service !== undefined && rows.length === 0) {
-        ctx.stderr(`homelab: no service "${service}" here and no stack ${ctx.envName}.${service}\n`);
+        ctx.stderr(`homelab: no service "${service}" here and no stack ${envName}.${service}\n`);
         process.exitCode = EXIT.failed;
         return;
       }
       if (opts.json) {
         const services = rows.map((r) => ({ ...r, health: health.get(r.service) ?? null }));
-        ctx.stdout(JSON.stringify({ environment: ctx.envName, backend: engine.backend.url, services }, null, 2) + "\n");
+        ctx.stdout(JSON.stringify({ environment: envName, backend: engine.backend.url, services }, null, 2) + "\n");
         return;
       }
       ctx.stdout(statusText(rows, ctx, engine.backend.url, Date.now(), health) + "\n");

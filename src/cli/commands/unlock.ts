@@ -1,5 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
-import { makeContext, type GlobalOptions } from "../context.ts";
+import { makeContext, requireEnvName, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 
 /** `homelab unlock SERVICE`: clear the lock a crashed run left on a service's stack. */
@@ -11,15 +11,15 @@ export function registerUnlock(program: Command<[], GlobalOptions>): void {
     .option("--force", "also when homelab cannot check the lock's owner (another machine, or a backend other than files)")
     .action(async (service, opts, cmd) => {
       const ctx = makeContext(cmd.optsWithGlobals());
-      if (!ctx.envName) {
-        ctx.stderr("homelab: no environment selected: pass --env NAME\n");
+      const envName = requireEnvName(ctx);
+      if (!envName) {
         process.exitCode = EXIT.failed;
         return;
       }
       const { Engine } = await import("../../engine/engine.ts");
       const { unlockService } = await import("../../engine/unlock.ts");
-      const engine = await Engine.open({ root: ctx.root, envName: ctx.envName, readOnly: true });
-      const r = await unlockService(engine, ctx.envName, service, opts.force === true);
+      const engine = await Engine.open({ root: ctx.root, envName, readOnly: true });
+      const r = await unlockService(engine, envName, service, opts.force === true);
       const write = r.status === "refused" ? ctx.stderr : ctx.stdout;
       const style = r.status === "refused" ? ctx.err : ctx.out;
       write((r.status === "refused" ? style.red(`homelab: ${r.message}`) : r.message) + "\n");
