@@ -97,6 +97,15 @@ export const environmentKeysSchema = z.strictObject({
     .boolean()
     .optional()
     .describe("Whether deploys build images and run Docker Compose inside containers (default true). The memory sandbox sets false: its guests are state only."),
+  docker_host: z
+    .string()
+    .regex(/^(unix|tcp|ssh):\/\/\S+$/, "a Docker host URL: unix:///path/docker.sock, tcp://host:2376 or ssh://user@host")
+    .optional()
+    .describe("The Docker Engine that builds and pushes images (as DOCKER_HOST; default: DOCKER_HOST, else the local socket). The lxc sandbox sets its own."),
+  docker_source: z
+    .enum(["docker", "distribution"])
+    .optional()
+    .describe("Where containers get Docker Engine and Compose: Docker's apt repository, pinned (docker, the default), or the distribution's packages (distribution: works offline; the sandbox uses it)."),
 });
 type EnvironmentKeys = z.output<typeof environmentKeysSchema>;
 
@@ -158,6 +167,8 @@ export interface EnvironmentConfig {
   monitor?: MonitorConfig;
   /** Whether deploys build images and provision containers (false for state-only guests). */
   provisioning: boolean;
+  /** The Docker Engine that builds images (undefined: DOCKER_HOST or the local socket), and where containers get Docker from. */
+  docker: { host: string | undefined; source: "docker" | "distribution" };
   source: YamlSource | undefined;
 }
 
@@ -189,6 +200,7 @@ export function emptyEnvironment(name: string): EnvironmentConfig {
     defaults: { ...BUILTIN_DEFAULTS },
     escEnvironments: [],
     provisioning: true,
+    docker: { host: undefined, source: "docker" },
     source: undefined,
   };
 }
@@ -349,6 +361,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     },
     escEnvironments: esc,
     provisioning: k.provisioning ?? true,
+    docker: { host: k.docker_host, source: k.docker_source ?? "docker" },
     ...(monitor ? { monitor } : {}),
     source,
   };

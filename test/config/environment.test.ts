@@ -108,3 +108,10 @@ test("homelab:provisioning defaults to true; false (state-only guests) lifts the
   assert.equal(env("config: {}\n").env?.provisioning, true);
   assert.equal(env("config:\n  homelab:provisioning: false\n").env?.provisioning, false);
 });
+
+test("homelab:docker_host and homelab:docker_source: defaults, values, and a clear error for a bad one", () => {
+  assert.deepEqual(env("config: {}\n").env?.docker, { host: undefined, source: "docker" });
+  assert.deepEqual(env('config:\n  homelab:docker_host: "unix:///run/x/docker.sock"\n  homelab:docker_source: distribution\n').env?.docker, { host: "unix:///run/x/docker.sock", source: "distribution" });
+  findDiag(env("config:\n  homelab:docker_source: debian\n").diagnostics, "docker");
+  findDiag(env("config:\n  homelab:docker_host: /var/run/docker.sock\n").diagnostics, "unix:///path/docker.sock");
+});
