@@ -113,7 +113,14 @@ export function loadYamlFile(file: string, what = "file"): LoadResult {
       diagnostics: [diag(file, 1, 1, `${what} is ${mb} MiB; the limit is 1 MiB`, "is this the right file?")],
     };
   }
-  return parseYaml(file, readFileSync(file), what);
+  let buf: Uint8Array;
+  try {
+    buf = readFileSync(file);
+  } catch (e) {
+    // A folder where a file is expected (EISDIR), or a file that vanished or became unreadable since stat.
+    return { ok: false, diagnostics: [diag(file, 1, 1, `cannot read ${what}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)] };
+  }
+  return parseYaml(file, buf, what);
 }
 
 /** Parses YAML bytes (see loadYamlFile); exported for tests and for files already in memory. */

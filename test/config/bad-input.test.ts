@@ -161,6 +161,13 @@ test("a compose file without services", () => {
   findDiag(diagnose({ ...svc(composeSvc), "services/app/docker-compose.yaml": "version: '3'\n" }).diagnostics, "declares no `services:`");
 });
 
+test("a compose file that is a folder is reported, not a crash", () => {
+  const body = CONTAINER + "    docker:\n      compose: true\n      compose_files: [conf]\n";
+  const d = findDiag(diagnose({ ...svc(body), "services/app/conf/x.yaml": "a: 1\n" }).diagnostics, '"conf" is not valid');
+  assert.equal(d.message, 'compose file "conf" is not valid: 1:1: cannot read compose file: EISDIR');
+  assert.deepEqual([d.line, d.col], [12, 23]);
+});
+
 test("compose_files are checked in order, each located", () => {
   const body = CONTAINER + "    docker:\n      compose: true\n      compose_files: [a.yaml, b.yaml]\n";
   const d = findDiag(diagnose({ ...svc(body), "services/app/a.yaml": "services: { web: { image: x } }\n" }).diagnostics, '"b.yaml" does not exist');
