@@ -1,26 +1,53 @@
 /**
- * The inline Pulumi program of one service: its plan turned into
- * `homelab:proxmox:Container` resources (served by the provider plugin
- * `pulumi-resource-homelab`), with `protect`, dependencies inside the service,
- * and dependencies on other services' resources read through StackReference.
- * `docker:image` resources are not deployable yet: they are left out, and
- * the specs say so for the output.
+ * The inline Pulumi program of one service: its plan turned into the homelab
+ * provider's resources (served by the plugin `pulumi-resource-homelab`):
+ * `homelab:docker:Image` per docker:image, `homelab:proxmox:Container` per
+ * container, and `homelab:compose:Deployment` per container that runs a
+ * compose project; with `protect`, dependencies inside the service, and
+ * dependencies on other services' resources read through StackReference.
  */
+import { relative, sep } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { ContainerInputs, PlannedResource, ServicePlan } from "../plan/types.ts";
+import type { ContainerInputs, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "../plan/types.ts";
 import { PROJECT, stackName } from "./stacks.ts";
-import { CONTAINER_TYPE } from "./state.ts";
+import { CONTAINER_TYPE, DEPLOYMENT_TYPE, IMAGE_TYPE } from "./state.ts";
 
-/** A resource the program declares. Pure data, for tests and rendering. */
-export interface ResourceSpec {
+/** The inputs of an image, as planned (the program adds the context's hash when it runs). */
+export interface ImageSpecInputs {
+  name: string;
+  context: string;
+  dockerfile: string;
+  buildArgs: Record<string, string>;
+  registry?: { name: string; url: string; insecure: boolean };
+}
+
+/** A compose deployment, as planned (the program reads the files and wires in the container's address and the images' references). */
+export interface DeploymentSpecInputs {
+  service: string;
+  /** The container it runs in (a resource id of this service). */
+  container: string;
+  /** The service folder and its compose files (absolute, in order). */
+  dir: string;
+  composeFiles: string[];
+  /** The service's images: compose files name them; each is pulled by the reference its build pushed. */
+  images: Array<{ id: string; name: string; path: string }>;
+  registries: Array<{ name: string; url: string; insecure: boolean }>;
+  dockerSource: "docker" | "distribution";
+}
+
+interface SpecBase {
   id: string;
-  type: typeof CONTAINER_TYPE;
-  inputs: ContainerInputs;
   protect: boolean;
   /** Resources of this service it waits for (skipped ones removed). */
   dependsOn: string[];
   crossDependsOn: { service: string; id: string }[];
 }
+
+/** A resource the program declares. Pure data, for tests and rendering. */
+export type ResourceSpec =
+  | (SpecBase & { type: typeof CONTAINER_TYPE; inputs: ContainerInputs })
+  | (SpecBase & { type: typeof IMAGE_TYPE; inputs: ImageSpecInputs })
+  | (SpecBase & { type: typeof DEPLOYMENT_TYPE; inputs: DeploymentSpecInputs });
 
 /** A planned resource the program leaves out, and why. */
 export interface SkippedResource {
@@ -29,24 +56,58 @@ export interface SkippedResource {
   reason: string;
 }
 
-/** The resources a plan deploys now, and those it skips (with the reason). Pure. */
+/** The Pulumi name of the compose deployment inside container `id` (resource ids have no dots, so it cannot clash). */
+export function deploymentName(containerId: string): string {
+  return `${containerId}.compose`;
+}
+
+/** The resources a plan deploys, and those it skips (with the reason). Pure. */
 export function resourceSpecs(plan: ServicePlan): { specs: ResourceSpec[]; skipped: SkippedResource[] } {
   const skipped: SkippedResource[] = [];
-  const deployable: Extract<PlannedResource, { kind: "proxmox:container" }>[] = [];
+  const images: PlannedImage[] = [];
+  const containers: PlannedContainer[] = [];
   for (const r of plan.resources) {
-    if (r.kind === "proxmox:container") deployable.push(r);
-    else skipped.push({ id: r.id, kind: r.kind, reason: `${r.kind} resources are not deployable yet (image builds come with provisioning); skipped` });
+    if (r.kind === "proxmox:container") containers.push(r);
+    else if (plan.provisioning.enabled) images.push(r);
+    else skipped.push({ id: r.id, kind: r.kind, reason: `provisioning is off in environment ${plan.environment} (homelab:provisioning: false): the image is not built` });
   }
-  const ids = new Set(deployable.map((r) => r.id));
-  const specs = deployable.map((r): ResourceSpec => ({
-    id: r.id,
-    type: CONTAINER_TYPE,
-    inputs: r.inputs,
-    protect: r.protect,
-    dependsOn: r.dependsOn.filter((d) => ids.has(d)),
-    crossDependsOn: r.crossDependsOn,
-  }));
+  const ids = new Set<string>([...images, ...containers].map((r) => r.id));
+  const base = (r: PlannedResource): SpecBase => ({ id: r.id, protect: r.protect, dependsOn: r.dependsOn.filter((d) => ids.has(d)), crossDependsOn: r.crossDependsOn });
+  const specs: ResourceSpec[] = [];
+  for (const r of images) {
+    const inputs: ImageSpecInputs = { name: r.name, context: r.context, dockerfile: r.dockerfile, buildArgs: r.buildArgs, ...(r.registry ? { registry: r.registry } : {}) };
+    specs.push({ ...base(r), type: IMAGE_TYPE, inputs });
+  }
+  const registries = [...new Map(images.flatMap((i) => (i.registry ? [[i.registry.name, i.registry] as const] : []))).values()];
+  for (const r of containers) {
+    specs.push({ ...base(r), type: CONTAINER_TYPE, inputs: r.inputs });
+    if (r.compose === undefined || !plan.provisioning.enabled) continue;
+    const dir = r.compose.dir;
+    specs.push({
+      id: deploymentName(r.id),
+      type: DEPLOYMENT_TYPE,
+      // Taking the compose project down is as destructive as deleting its container.
+      protect: r.protect,
+      dependsOn: [r.id, ...images.map((i) => i.id)],
+      crossDependsOn: [],
+      inputs: {
+        service: plan.service,
+        container: r.id,
+        dir,
+        composeFiles: r.compose.files,
+        images: images.map((i) => ({ id: i.id, name: i.name, path: relativePath(dir, i.context) })),
+        registries,
+        dockerSource: plan.provisioning.dockerSource,
+      },
+    });
+  }
   return { specs: dependencyOrder(specs), skipped };
+}
+
+/** `./a/b` for a folder inside `dir`, with forward slashes (as compose files write paths). */
+function relativePath(dir: string, abs: string): string {
+  const rel = relative(dir, abs).split(sep).join("/");
+  return rel === "" ? "." : rel.startsWith("..") ? rel : `./${rel}`;
 }
 
 /** Specs with each one after those it depends on (declaration order otherwise); cycles were refused by validation. */
@@ -76,6 +137,22 @@ export class Container extends pulumi.CustomResource {
   constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
     // Undefined properties are the outputs the engine fills in from the provider.
     super(CONTAINER_TYPE, name, { ...args, vmid: undefined, address: undefined }, opts);
+  }
+}
+
+/** A Docker image built and pushed by the homelab provider plugin. */
+export class Image extends pulumi.CustomResource {
+  declare readonly ref: pulumi.Output<string>;
+
+  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
+    super(IMAGE_TYPE, name, { ...args, ref: undefined }, opts);
+  }
+}
+
+/** A compose project inside a container, provisioned by the homelab provider plugin. */
+export class Deployment extends pulumi.CustomResource {
+  constructor(name: string, args: pulumi.Inputs, opts?: pulumi.CustomResourceOptions) {
+    super(DEPLOYMENT_TYPE, name, args, opts);
   }
 }
 
@@ -123,10 +200,15 @@ export function serviceProgram(opts: ProgramOptions): () => Promise<Record<strin
         }
       }
     }
-    const created = new Map<string, Container>();
+    // Effects the plan leaves to run time: the images' context hashes (so a
+    // preview shows a changed context as a changed input) and the compose files' content.
+    const needsImages = specs.some((s) => s.type === IMAGE_TYPE);
+    const hashContext = needsImages ? (await import("../provision/image.ts")).hashContext : undefined;
+    const { readComposeFiles } = await import("../provision/inputs.ts");
+    const created = new Map<string, pulumi.CustomResource>();
+    const containers = new Map<string, Container>();
+    const images = new Map<string, Image>();
     for (const spec of specs) {
-      const args: pulumi.Inputs = {};
-      for (const [k, v] of Object.entries(spec.inputs) as [string, unknown][]) args[k] = opts.secretInputs?.has(k) ? pulumi.secret(v) : v;
       const dependsOn: pulumi.Resource[] = [];
       for (const d of spec.dependsOn) {
         const r = created.get(d);
@@ -136,12 +218,40 @@ export function serviceProgram(opts: ProgramOptions): () => Promise<Record<strin
         const ref = refs.get(d.service);
         if (ref) dependsOn.push(ref);
       }
-      created.set(spec.id, new Container(spec.id, args, { protect: spec.protect, dependsOn }));
+      const options: pulumi.CustomResourceOptions = { protect: spec.protect, dependsOn };
+      if (spec.type === CONTAINER_TYPE) {
+        const args: pulumi.Inputs = {};
+        for (const [k, v] of Object.entries(spec.inputs) as [string, unknown][]) args[k] = opts.secretInputs?.has(k) ? pulumi.secret(v) : v;
+        const c = new Container(spec.id, args, options);
+        containers.set(spec.id, c);
+        created.set(spec.id, c);
+      } else if (spec.type === IMAGE_TYPE) {
+        const contextHash = hashContext ? (await hashContext({ context: spec.inputs.context, dockerfile: spec.inputs.dockerfile, buildArgs: spec.inputs.buildArgs })).hash : undefined;
+        const i = new Image(spec.id, { ...spec.inputs, contextHash }, options);
+        images.set(spec.id, i);
+        created.set(spec.id, i);
+      } else {
+        const d = spec.inputs;
+        const c = containers.get(d.container);
+        if (!c) throw new Error(`internal: compose deployment ${spec.id} has no container ${d.container}`);
+        const args: pulumi.Inputs = {
+          service: d.service,
+          project: d.service,
+          address: c.address,
+          vmid: c.vmid,
+          composeFiles: await readComposeFiles(d.dir, d.composeFiles),
+          images: d.images.map((i) => ({ name: i.name, path: i.path, ref: images.get(i.id)?.ref })),
+          registries: d.registries,
+          dockerSource: d.dockerSource,
+        };
+        created.set(spec.id, new Deployment(spec.id, args, options));
+      }
     }
     const resources: Record<string, pulumi.Output<unknown>> = {};
-    for (const [id, c] of created) {
+    for (const [id, c] of containers) {
       resources[id] = pulumi.all([c.vmid, c.node, c.address]).apply(([vmid, node, address]) => ({ type: CONTAINER_TYPE, vmid, node, address }));
     }
+    for (const [id, i] of images) resources[id] = i.ref.apply((ref) => ({ type: IMAGE_TYPE, ref }));
     return { service: plan.service, environment: plan.environment, resources, ...(opts.fingerprint !== undefined ? { homelab: { fingerprint: opts.fingerprint } } : {}) };
   };
 }

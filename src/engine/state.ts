@@ -11,8 +11,9 @@ import path from "node:path";
 import type { CurrentResource, CurrentState } from "../plan/types.ts";
 import { PROJECT, urnName, urnType } from "./stacks.ts";
 
-/** The resource type of a Proxmox container. */
-export const CONTAINER_TYPE = "homelab:proxmox:Container";
+import { CONTAINER_TYPE } from "../provider/tokens.ts";
+
+export { CONTAINER_TYPE, DEPLOYMENT_TYPE, IMAGE_TYPE } from "../provider/tokens.ts";
 
 /** One resource of a stack, as the state records it. */
 export interface DeployedResource {

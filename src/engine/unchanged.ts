@@ -7,10 +7,15 @@
  * provider's check normalises inputs idempotently and its diff compares
  * old and new inputs only. Saves a Pulumi CLI and a plugin start (about two
  * seconds of CPU) per unchanged service. Pure.
+ *
+ * Images and compose deployments are always left to the engine: whether they
+ * changed depends on files (a build context, compose files) and on secrets
+ * whose hash the state keeps encrypted, which only the engine can compare.
  */
 import type { ContainerInputs } from "../plan/types.ts";
 import { sameValue } from "./events.ts";
 import type { ResourceSpec } from "./program.ts";
+import { CONTAINER_TYPE, IMAGE_TYPE } from "./state.ts";
 import type { StackState } from "./state.ts";
 
 /** Tags as Proxmox (and the provider's check) normalise them. */
@@ -32,10 +37,12 @@ export function whyChanged(o: { state: StackState | undefined; specs: readonly R
   const recorded = state.outputs["homelab"];
   const fp = recorded !== null && typeof recorded === "object" ? (recorded as Record<string, unknown>)["fingerprint"] : undefined;
   if (fp !== o.fingerprint) return "deployed by another version";
+  const other = specs.find((s) => s.type !== CONTAINER_TYPE);
+  if (other) return `${other.id}: ${other.type === IMAGE_TYPE ? "an image's build context" : "compose files and secrets"} can only be compared by the engine`;
   if (state.resources.length !== specs.length) return "resources added or removed";
   for (const spec of specs) {
     const r = state.resources.find((x) => x.id === spec.id);
-    if (!r || r.type !== spec.type) return `${spec.id} is new`;
+    if (spec.type !== CONTAINER_TYPE || !r || r.type !== spec.type) return `${spec.id} is new`;
     if (r.protect !== spec.protect) return `${spec.id}: protect changed`;
     if (!sameInputs(r.inputs, spec.inputs)) return `${spec.id}: inputs changed`;
     for (const d of spec.crossDependsOn) {

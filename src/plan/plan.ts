@@ -145,12 +145,17 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       inputs,
       template: { chosen: template.chosen.volid, sticky: template.sticky, candidates: template.candidates },
       placement: { chosen: placement.chosen, sticky: placement.sticky, strategy: strategy.name, candidates: placement.candidates },
+      compose: docker && env.provisioning ? { dir: service.dir, files: s.docker.compose_files } : undefined,
     };
     resources.push(planned);
   }
   if (problems.length > 0) return { plan: undefined, problems };
+  const wantsProvisioning = service.resources.some((d) => d.type === "docker:image" || (d.type === "proxmox:container" && (d.spec as { docker?: { compose?: boolean } }).docker?.compose === true));
+  if (!env.provisioning && wantsProvisioning) {
+    notes.push(`provisioning is off in environment ${env.name} (homelab:provisioning: false): containers are created, but images are not built and compose projects not deployed`);
+  }
   const dependsOnServices = [...new Set(resources.flatMap((r) => r.crossDependsOn.map((d) => d.service)))].sort();
-  return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes }, problems };
+  return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes, provisioning: { enabled: env.provisioning, dockerSource: env.docker.source } }, problems };
 }
 
 /** What to do when no node can take a container, from the reasons the nodes gave. */

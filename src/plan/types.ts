@@ -77,9 +77,11 @@ export interface PlannedContainer {
   inputs: ContainerInputs;
   template: { chosen: string; sticky: boolean; candidates: TemplateCandidate[] };
   placement: { chosen: string; sticky: boolean; strategy: string; candidates: NodeCandidate[] };
+  /** The compose project provisioned inside (`docker.compose: true` and provisioning on): the service folder and its compose files, absolute, in order. */
+  compose: { dir: string; files: string[] } | undefined;
 }
 
-/** A planned Docker image (built by the provisioning layer; not deployable before it lands). */
+/** A planned Docker image: built from its folder, tagged by content hash, pushed to its registry. */
 export interface PlannedImage {
   kind: "docker:image";
   id: string;
@@ -106,6 +108,8 @@ export interface ServicePlan {
   dependsOnServices: string[];
   /** Things the user should know, shown in previews (e.g. unsupported resource kinds). */
   notes: string[];
+  /** Whether images are built and compose projects provisioned (the environment's homelab:provisioning), and where containers get Docker from. */
+  provisioning: { enabled: boolean; dockerSource: "docker" | "distribution" };
 }
 
 /** What is deployed now, per resource id, as read from the service's stack (for sticky placement). */

@@ -34,7 +34,7 @@ import { checkContainerInputs, parseContainerState, propertyBag, withoutUndefine
 import { configChange, createParams, eth0Address, featureChangeNeedsRoot, featuresOf, inputsNeedRoot, isSameContainer, liveState } from "./lxc-mapping.ts";
 
 /** The Pulumi type token of the resource. */
-export const CONTAINER_TYPE = "homelab:proxmox:Container";
+export { CONTAINER_TYPE } from "./tokens.ts";
 
 /** How long the resource waits for Proxmox. */
 export interface ContainerTimeouts {

@@ -16,7 +16,8 @@ import { checkProperties, parseState, sameData } from "./schema.ts";
 import type { Checked } from "./schema.ts";
 
 /** The Pulumi type token of the resource. */
-export const DEPLOYMENT_TYPE = "homelab:compose:Deployment";
+import { DEPLOYMENT_TYPE } from "./tokens.ts";
+export { DEPLOYMENT_TYPE };
 
 /** A compose file as the program read it: path relative to service.yaml, content. */
 export interface ComposeFileInput {

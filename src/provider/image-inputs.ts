@@ -10,7 +10,8 @@ import { checkProperties, parseState, sameData } from "./schema.ts";
 import type { Checked } from "./schema.ts";
 
 /** The Pulumi type token of the resource. */
-export const IMAGE_TYPE = "homelab:docker:Image";
+import { IMAGE_TYPE } from "./tokens.ts";
+export { IMAGE_TYPE };
 
 /** The registry an image is pushed to: where it is (credentials come from the environment, by name or address). */
 export interface ImageRegistryInput {

@@ -33,7 +33,7 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     w.sandbox.counters.reset();
     const r = await w.cli(["deploy", "peach", "--dry-run"]);
     assert.equal(r.code, 0, r.all);
-    assert.match(r.stdout, /peach_reverse_proxy_image {2}docker:image resources are not deployable yet.*skipped/);
+    assert.match(r.stdout, /peach_reverse_proxy_image {2}provisioning is off in environment sandbox \(homelab:provisioning: false\): the image is not built/);
     assert.match(r.stdout, /\+ create {2}peach_container {2}on pve-01, debian-12-standard_12\.7-1_amd64, 2048 MB, 2 core\(s\)/);
     assert.match(r.stdout, /template {2}debian-12-standard_12\.7-1_amd64 — newest matching version/);
     assert.match(r.stdout, /beat debian-12-standard_12\.2-1_amd64/);

@@ -44,8 +44,9 @@ function plan(ids: string[], over: Partial<ContainerInputs> = {}, chain = false)
     inputs: { ...inputs, ...over, hostname: id },
     template: { chosen: inputs.template, sticky: false, candidates: [] },
     placement: { chosen: "pve-01", sticky: false, strategy: "most-free-memory", candidates: [] },
+    compose: undefined,
   }));
-  return { service: "peach", environment: "dev", stack: "dev.peach", resources, dependsOnServices: [], notes: [] };
+  return { service: "peach", environment: "dev", stack: "dev.peach", resources, dependsOnServices: [], notes: [], provisioning: { enabled: true, dockerSource: "docker" } };
 }
 
 function tree(dir: string): string {

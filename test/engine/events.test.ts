@@ -122,7 +122,7 @@ void describe("guards", () => {
 
   void it("production guard: containers must be protected in a production environment only", () => {
     const planned = (id: string, protect: boolean) => ({ kind: "proxmox:container", id, protect }) as ServicePlan["resources"][number];
-    const plan = { service: "peach", environment: "prod", stack: "prod.peach", dependsOnServices: [], notes: [], resources: [planned("a", true), planned("b", false)] } as ServicePlan;
+    const plan = { service: "peach", environment: "prod", stack: "prod.peach", dependsOnServices: [], notes: [], provisioning: { enabled: true, dockerSource: "docker" }, resources: [planned("a", true), planned("b", false)] } as ServicePlan;
     assert.deepEqual(productionGuard(plan, true, "prod").map((v) => v.resource), ["b"]);
     assert.match(productionGuard(plan, true, "prod")[0]?.hint ?? "", /protect: true/);
     assert.deepEqual(productionGuard(plan, false, "dev"), []);

@@ -64,6 +64,7 @@ const planned: PlannedContainer = {
       { node: "pve-03", eligible: false, reason: "missing tag tier:1", memFreeMb: 60000 },
     ],
   },
+  compose: undefined,
 };
 
 function outcome(o2: Partial<ServiceOutcome>): ServiceOutcome {
@@ -99,7 +100,7 @@ void describe("change text", () => {
     const text = servicePreviewText(
       outcome({
         status: "failed",
-        plan: { service: "peach", environment: "prod", stack: "prod.peach", resources: [planned], dependsOnServices: [], notes: [] },
+        plan: { service: "peach", environment: "prod", stack: "prod.peach", resources: [planned], dependsOnServices: [], notes: [], provisioning: { enabled: true, dockerSource: "docker" } },
         skippedResources: [{ id: "img", kind: "docker:image", reason: "docker:image resources are not deployable yet; skipped" }],
         preview: [change("peach_container", "create")],
         error: { message: "stack prod.peach is locked by pid 7 on vm, no longer running", detail: "", hint: "clear the lock with `homelab unlock peach`" },

@@ -31,7 +31,8 @@ const inputs: ContainerInputs = {
   protection: false,
 };
 
-const spec = (o: Partial<ResourceSpec> = {}): ResourceSpec => ({ id: "web", type: T, inputs, protect: false, dependsOn: [], crossDependsOn: [], ...o });
+type ContainerSpec = Extract<ResourceSpec, { type: typeof T }>;
+const spec = (o: Partial<ContainerSpec> = {}): ContainerSpec => ({ id: "web", type: T, inputs, protect: false, dependsOn: [], crossDependsOn: [], ...o });
 
 /** A stack state as the provider's check stored it: tags normalised, an optional input absent. */
 function state(o: { fingerprint?: string; protect?: boolean; stored?: Record<string, unknown>; pending?: boolean; extra?: boolean } = {}) {
@@ -94,5 +95,12 @@ void describe("the code fingerprint", () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+void describe("images and compose deployments", () => {
+  void it("are always left to the engine, with the reason", () => {
+    const image: ResourceSpec = { id: "img", type: "homelab:docker:Image", inputs: { name: "x", context: "/c", dockerfile: "Dockerfile", buildArgs: {} }, protect: false, dependsOn: [], crossDependsOn: [] };
+    assert.match(whyChanged({ state: state(), specs: [spec(), image], fingerprint: "fp1", deployedIn: () => new Set() }) ?? "", /img: an image's build context can only be compared by the engine/);
   });
 });

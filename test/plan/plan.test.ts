@@ -161,3 +161,32 @@ test("service waves follow cross-service dependencies; dependents of a failure a
   assert.deepEqual(web?.dependsOnServices, ["app", "db"]);
   assert.deepEqual(web?.resources[0]?.crossDependsOn, [{ service: "app", id: "web" }, { service: "db", id: "web" }]);
 });
+
+test("a docker.compose container plans its compose files (absolute, in order); with provisioning off none, and a note says why", () => {
+  for (const provisioning of [true, false]) {
+    const repo = makeRepo({
+      ...(provisioning ? {} : { "Pulumi.test.yaml": "config:\n  homelab:tier1_hosts: [pve-01, pve-02]\n  homelab:provisioning: false\n" }),
+      "services/app/service.yaml": `name: app\nresources:\n${CONTAINER}    docker:\n      compose: true\n      compose_files: [base.yaml, override.yaml]\n`,
+      "services/app/base.yaml": "services:\n  web:\n    image: nginx\n",
+      "services/app/override.yaml": "services:\n  web:\n    ports: ['80:80']\n",
+    });
+    try {
+      const r = loadRepository({ root: repo.root, envName: "test" });
+      assert.deepEqual(r.diagnostics, []);
+      const service = r.services.get("app");
+      assert.ok(service);
+      const { plan: p } = planService({ service, env: r.env, inventory: inventory([node("pve-01", 10)]), current: new Map(), sshPublicKey: "k" });
+      const c = p?.resources[0] as PlannedContainer;
+      if (provisioning) {
+        assert.deepEqual(c.compose, { dir: service.dir, files: [`${service.dir}/base.yaml`, `${service.dir}/override.yaml`] });
+        assert.deepEqual(p?.notes, []);
+      } else {
+        assert.equal(c.compose, undefined);
+        assert.match(p?.notes.join("\n") ?? "", /provisioning is off in environment test/);
+      }
+      assert.equal(p?.provisioning.enabled, provisioning);
+    } finally {
+      repo.cleanup();
+    }
+  }
+});

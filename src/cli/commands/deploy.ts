@@ -5,6 +5,7 @@ import type { DeployReport, ServiceOutcome } from "../../engine/deploy.ts";
 import type { Engine } from "../../engine/engine.ts";
 import type { FoundResource, PendingOperation } from "../../engine/state.ts";
 import type { Inventory } from "../../proxmox/inventory.ts";
+import { CONTAINER_TYPE } from "../../provider/tokens.ts";
 import type { Progress } from "../render/progress.ts";
 import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
@@ -253,7 +254,7 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
  * It is complete when it runs and no task holds it.
  */
 export function locateContainer(inventory: Pick<Inventory, "guests">, service: string, op: PendingOperation, taken: ReadonlySet<string>): FoundResource | undefined {
-  if (op.type !== "homelab:proxmox:Container") return undefined;
+  if (op.type !== CONTAINER_TYPE) return undefined;
   const hostname = op.inputs["hostname"];
   const node = op.inputs["node"];
   const found = inventory.guests.filter(
