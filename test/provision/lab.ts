@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import Docker from "dockerode";
 import { createLxcBackend, lxcAvailable } from "../../src/sandbox/lxc/backend.ts";
 import type { LxcGuestBackend } from "../../src/sandbox/lxc/backend.ts";
+import { dockerdArgv } from "../../src/sandbox/lxc/commands.ts";
 import { createExecutor } from "../../src/sandbox/lxc/exec.ts";
 
 const run = promisify(execFile);
@@ -50,21 +51,7 @@ function alive(pid: number): boolean {
 export async function startPrivateDockerd(dir: string, insecureRegistry: string): Promise<{ docker: Docker; socket: string; stop(): Promise<void> }> {
   await mkdir(dir, { recursive: true });
   const socket = join(dir, "docker.sock");
-  const pid = createExecutor().spawnDaemon(
-    [
-      "dockerd",
-      "--host", `unix://${socket}`,
-      "--data-root", join(dir, "data"),
-      "--exec-root", join(dir, "exec"),
-      "--pidfile", join(dir, "docker.pid"),
-      "--bridge", "none",
-      "--iptables=false",
-      "--ip-forward=false",
-      "--ip-masq=false",
-      "--insecure-registry", insecureRegistry,
-    ],
-    join(dir, "dockerd.log"),
-  );
+  const pid = createExecutor().spawnDaemon(dockerdArgv({ dir, socket, insecureRegistry }), join(dir, "dockerd.log"));
   const docker = new Docker({ socketPath: socket });
   const stop = async (): Promise<void> => {
     if (alive(pid)) process.kill(pid, "SIGTERM");

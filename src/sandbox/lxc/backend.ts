@@ -7,7 +7,9 @@
  * overlay over the template's unpacked tree, so creating one copies nothing.
  * Next to the guests the backend runs what a homelab has next to Proxmox: an
  * image registry and a package cache, both on the bridge's host address, so
- * guests only ever talk to this machine.
+ * guests only ever talk to this machine; and, when asked, a Docker Engine of
+ * its own on the host that may push to that plain-HTTP registry, for image
+ * builds.
  */
 import { constants } from "node:fs";
 import { access, chmod, chown, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -20,6 +22,7 @@ import {
   aptProxyConf,
   bridgeCreateCommands,
   cpusetFor,
+  dockerdArgv,
   forwardRuleInsertCommands,
   hostIpv4Commands,
   hostKeyCommand,
@@ -42,10 +45,11 @@ import {
 } from "./commands.ts";
 import type { LxcConfigParams, LxcRef } from "./commands.ts";
 import { createExecutor } from "./exec.ts";
-import { cleanUpScope, ensureLxcfs, lxcpathOf, stopSharedLxcfs, withLxcfsLock } from "./cleanup.ts";
+import { cleanUpScope, DOCKERD_STOP_GRACE_MS, dockerPathsOf, ensureLxcfs, lxcpathOf, stopSharedLxcfs, withLxcfsLock } from "./cleanup.ts";
 import type { BackendScope } from "./cleanup.ts";
 import type { CommandResult, Executor } from "./exec.ts";
 import {
+  dockerAnswers,
   memoryCgroupPath,
   processMatches,
   processUptime,
@@ -75,6 +79,11 @@ export interface LxcBackendOptions {
   executor?: Executor;
   /** Told about slow one-time steps (template build, unpack), even when not verbose. */
   progress?: (message: string) => void;
+  /**
+   * Also run a Docker Engine on the host (default false) that trusts the
+   * registry, for building and pushing images: see `dockerHost`.
+   */
+  docker?: boolean;
 }
 
 /** The lxc backend, with the addresses the provisioning step needs. */
@@ -89,6 +98,12 @@ export interface LxcGuestBackend extends GuestBackend {
   readonly registry: string;
   /** The package cache as an apt HTTP proxy URL, e.g. `http://10.87.53.1:3142`. */
   readonly packageCache: string;
+  /**
+   * The backend's Docker Engine (`docker: true`), as a DOCKER_HOST value
+   * (`unix:///run/homelab-sandbox/<bridge>/docker.sock`); it lists the
+   * registry as insecure. Undefined without `docker`.
+   */
+  readonly dockerHost: string | undefined;
   readonly stateDir: string;
   /** How getting the templates went when the backend started. */
   readonly templateBuild: TemplateBuildReport;
@@ -175,6 +190,8 @@ interface DaemonRecord {
   name: string;
   pid: number;
   exe: string;
+  /** How long it gets after SIGTERM. */
+  graceMs?: number;
 }
 
 function assertBridgeName(bridge: string): void {
@@ -215,6 +232,11 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
   const runDir = join(stateDir, "run");
   const logDir = join(stateDir, "logs");
   const registryDir = join(stateDir, "registry");
+  const registry = `${subnet.hostAddress}:${REGISTRY_PORT}`;
+  const docker = options.docker === true ? dockerPathsOf(stateDir, bridge) : undefined;
+  // Built first: it fails on a socket path too long before anything starts.
+  const dockerd = docker ? dockerdArgv({ ...docker, insecureRegistry: registry }) : undefined;
+  if (dockerd && !(await onPath("dockerd"))) throw new Error("docker: true needs dockerd (Debian's docker.io; run scripts/setup-sandbox-host.sh)");
   const hostCpus = availableParallelism();
   const memswSupported = await stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").then(
     () => true,
@@ -243,11 +265,12 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     }
   }
 
-  async function startDaemon(name: string, argv: string[], ready: () => Promise<boolean>): Promise<void> {
+  async function startDaemon(name: string, argv: string[], ready: () => Promise<boolean>, graceMs?: number): Promise<void> {
     const pid = ex.spawnDaemon(argv, join(logDir, `${name}.log`));
     const exe = argv[0] ?? name;
-    daemons.push({ name, pid, exe });
+    daemons.push({ name, pid, exe, ...(graceMs !== undefined ? { graceMs } : {}) });
     await writeFile(join(runDir, `${name}.pid`), `${pid}\n`);
+    const started = Date.now();
     try {
       await waitFor(`${name} to start`, async () => {
         if (!(await processMatches(pid, exe))) {
@@ -256,8 +279,9 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
         }
         return ready();
       }, 20_000);
+      ex.log(`${name} (pid ${pid}) answered after ${Date.now() - started} ms`);
     } catch (err) {
-      await stopProcess(pid, exe);
+      await stopProcess(pid, exe, graceMs);
       throw err;
     }
   }
@@ -272,6 +296,10 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     const regConf = join(stateDir, "registry.yml");
     await writeFile(regConf, registryConfig(subnet.hostAddress, REGISTRY_PORT, join(registryDir, "data")));
     await startDaemon("registry", registryArgv(regConf), () => tcpAnswers(subnet.hostAddress, REGISTRY_PORT));
+    if (docker && dockerd) {
+      for (const d of [docker.dir, docker.execRoot]) await mkdir(d, { recursive: true });
+      await startDaemon("dockerd", dockerd, () => dockerAnswers(docker.socket), DOCKERD_STOP_GRACE_MS);
+    }
     await mkdir(join(packageCacheDir, "cache"), { recursive: true });
     const acngDir = join(stateDir, "run", "apt-cacher-ng");
     await mkdir(acngDir, { recursive: true });
@@ -372,8 +400,9 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     bridge,
     subnet: subnetCidr,
     hostAddress: subnet.hostAddress,
-    registry: `${subnet.hostAddress}:${REGISTRY_PORT}`,
+    registry,
     packageCache: `http://${subnet.hostAddress}:${PACKAGE_CACHE_PORT}`,
+    dockerHost: docker ? `unix://${docker.socket}` : undefined,
     stateDir,
     get templateBuild() {
       return templateBuild;
@@ -557,7 +586,9 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
           await Promise.all(ours.map((g) => ex.run({ ...lxcKillCommand(g.ref), okCodes: [0, 1, 2] })));
         },
         async () => {
-          for (const d of daemons) await stopProcess(d.pid, d.exe);
+          // Newest first: dockerd may be pushing to the registry. Each is
+          // gone (dockerd waits for its containerd) before anything is unmounted.
+          for (const d of [...daemons].reverse()) await stopProcess(d.pid, d.exe, d.graceMs);
         },
       ]);
       await withLxcfsLock(() => stopSharedLxcfs(ex));

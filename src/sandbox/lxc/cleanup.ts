@@ -4,9 +4,10 @@
  * tagged iptables rules, the bridge. Also the host-wide lxcfs that every
  * sandbox shares.
  */
-import { mkdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readFile, rm, rmdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import {
+  dockerRuncRoot,
   iptablesSaveCommand,
   linkDeleteCommand,
   linkListCommand,
@@ -15,13 +16,17 @@ import {
   lxcfsPidFile,
   lxcKillCommand,
   lxcLsCommand,
+  parseRuncList,
   removeTreeCommand,
+  runcDeleteCommand,
+  runcListCommand,
   taggedRuleDeleteCommands,
   umountCommand,
   unmountUnderCommands,
 } from "./commands.ts";
 import type { Executor } from "./exec.ts";
-import { isMounted, listProcesses, lxcMonitors, processesMentioning, processMatches, readMounts, stopProcess, waitFor } from "./host.ts";
+import { isMounted, listProcesses, lxcMonitors, processMatches, readMounts, stopProcess, waitFor } from "./host.ts";
+import type { ProcessInfo } from "./host.ts";
 import { acquireFileLock } from "./lock.ts";
 
 /** What one backend owns: its state folder and its bridge. */
@@ -37,11 +42,48 @@ export function lxcpathOf(stateDir: string): string {
   return join(stateDir, "lxc");
 }
 
-/** The daemons a backend starts with its state folder in their argv. */
-export const OWN_DAEMONS: readonly string[] = ["docker-registry", "apt-cacher-ng"];
+/**
+ * Where a backend's dockerd keeps its sockets and runtime state: under /run,
+ * named after the bridge, because a state folder may be too deep for unix
+ * socket paths (containerd's sit under the exec root). Images stay in the
+ * state folder (`docker/data`).
+ */
+export function dockerRunDirOf(bridge: string): string {
+  return `/run/homelab-sandbox/${bridge}`;
+}
+
+/** The paths of a backend's dockerd: `dir` (data root, pid file), its exec root and its socket. */
+export function dockerPathsOf(stateDir: string, bridge: string): { dir: string; execRoot: string; socket: string } {
+  const run = dockerRunDirOf(bridge);
+  return { dir: join(stateDir, "docker"), execRoot: join(run, "docker"), socket: join(run, "docker.sock") };
+}
+
+/**
+ * The daemons a backend starts, found by their argv naming its state folder
+ * or its docker run folder: dockerd's managed containerd and its shims name
+ * only the latter.
+ */
+export const OWN_DAEMONS: readonly string[] = ["docker-registry", "apt-cacher-ng", "dockerd", "containerd", "containerd-shim-runc-v2"];
 
 /** The folders of a state folder that close empties. */
-export const STATE_SUBDIRS: readonly string[] = ["lxc", "run", "logs", "registry"];
+export const STATE_SUBDIRS: readonly string[] = ["lxc", "run", "logs", "registry", "docker"];
+
+/** How long dockerd gets to stop its containers and containerd before SIGKILL (it takes a few seconds). */
+export const DOCKERD_STOP_GRACE_MS = 30_000;
+
+/** The scope's daemons running now, by their argv; dockerd first. */
+async function scopeDaemons(s: BackendScope): Promise<Array<ProcessInfo & { exe: string }>> {
+  const needles = [s.stateDir, `${dockerRunDirOf(s.bridge)}/`];
+  const found: Array<ProcessInfo & { exe: string }> = [];
+  for (const p of await listProcesses()) {
+    if (p.pid === process.pid) continue;
+    const exe = (p.argv[0] ?? "").split("/").pop() ?? "";
+    if (!OWN_DAEMONS.includes(exe)) continue;
+    if (!p.argv.some((a) => needles.some((n) => a.includes(n)))) continue;
+    found.push({ ...p, exe });
+  }
+  return found.sort((a, b) => Number(b.exe === "dockerd") - Number(a.exe === "dockerd"));
+}
 
 /** The mount point LXC's lxcfs hook reads. */
 export const LXCFS_MOUNT = "/var/lib/lxcfs";
@@ -63,24 +105,42 @@ export async function stopScopeContainers(s: BackendScope): Promise<void> {
 }
 
 /**
- * Stops the scope's daemons (registry, package cache), found by their argv
- * naming the state folder; other programs that happen to (a `tail -f` of a
- * log) are left alone.
+ * Stops the scope's daemons (registry, package cache, Docker), found by
+ * their argv; other programs that happen to name the state folder (a
+ * `tail -f` of a log) are left alone. dockerd goes first, so it stops its
+ * containers itself. Containers whose dockerd was killed outright live on
+ * under their shims: runc kills them before the shims are stopped.
  */
 export async function stopScopeDaemons(s: BackendScope): Promise<void> {
-  for (const p of processesMentioning(await listProcesses(), s.stateDir, new Set([process.pid]))) {
-    const exe = (p.argv[0] ?? "").split("/").pop() ?? "";
-    if (!OWN_DAEMONS.includes(exe)) continue;
+  for (const p of await scopeDaemons(s)) {
+    if (p.exe !== "dockerd") continue;
     s.ex.log(`stopping leftover process ${p.pid}: ${p.argv.join(" ")}`);
-    await stopProcess(p.pid, exe);
+    await stopProcess(p.pid, p.exe, DOCKERD_STOP_GRACE_MS);
+  }
+  const rest = await scopeDaemons(s);
+  if (rest.some((p) => p.exe === "containerd-shim-runc-v2")) {
+    const root = dockerRuncRoot(dockerPathsOf(s.stateDir, s.bridge).execRoot);
+    for (const id of parseRuncList((await s.ex.run(runcListCommand(root))).stdout)) {
+      s.ex.log(`killing leftover container ${id}`);
+      await s.ex.run(runcDeleteCommand(root, id));
+    }
+  }
+  for (const p of rest) {
+    s.ex.log(`stopping leftover process ${p.pid}: ${p.argv.join(" ")}`);
+    await stopProcess(p.pid, p.exe);
   }
 }
 
-/** Unmounts everything under the state folder and removes what the backend keeps there. */
+/** Unmounts everything under the state folder and the docker run folder, and removes what the backend keeps there. */
 export async function removeScopeFiles(s: BackendScope): Promise<void> {
+  const dockerRun = dockerRunDirOf(s.bridge);
   await s.ex.runAll(await unmountUnderCommands(s.stateDir));
+  await s.ex.runAll(await unmountUnderCommands(dockerRun));
   for (const sub of STATE_SUBDIRS) await s.ex.run(removeTreeCommand(join(s.stateDir, sub)));
   await rm(join(s.stateDir, "registry.yml"), { force: true });
+  await s.ex.run(removeTreeCommand(dockerRun));
+  // Their common parent goes with the last sandbox.
+  await rmdir(dirname(dockerRun)).catch(() => undefined);
 }
 
 /** Deletes the iptables rules tagged with the scope's bridge. */

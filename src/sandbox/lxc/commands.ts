@@ -4,6 +4,7 @@
  * registry config). `exec.ts` runs them.
  */
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Command } from "./exec.ts";
 
 // ---------------------------------------------------------------- LXC
@@ -308,6 +309,91 @@ export function registryConfig(address: string, port: number, storageDir: string
     `  addr: ${address}:${port}`,
     "",
   ].join("\n");
+}
+
+// ---------------------------------------------------------------- Docker Engine
+
+/** The longest path a unix socket may have on Linux (`sun_path` is 108 bytes, NUL included). */
+export const UNIX_SOCKET_PATH_MAX = 107;
+
+/**
+ * The longest socket path dockerd's managed containerd makes under the exec
+ * root (`containerd.sock.ttrpc` is as long). Shims put theirs in
+ * /run/containerd/s whatever the exec root.
+ */
+const EXEC_ROOT_SOCKET = "/containerd/containerd-debug.sock";
+
+/** Where a private dockerd keeps things. */
+export interface DockerdParams {
+  /** Data root (`<dir>/data`: images, layers) and pid file (`<dir>/docker.pid`). */
+  dir: string;
+  /** The API socket. */
+  socket: string;
+  /** Runtime state and containerd's sockets (default `<dir>/exec`): keep it short. */
+  execRoot?: string;
+  /** A plain-HTTP registry Docker may push to (`host:port`). */
+  insecureRegistry: string;
+}
+
+function checkSocketPath(path: string, what: string): void {
+  const n = Buffer.byteLength(path);
+  if (n > UNIX_SOCKET_PATH_MAX) {
+    throw new Error(`${what} would be ${n} bytes long, over the ${UNIX_SOCKET_PATH_MAX} a unix socket path may have: ${path}`);
+  }
+}
+
+/**
+ * A dockerd of our own next to whatever Docker the host has: its own
+ * socket, data and exec roots, no bridge, no iptables or forwarding changes
+ * (the sandbox's FORWARD rules stay as they are), trusting the sandbox's
+ * plain-HTTP registry. Fails when a socket path would be too long.
+ */
+export function dockerdArgv(p: DockerdParams): string[] {
+  const execRoot = p.execRoot ?? join(p.dir, "exec");
+  checkSocketPath(p.socket, "dockerd's socket");
+  checkSocketPath(`${execRoot}${EXEC_ROOT_SOCKET}`, `a containerd socket under the exec root ${execRoot}`);
+  return [
+    "dockerd",
+    "--host", `unix://${p.socket}`,
+    "--data-root", join(p.dir, "data"),
+    "--exec-root", execRoot,
+    "--pidfile", join(p.dir, "docker.pid"),
+    "--bridge", "none",
+    "--iptables=false",
+    "--ip-forward=false",
+    "--ip-masq=false",
+    "--insecure-registry", p.insecureRegistry,
+  ];
+}
+
+/** Where the runc under a dockerd with this exec root keeps its containers' state. */
+export function dockerRuncRoot(execRoot: string): string {
+  return join(execRoot, "runtime-runc", "moby");
+}
+
+/** Lists the containers runc knows under `root`, as JSON (`null` when none). */
+export function runcListCommand(root: string): Command {
+  return { argv: ["runc", "--root", root, "list", "--format", "json"], okCodes: [0, 1], timeoutMs: 30_000 };
+}
+
+/** The container ids in `runc list --format json` output (none when it is not that). */
+export function parseRuncList(stdout: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout.trim() || "null");
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(parsed)) return [];
+  return parsed.flatMap((c: unknown) => {
+    const id = (c as { id?: unknown } | null)?.id;
+    return typeof id === "string" && /^[\w.-]+$/.test(id) ? [id] : [];
+  });
+}
+
+/** Kills a container's processes and removes it (for containers whose dockerd and containerd are gone). */
+export function runcDeleteCommand(root: string, id: string): Command {
+  return { argv: ["runc", "--root", root, "delete", "--force", id], okCodes: [0, 1], timeoutMs: 60_000 };
 }
 
 /**

@@ -4,6 +4,7 @@
  * exported for tests; the readers are thin.
  */
 import { readdir, readFile } from "node:fs/promises";
+import { request } from "node:http";
 import { connect } from "node:net";
 
 /** A process and its argv. */
@@ -111,6 +112,22 @@ export function tcpAnswers(host: string, port: number, timeoutMs = 1000): Promis
     sock.setTimeout(timeoutMs, () => done(false));
     sock.once("connect", () => done(true));
     sock.once("error", () => done(false));
+  });
+}
+
+/** Whether a Docker Engine answers `GET /_ping` with `OK` on the unix socket `socketPath`. */
+export function dockerAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: "/_ping", method: "GET", timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve(res.statusCode === 200 && body === "OK"));
+      res.on("error", () => resolve(false));
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+    req.end();
   });
 }
 

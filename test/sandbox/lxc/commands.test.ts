@@ -6,6 +6,8 @@ import {
   aptProxyConf,
   bridgeCreateCommands,
   cpusetFor,
+  dockerdArgv,
+  dockerRuncRoot,
   forwardRuleInsertCommands,
   forwardRuleSpecs,
   hostKeyCommand,
@@ -20,13 +22,17 @@ import {
   netnsAddrCommand,
   overlayMountCommand,
   parseLxcInfo,
+  parseRuncList,
   registryConfig,
   removeTreeCommand,
   ruleTag,
+  runcDeleteCommand,
+  runcListCommand,
   splitRuleLine,
   taggedRuleDeleteCommands,
 } from "../../../src/sandbox/lxc/commands.ts";
 import type { LxcConfigParams } from "../../../src/sandbox/lxc/commands.ts";
+import { dockerPathsOf, OWN_DAEMONS, STATE_SUBDIRS } from "../../../src/sandbox/lxc/cleanup.ts";
 
 const ref = { lxcpath: "/s/lxc", name: "hlsbx0-101" };
 
@@ -205,6 +211,58 @@ test("registry and package cache listen on the bridge address with their own fol
     assert.ok(acng.includes(a), a);
   }
   assert.ok(!acng.some((l) => l.startsWith("Remap-")), "no remaps to mirrors the host may not reach");
+});
+
+test("dockerdArgv: a dockerd of our own that leaves the host's network alone and trusts the sandbox registry", () => {
+  assert.deepEqual(dockerdArgv({ dir: "/s/docker", socket: "/run/hl/docker.sock", execRoot: "/run/hl/docker", insecureRegistry: "10.87.53.1:5000" }), [
+    "dockerd",
+    "--host", "unix:///run/hl/docker.sock",
+    "--data-root", "/s/docker/data",
+    "--exec-root", "/run/hl/docker",
+    "--pidfile", "/s/docker/docker.pid",
+    "--bridge", "none",
+    "--iptables=false",
+    "--ip-forward=false",
+    "--ip-masq=false",
+    "--insecure-registry", "10.87.53.1:5000",
+  ]);
+  const argv = dockerdArgv({ dir: "/t/d", socket: "/t/d/docker.sock", insecureRegistry: "10.0.0.1:5000" });
+  assert.equal(argv[argv.indexOf("--exec-root") + 1], "/t/d/exec", "the exec root defaults to <dir>/exec");
+});
+
+test("dockerdArgv refuses socket paths over the unix limit, naming the path", () => {
+  const deep = `/${"d".repeat(80)}`;
+  // containerd's sockets sit 33 bytes below the exec root: 74 is the most it may be.
+  const fits = `/${"e".repeat(73)}`;
+  assert.doesNotThrow(() => dockerdArgv({ dir: deep, socket: "/run/x.sock", execRoot: fits, insecureRegistry: "r:5000" }));
+  assert.throws(() => dockerdArgv({ dir: deep, socket: "/run/x.sock", execRoot: `${fits}e`, insecureRegistry: "r:5000" }), (e: Error) => {
+    assert.match(e.message, /containerd socket under the exec root .* 108 bytes long, over the 107/);
+    return true;
+  });
+  assert.throws(() => dockerdArgv({ dir: "/d", socket: `${deep}/${"s".repeat(30)}.sock`, execRoot: "/run/e", insecureRegistry: "r:5000" }), /dockerd's socket would be/);
+  // Bytes, not characters.
+  assert.throws(() => dockerdArgv({ dir: "/d", socket: `/${"é".repeat(60)}`, execRoot: "/run/e", insecureRegistry: "r:5000" }), /121 bytes/);
+});
+
+test("the backend's dockerd: sockets under /run by bridge, so any state folder works; images in the state folder, which cleanup empties", () => {
+  const stateDir = `/home/someone/${"projects/".repeat(12)}infra/.homelab/sandbox/lxc`;
+  const p = dockerPathsOf(stateDir, "hlsbx0");
+  assert.deepEqual(p, { dir: `${stateDir}/docker`, execRoot: "/run/homelab-sandbox/hlsbx0/docker", socket: "/run/homelab-sandbox/hlsbx0/docker.sock" });
+  // The longest bridge name still fits.
+  assert.doesNotThrow(() => dockerdArgv({ ...dockerPathsOf(stateDir, "b".repeat(15)), insecureRegistry: "10.87.53.1:5000" }));
+  assert.ok(STATE_SUBDIRS.includes("docker"));
+  for (const d of ["dockerd", "containerd", "containerd-shim-runc-v2"]) assert.ok(OWN_DAEMONS.includes(d), d);
+});
+
+test("runc commands: the leftover containers of a killed dockerd, found and deleted", () => {
+  const root = dockerRuncRoot("/run/homelab-sandbox/hlsbx0/docker");
+  assert.equal(root, "/run/homelab-sandbox/hlsbx0/docker/runtime-runc/moby");
+  assert.deepEqual(runcListCommand(root).argv, ["runc", "--root", root, "list", "--format", "json"]);
+  assert.deepEqual(runcDeleteCommand(root, "abc").argv, ["runc", "--root", root, "delete", "--force", "abc"]);
+  assert.deepEqual(parseRuncList('[{"ociVersion":"1.0.2-dev","id":"7bede470e0d7","pid":492,"status":"running"},{"id":"x y"},{"pid":3}]\n'), ["7bede470e0d7"]);
+  assert.deepEqual(parseRuncList("null\n"), [], "what runc prints for none");
+  assert.deepEqual(parseRuncList(""), []);
+  assert.deepEqual(parseRuncList("not json"), []);
 });
 
 test("guest files: apt proxy and hosts", () => {

@@ -1,16 +1,18 @@
 /**
  * Helpers for the lxc backend's end-to-end tests (root, LXC): host set-up,
- * SSH into guests with ssh2 (host keys pinned), a private dockerd on the host,
+ * SSH into guests with ssh2 (host keys pinned), a private dockerd on the host
+ * (for tests that do not ask the backend for its own with `docker: true`),
  * and the leftover check that `close()` must pass.
  */
 import { execFile } from "node:child_process";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { access, mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "ssh2";
 import type { GuestSpec, TemplateInfo } from "../../../src/sandbox/guest-backend.ts";
 import { lxcAvailable } from "../../../src/sandbox/lxc/backend.ts";
-import { ruleTag } from "../../../src/sandbox/lxc/commands.ts";
+import { dockerRunDirOf } from "../../../src/sandbox/lxc/cleanup.ts";
+import { dockerdArgv, ruleTag } from "../../../src/sandbox/lxc/commands.ts";
 import { createExecutor } from "../../../src/sandbox/lxc/exec.ts";
 import { listProcesses, lxcMonitors, processesMentioning, sleep, waitFor } from "../../../src/sandbox/lxc/host.ts";
 
@@ -133,21 +135,7 @@ export async function startPrivateDockerd(dir: string, insecureRegistry: string)
   await mkdir(dir, { recursive: true });
   const sock = join(dir, "docker.sock");
   const ex = createExecutor();
-  const pid = ex.spawnDaemon(
-    [
-      "dockerd",
-      "--host", `unix://${sock}`,
-      "--data-root", join(dir, "data"),
-      "--exec-root", join(dir, "exec"),
-      "--pidfile", join(dir, "docker.pid"),
-      "--bridge", "none",
-      "--iptables=false",
-      "--ip-forward=false",
-      "--ip-masq=false",
-      "--insecure-registry", insecureRegistry,
-    ],
-    join(dir, "dockerd.log"),
-  );
+  const pid = ex.spawnDaemon(dockerdArgv({ dir, socket: sock, insecureRegistry }), join(dir, "dockerd.log"));
   const env = { ...process.env, DOCKER_HOST: `unix://${sock}` };
   const stop = async (): Promise<void> => {
     try {
@@ -207,9 +195,14 @@ export async function leftovers(o: { stateDir: string; bridge: string; hostAddre
   }
   const rules = (await host(["iptables-save"])).split("\n").filter((l) => l.includes(ruleTag(o.bridge)));
   for (const r of rules) found.push(`iptables: ${r}`);
-  const mounts = (await readFile("/proc/mounts", "utf8")).split("\n").filter((l) => (l.split(" ")[1] ?? "").startsWith(o.stateDir));
+  // The backend's dockerd keeps its sockets and runtime state there (its containerd names only that).
+  const dockerRun = dockerRunDirOf(o.bridge);
+  const mounts = (await readFile("/proc/mounts", "utf8")).split("\n").filter((l) => [o.stateDir, dockerRun].some((d) => (l.split(" ")[1] ?? "").startsWith(d)));
   for (const m of mounts) found.push(`mount: ${m}`);
-  for (const p of processesMentioning(await listProcesses(), o.stateDir, new Set([process.pid]))) found.push(`process ${p.pid}: ${p.argv.join(" ")}`);
+  const procs = await listProcesses();
+  const mentioning = new Map([o.stateDir, `${dockerRun}/`].flatMap((d) => processesMentioning(procs, d, new Set([process.pid]))).map((p) => [p.pid, p]));
+  for (const p of mentioning.values()) found.push(`process ${p.pid}: ${p.argv.join(" ")}`);
+  if (await access(dockerRun).then(() => true, () => false)) found.push(`folder ${dockerRun}`);
   // Probing the address after close would route it off this machine, so look for it on the host's links instead.
   const addrs = JSON.parse(await host(["ip", "-json", "-4", "addr", "show"])) as Array<{ ifname: string; addr_info?: Array<{ local?: string }> }>;
   for (const l of addrs) if ((l.addr_info ?? []).some((a) => a.local === o.hostAddress)) found.push(`address ${o.hostAddress} on ${l.ifname}`);
