@@ -26,6 +26,8 @@ export interface DaemonInfo {
   backend: string;
   /** The image registry next to the sandbox (lxc backend): `host:port`, plain HTTP. */
   registry?: string;
+  /** The sandbox's own Docker Engine (lxc backend), which trusts that registry: `unix:///...`. */
+  dockerHost?: string;
   /** The lxc backend's bridge, when not the default. */
   bridge?: string;
 }
@@ -80,7 +82,17 @@ export function envFilePath(root: string): string {
 const ENV_HEADER = "# Written by `homelab sandbox start`: the environment `--env sandbox`.";
 
 /** The environment file's text: the first two nodes are tier 1, the rest tier 2. */
-export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretFile: string; rootPasswordFile: string; fingerprint: string; nodes: string[]; backend?: string; registry?: string }): string {
+export function renderEnvFile(info: {
+  url: string;
+  tokenId: string;
+  tokenSecretFile: string;
+  rootPasswordFile: string;
+  fingerprint: string;
+  nodes: string[];
+  backend?: string;
+  registry?: string;
+  dockerHost?: string;
+}): string {
   const tier1 = info.nodes.slice(0, Math.min(2, info.nodes.length));
   const rest = info.nodes.slice(tier1.length);
   const lines = [
@@ -110,6 +122,18 @@ export function renderEnvFile(info: { url: string; tokenId: string; tokenSecretF
   if (info.registry !== undefined) {
     // Named as the example services name theirs, so they deploy unchanged.
     lines.push("  homelab:registries:", `    local_registry: { url: ${JSON.stringify(info.registry)}, insecure: true }`);
+  }
+  if (info.dockerHost !== undefined) {
+    lines.push(
+      "  # Images are built by the sandbox's own Docker Engine: it may push to the plain-HTTP registry.",
+      `  homelab:docker_host: ${JSON.stringify(info.dockerHost)}`,
+    );
+  }
+  if (info.backend === "lxc") {
+    lines.push(
+      "  # The guests are offline but for the package cache: Docker in them comes from Debian's packages.",
+      "  homelab:docker_source: distribution",
+    );
   }
   return lines.join("\n") + "\n";
 }

@@ -44,6 +44,7 @@ const nodes = int("nodes", values.nodes);
 // The lxc backend is loaded only when asked for: it needs root and LXC.
 let backend: GuestBackend | undefined;
 let registry: string | undefined;
+let dockerHost: string | undefined;
 if (values.backend === "lxc") {
   const { createLxcBackend, lxcAvailable } = await import("./lxc/backend.ts");
   const avail = await lxcAvailable();
@@ -53,9 +54,12 @@ if (values.backend === "lxc") {
     ...(values.bridge !== undefined ? { bridge: values.bridge } : {}),
     ...(values.subnet !== undefined ? { subnet: values.subnet } : {}),
     progress: (m) => void process.stdout.write(`progress: ${m}\n`),
+    // Deploys build images on this machine and push them to the registry.
+    docker: true,
   });
   backend = lxc;
   registry = lxc.registry;
+  dockerHost = lxc.dockerHost;
 } else if (values.backend !== "memory") {
   throw new Error(`unknown backend '${values.backend}' (memory | lxc)`);
 }
@@ -88,6 +92,7 @@ const info: DaemonInfo = {
   nodes: Array.from({ length: nodes }, (_, i) => `pve-${String(i + 1).padStart(2, "0")}`),
   backend: values.backend,
   ...(registry !== undefined ? { registry } : {}),
+  ...(dockerHost !== undefined ? { dockerHost } : {}),
   ...(values.bridge !== undefined ? { bridge: values.bridge } : {}),
 };
 // Written whole, then renamed: the starter never reads half a file.

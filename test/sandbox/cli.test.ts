@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -137,6 +137,39 @@ describe("homelab sandbox start/stop (subprocesses)", () => {
     const lxc = renderEnvFile({ url: "https://127.0.0.1:8006", tokenId: "root@pam!homelab", tokenSecretFile: "/t", rootPasswordFile: "/p", fingerprint: "AB:CD", nodes: ["pve-01"], backend: "lxc", registry: "10.0.0.1:5000" });
     assert.doesNotMatch(lxc, /provisioning/);
     assert.match(lxc, /local_registry: \{ url: "10\.0\.0\.1:5000", insecure: true \}/);
+  });
+
+  it("the lxc backend's env file names its Docker Engine and Debian's Docker for the offline guests, each with a comment why; the memory one neither", async () => {
+    const fingerprint = Array.from({ length: 32 }, () => "AB").join(":");
+    const base = { url: "https://127.0.0.1:8006", tokenId: "root@pam!homelab", tokenSecretFile: "/t", rootPasswordFile: "/p", fingerprint, nodes: ["pve-01"] };
+    const lxc = renderEnvFile({ ...base, backend: "lxc", registry: "10.0.0.1:5000", dockerHost: "unix:///run/homelab-sandbox/hlsbx0/docker.sock" });
+    const lines = lxc.split("\n");
+    const host = lines.indexOf('  homelab:docker_host: "unix:///run/homelab-sandbox/hlsbx0/docker.sock"');
+    const source = lines.indexOf("  homelab:docker_source: distribution");
+    assert.ok(host > 0 && source > 0, lxc);
+    assert.match(lines[host - 1] ?? "", /^ {2}# .*Docker Engine.*plain-HTTP registry/);
+    assert.match(lines[source - 1] ?? "", /^ {2}# .*offline.*Debian's packages/);
+    const doc = parse(lxc) as { config: Record<string, unknown> };
+    assert.equal(doc.config["homelab:docker_host"], "unix:///run/homelab-sandbox/hlsbx0/docker.sock");
+    assert.equal(doc.config["homelab:docker_source"], "distribution");
+    // And the environment schema takes them.
+    const repo = await mkdtemp(join(tmpdir(), "homelab-sandbox-env-"));
+    try {
+      await mkdir(join(repo, ".homelab", "environments"), { recursive: true });
+      await writeFile(join(repo, ".homelab", "environments", "Pulumi.sandbox.yaml"), lxc);
+      const { env, diagnostics } = loadEnvironment(repo, "sandbox");
+      assert.deepEqual(diagnostics.filter((d) => d.severity === "error"), []);
+      assert.deepEqual(env?.docker, { host: "unix:///run/homelab-sandbox/hlsbx0/docker.sock", source: "distribution" });
+    } finally {
+      await rm(repo, { recursive: true, force: true });
+    }
+
+    const memory = renderEnvFile({ ...base, backend: "memory" });
+    assert.doesNotMatch(memory, /docker_host|docker_source/);
+    // Without the engine (a daemon from before it), still Debian's Docker in lxc guests.
+    const older = renderEnvFile({ ...base, backend: "lxc", registry: "10.0.0.1:5000" });
+    assert.doesNotMatch(older, /docker_host/);
+    assert.match(older, /^ {2}homelab:docker_source: distribution$/m);
   });
 
   it("the env file has the documented shape", () => {

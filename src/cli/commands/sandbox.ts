@@ -90,7 +90,7 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
           process.stderr.write(`note: cleaned up after a sandbox that is gone (pid ${s.cleanedStale})\n`);
         }
         if (opts.json) {
-          const line = { url: s.url, token: s.tokenId, tokenSecretFile: s.tokenSecretFile, fingerprint: s.fingerprint, envFile: s.envFile, caFile: s.caFile, pid: s.pid, stateDir: s.stateDir, backend: s.backend, ...(s.registry !== undefined ? { registry: s.registry } : {}) };
+          const line = { url: s.url, token: s.tokenId, tokenSecretFile: s.tokenSecretFile, fingerprint: s.fingerprint, envFile: s.envFile, caFile: s.caFile, pid: s.pid, stateDir: s.stateDir, backend: s.backend, ...(s.registry !== undefined ? { registry: s.registry } : {}), ...(s.dockerHost !== undefined ? { dockerHost: s.dockerHost } : {}) };
           process.stdout.write(JSON.stringify(line) + "\n");
           return;
         }
@@ -103,6 +103,7 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
             `  fingerprint  ${s.fingerprint}`,
             `  CA file      ${s.caFile}`,
             ...(s.registry !== undefined ? [`  registry     ${s.registry} (plain HTTP; local_registry in the environment)`] : []),
+            ...(s.dockerHost !== undefined ? [`  docker host  ${s.dockerHost} (builds images; trusts the registry)`] : []),
             `  environment  ${s.envFile}  (use --env sandbox)`,
             `  log          ${s.logFile}`,
             "stop it with `homelab sandbox stop`",

@@ -1,11 +1,13 @@
 /**
  * `homelab sandbox start --backend lxc` end to end, through the CLI as a user
- * runs it: real LXC guests behind the API, a registry next to it, the
- * environment file for --env sandbox, and `stop` leaving nothing behind.
+ * runs it: real LXC guests behind the API, a registry and a Docker Engine
+ * that trusts it next to it, the environment file for --env sandbox, and
+ * `stop` leaving nothing behind.
  */
 import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -17,6 +19,18 @@ const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const ENTRY = join(ROOT, "src/cli/entry.ts");
 const BRIDGE = "hlsbxt9";
 
+function dockerPing(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path: "/_ping" }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve(body));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 function homelab(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [ENTRY, ...args], { cwd, timeout: 20 * 60_000, env: { ...process.env, NO_COLOR: "1" } }, (error, stdout, stderr) => {
@@ -25,7 +39,7 @@ function homelab(cwd: string, ...args: string[]): Promise<{ code: number; stdout
   });
 }
 
-test("[root][lxc] sandbox start --backend lxc from the CLI: registry, environment, refusal of a second start; stop leaves nothing", { timeout: 25 * 60_000 }, async () => {
+test("[root][lxc][docker] sandbox start --backend lxc from the CLI: registry, Docker Engine, environment, refusal of a second start; stop leaves nothing", { timeout: 25 * 60_000 }, async () => {
   await ensureSandboxHost();
   const repo = mkdtempSync(join(tmpdir(), "homelab-lxc-cli-"));
   cpSync(join(ROOT, "services"), join(repo, "services"), { recursive: true });
@@ -34,11 +48,16 @@ test("[root][lxc] sandbox start --backend lxc from the CLI: registry, environmen
   try {
     const started = await homelab(repo, "sandbox", "start", "--backend", "lxc", "--bridge", BRIDGE, "--subnet", "10.87.69.0/24", "--json");
     assert.equal(started.code, 0, started.stderr);
-    const line = JSON.parse(started.stdout) as { backend: string; registry: string; envFile: string };
+    const line = JSON.parse(started.stdout) as { backend: string; registry: string; dockerHost?: string; envFile: string };
     assert.equal(line.backend, "lxc");
     assert.equal(line.registry, "10.87.69.1:5000");
+    assert.equal(line.dockerHost, `unix:///run/homelab-sandbox/${BRIDGE}/docker.sock`);
     const env = await readFile(line.envFile, "utf8");
     assert.match(env, /local_registry: \{ url: "10\.87\.69\.1:5000", insecure: true \}/);
+    assert.ok(env.includes(`  homelab:docker_host: "${line.dockerHost}"`), env);
+    assert.match(env, /^ {2}homelab:docker_source: distribution$/m);
+    // The sandbox's Docker Engine answers there.
+    assert.equal(await dockerPing(line.dockerHost.slice("unix://".length)), "OK");
     // The example services validate against it unchanged (peach's registry is local_registry).
     const valid = await homelab(repo, "--env", "sandbox", "validate", "--skip-secrets");
     assert.equal(valid.code, 0, valid.stderr);
