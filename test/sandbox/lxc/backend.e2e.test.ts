@@ -41,6 +41,8 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
     assert.ok(left.some((l) => l.startsWith("running containers")), "and its guest");
     assert.ok(left.some((l) => l.startsWith("iptables")), "and its rules");
     assert.ok(left.some((l) => l.startsWith("process")), "and its registry and package cache");
+    assert.ok(left.some((l) => /^process \d+: dockerd /.test(l)), "and its dockerd");
+    assert.ok(left.some((l) => /^process \d+: containerd --config \/run\/homelab-sandbox\/hlsbxt1\//.test(l)), "and dockerd's containerd, which names only the run folder");
   }
 
   test("a second start cleans up what a killed sandbox left, and close leaves nothing", async () => {
