@@ -37,6 +37,8 @@ export interface EngineOptions {
   pluginDir?: string;
   /** CI mode, passed to the provider as HOMELAB_CI. */
   ci?: boolean;
+  /** Passed to the provider as HOMELAB_VERBOSE: image builds and provisioning stream their whole output. */
+  verbose?: boolean;
   /** Extra variables for every CLI run (tests). */
   extraEnv?: Record<string, string>;
   /** For commands that only read: no passphrase is generated, no state folder created. */
@@ -160,6 +162,7 @@ export class Engine {
     const env = {
       ...workspaceEnv({ root: o.root, envName: o.envName, backend, passphrase, pluginDir: o.pluginDir ?? (processEnv["HOMELAB_PLUGIN_DIR"] || path.join(TOOL_ROOT, "bin")), cliDir: path.dirname(cli.path), base: processEnv }),
       HOMELAB_CI: o.ci ? "true" : "false",
+      HOMELAB_VERBOSE: o.verbose ? "true" : "false",
       ...o.extraEnv,
     };
     const command = await PulumiCommand.get({ root: path.dirname(path.dirname(cli.path)), skipVersionCheck: true });

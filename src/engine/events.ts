@@ -7,6 +7,8 @@
  * module does not load Pulumi.
  */
 import { urnName } from "./stacks.ts";
+import { describeDeploymentChange } from "../provider/deployment-inputs.ts";
+import { DEPLOYMENT_TYPE } from "../provider/tokens.ts";
 import { isServiceResource } from "./state.ts";
 
 /** The state of a resource in a step event. */
@@ -70,6 +72,8 @@ export interface ResourceChange {
   error: string | undefined;
   /** Outputs after the step (vmid, address, ...), when known. */
   outputs: Record<string, unknown> | undefined;
+  /** What an update means, in words, where raw inputs would say little (a compose deployment: which files, secrets). */
+  summary?: string[];
 }
 
 /** One step starting, finishing or failing, for live progress. */
@@ -231,6 +235,9 @@ export class ChangeTracker {
       const merged = new Map(c.properties.map((p) => [p.key, p]));
       for (const p of props) merged.set(p.key, { ...p, replaces: p.replaces || (merged.get(p.key)?.replaces ?? false) });
       c.properties = [...merged.values()].sort((a, b) => a.key.localeCompare(b.key));
+    }
+    if (m.type === DEPLOYMENT_TYPE && (kind === "update" || kind === "replace") && m.old && m.new) {
+      c.summary = describeDeploymentChange(m.old.inputs ?? {}, m.new.inputs ?? {});
     }
     c.protect ||= m.new?.protect === true || m.old?.protect === true;
     if (planning) {

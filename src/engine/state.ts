@@ -11,7 +11,7 @@ import path from "node:path";
 import type { CurrentResource, CurrentState } from "../plan/types.ts";
 import { PROJECT, urnName, urnType } from "./stacks.ts";
 
-import { CONTAINER_TYPE } from "../provider/tokens.ts";
+import { CONTAINER_TYPE, DEPLOYMENT_TYPE, IMAGE_TYPE } from "../provider/tokens.ts";
 
 export { CONTAINER_TYPE, DEPLOYMENT_TYPE, IMAGE_TYPE } from "../provider/tokens.ts";
 
@@ -180,11 +180,20 @@ export function currentState(state: StackState | undefined): CurrentState {
 }
 
 /** A container's facts for `status`: node, vmid, address. Pure. */
-export function resourceFacts(r: DeployedResource): { node: string | undefined; vmid: number | undefined; address: string | undefined } {
+export function resourceFacts(r: DeployedResource): { node: string | undefined; vmid: number | undefined; address: string | undefined; detail: string | undefined } {
+  if (r.type === IMAGE_TYPE) return { node: undefined, vmid: undefined, address: undefined, detail: str(r.outputs["ref"]) };
+  if (r.type === DEPLOYMENT_TYPE) {
+    const unit = str(r.outputs["unit"]);
+    const docker = str(r.outputs["docker"]);
+    const drift = Array.isArray(r.outputs["drift"]) && r.outputs["drift"].length > 0 ? `drift: ${r.outputs["drift"].map(String).join("; ")}` : undefined;
+    const detail = [unit !== undefined ? `compose via ${unit}` : undefined, docker, drift].filter((x) => x !== undefined).join(", ");
+    return { node: undefined, vmid: undefined, address: undefined, detail: detail || undefined };
+  }
   return {
     node: str(r.outputs["node"]) ?? str(r.inputs["node"]),
     vmid: num(r.outputs["vmid"]) ?? (r.type === CONTAINER_TYPE ? num(r.physicalId) : undefined),
     address: str(r.outputs["address"]),
+    detail: undefined,
   };
 }
 

@@ -133,3 +133,16 @@ void describe("guards", () => {
     assert.deepEqual(protectGuard("peach", [r("a", true), r("b", false)]).map((v) => v.resource), ["a"]);
   });
 });
+
+void describe("compose deployment changes in words", () => {
+  void it("an update of a Deployment names the compose file that changed and says secrets changed, instead of dumping inputs", () => {
+    const t = new ChangeTracker();
+    const dir = "/opt/homelab/hello";
+    const old = { service: "hello", fileHashes: { [`${dir}/docker-compose.yaml`]: "a1", [`${dir}/compose`]: "c1" }, secretsHash: "s1" };
+    const news = { service: "hello", fileHashes: { [`${dir}/docker-compose.yaml`]: "a2", [`${dir}/compose`]: "c1" }, secretsHash: "s2" };
+    t.handle({ resourcePreEvent: { planning: true, metadata: { op: "update", urn: "urn:pulumi:test.hello::homelab::homelab:compose:Deployment::hello_container.compose", type: "homelab:compose:Deployment", old: { inputs: old }, new: { inputs: news } } } });
+    const [c] = t.changes();
+    assert.equal(c?.id, "hello_container.compose");
+    assert.deepEqual(c?.summary, ["compose files changed: docker-compose.yaml", "secrets changed"]);
+  });
+});

@@ -177,7 +177,7 @@ void describe("status and progress text", () => {
       [
         { service: "gone", stack: "prod.gone", state: "orphaned", lastUpdate: "2026-01-01T00:00:00.000Z", resources: [], pendingOperations: 0, lock: undefined },
         { service: "new", stack: "prod.new", state: "never-deployed", lastUpdate: undefined, resources: [], pendingOperations: 0, lock: undefined },
-        { service: "peach", stack: "prod.peach", state: "deployed", lastUpdate: "2026-01-01T00:00:00.000Z", resources: [{ id: "c", type: T, node: "pve-01", vmid: 101, address: "10.0.0.5", protect: true }], pendingOperations: 1, lock: "pid 7 on vm, no longer running" },
+        { service: "peach", stack: "prod.peach", state: "deployed", lastUpdate: "2026-01-01T00:00:00.000Z", resources: [{ id: "c", type: T, node: "pve-01", vmid: 101, address: "10.0.0.5", detail: undefined, protect: true }], pendingOperations: 1, lock: "pid 7 on vm, no longer running" },
       ],
       { out: o, envName: "prod" },
       "file:///r/.homelab/state",

@@ -35,7 +35,7 @@ void describe("state parsing", () => {
     assert.equal(r.id, "peach_container");
     assert.equal(r.physicalId, "101");
     assert.equal(r.protect, true);
-    assert.deepEqual(resourceFacts(r), { node: "pve-01", vmid: 101, address: "10.0.0.5" });
+    assert.deepEqual(resourceFacts(r), { node: "pve-01", vmid: 101, address: "10.0.0.5", detail: undefined });
   });
 
   void it("gives the planner each container's node, template and vmid", () => {
@@ -132,5 +132,20 @@ void describe("locks", () => {
     assert.equal(lock.username, "root");
     assert.equal(lock.file, "/tmp/s/.pulumi/locks/organization/homelab/dev.peach/7aa6.json");
     assert.equal(parseLockError("error: something else"), undefined);
+  });
+});
+
+void describe("status facts of images and compose deployments", () => {
+  void it("an image shows its pushed reference; a deployment its unit, Docker and drift, not a container's facts", () => {
+    const base = { urn: "u", physicalId: "x", protect: false, inputs: {} };
+    assert.deepEqual(resourceFacts({ ...base, id: "img", type: "homelab:docker:Image", outputs: { ref: "10.0.0.1:5000/hello-web:0123456789abcdef" } }), {
+      node: undefined,
+      vmid: undefined,
+      address: undefined,
+      detail: "10.0.0.1:5000/hello-web:0123456789abcdef",
+    });
+    const d = resourceFacts({ ...base, id: "c.compose", type: "homelab:compose:Deployment", outputs: { unit: "homelab-hello.service", docker: "docker.io 20.10 / compose v2", address: "10.0.0.5", vmid: 101, drift: ["unit not running"] } });
+    assert.equal(d.detail, "compose via homelab-hello.service, docker.io 20.10 / compose v2, drift: unit not running");
+    assert.equal(d.vmid, undefined);
   });
 });

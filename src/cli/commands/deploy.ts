@@ -186,7 +186,7 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
   const { Engine } = await import("../../engine/engine.ts");
   let engine: Engine;
   try {
-    engine = await Engine.open({ root: ctx.root, envName: env.name, processEnv: p.processEnv, ci: p.ci });
+    engine = await Engine.open({ root: ctx.root, envName: env.name, processEnv: p.processEnv, ci: p.ci, verbose: ctx.verbose });
   } catch (e) {
     ctx.stderr(ctx.err.red(`homelab: ${e instanceof Error ? e.message : String(e)}`) + "\n");
     if (e instanceof EngineSetupError && e.hint) ctx.stderr(ctx.err.dim(`  hint: ${e.hint}`) + "\n");

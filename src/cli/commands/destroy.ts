@@ -55,7 +55,7 @@ async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: bool
   const { Engine } = await import("../../engine/engine.ts");
   const { destroyService } = await import("../../engine/destroy.ts");
   const { stackName } = await import("../../engine/stacks.ts");
-  const engine = await Engine.open({ root: ctx.root, envName: env.name });
+  const engine = await Engine.open({ root: ctx.root, envName: env.name, verbose: ctx.verbose });
   const { Progress } = await import("../render/progress.ts");
   const { changeLines } = await import("../render/changes.ts");
   const o = ctx.out;

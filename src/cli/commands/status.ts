@@ -68,7 +68,10 @@ export function statusText(
     if (r.state === "orphaned") lines.push(`  ${o.yellow(`services/${r.service} is gone but its stack remains: \`homelab destroy ${r.service} --env ${ctx.envName ?? ""}\` removes its resources`)}`);
     const idWidth = Math.max(0, ...r.resources.map((x) => x.id.length));
     for (const x of r.resources) {
-      const facts = [x.node ?? "", x.vmid !== undefined ? `vmid ${x.vmid}` : "", x.address ?? o.dim("no address yet"), x.protect ? o.yellow("protected") : ""].filter((f) => f !== "");
+      const facts =
+        x.detail !== undefined || x.type !== "homelab:proxmox:Container"
+          ? [x.detail ?? "", x.protect ? o.yellow("protected") : ""].filter((f) => f !== "")
+          : [x.node ?? "", x.vmid !== undefined ? `vmid ${x.vmid}` : "", x.address ?? o.dim("no address yet"), x.protect ? o.yellow("protected") : ""].filter((f) => f !== "");
       lines.push(`  ${x.id.padEnd(idWidth)}  ${facts.join("  ")}`);
     }
     const h = health.get(r.service);

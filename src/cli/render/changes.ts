@@ -80,7 +80,9 @@ export function changeLines(changes: readonly ResourceChange[], planned: readonl
     if (c.protect) extra.push(o.yellow("protected"));
     if (c.status === "failed") extra.push(o.red("FAILED"));
     lines.push(`  ${kindLabel(c.kind, o, opts.past && c.status === "done")}  ${c.id.padEnd(width)}  ${extra.join(", ")}`.trimEnd());
-    if (c.kind === "update" || c.kind === "replace") {
+    if (c.summary !== undefined && c.summary.length > 0) {
+      for (const l of c.summary) lines.push(`      ${l}`);
+    } else if (c.kind === "update" || c.kind === "replace") {
       for (const p of c.properties) lines.push(`      ${formatProperty(p, o)}`);
       if (c.kind === "replace" && !c.properties.some((p) => p.replaces)) lines.push(`      ${o.dim("the provider requires a replacement")}`);
     }
