@@ -6,8 +6,10 @@ import type { Diagnostic } from "../util/diagnostics.ts";
 import { didYouMean } from "../util/suggest.ts";
 import { loadYamlFile, type YamlSource } from "./source.ts";
 import { zodIssuesToDiagnostics } from "./zod-diagnostics.ts";
+import { BUILTIN_DEFAULTS, defaultKind } from "./environment-defaults.ts";
 
 export { environmentFile, listEnvironments } from "./discover.ts";
+export { BUILTIN_DEFAULTS, emptyEnvironment } from "./environment-defaults.ts";
 
 /** Kinds of environment; `production` turns on the production guards. */
 export const ENVIRONMENT_KINDS = ["production", "staging", "development", "sandbox"] as const;
@@ -146,9 +148,6 @@ export interface MonitorConfig {
   webhook: { kind: "ntfy" | "gotify" | "json"; url: string; token?: SecretRef } | undefined;
 }
 
-/** Built-in defaults, used where neither the service nor the environment says. */
-export const BUILTIN_DEFAULTS = { memory: 512, cores: 1, disk: 8, swap: 512, storage: "local-lvm", templateStorage: "local", bridge: "vmbr0" } as const;
-
 /** An environment (`Pulumi.<env>.yaml`), resolved. */
 export interface EnvironmentConfig {
   name: string;
@@ -184,29 +183,6 @@ function ref(keys: Record<string, unknown>, what: string, base: string): SecretR
   const env = keys[`${what}_env`];
   if (typeof file !== "string" && typeof env !== "string") return undefined;
   return { ...(typeof file === "string" ? { file: expandPath(file, base) } : {}), ...(typeof env === "string" ? { env } : {}) };
-}
-
-/** An environment with no file: built-in defaults only (validation without a cluster). */
-export function emptyEnvironment(name: string): EnvironmentConfig {
-  return {
-    name,
-    file: undefined,
-    kind: defaultKind(name),
-    production: defaultKind(name) === "production",
-    clusterName: undefined,
-    proxmox: undefined,
-    hosts: {},
-    registries: {},
-    defaults: { ...BUILTIN_DEFAULTS },
-    escEnvironments: [],
-    provisioning: true,
-    docker: { host: undefined, source: "docker" },
-    source: undefined,
-  };
-}
-
-function defaultKind(name: string): EnvironmentKind {
-  return name === "prod" || name === "production" ? "production" : name === "sandbox" ? "sandbox" : "development";
 }
 
 /** Loads and validates an environment file; diagnostics carry file:line:col. */
