@@ -1,9 +1,11 @@
-import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import jsYaml from "js-yaml";
 import type { Document, LineCounter, Node, Pair } from "yaml";
 import type * as YamlLib from "yaml";
 import type { Diagnostic } from "../util/diagnostics.ts";
+import { readBounded } from "./fs-probe.ts";
+
+export { MAX_FILE_BYTES } from "./fs-probe.ts";
 
 /**
  * Two parsers, one meaning. js-yaml reads the data (several times faster, which
@@ -35,8 +37,6 @@ function withinExpansionBudget(data: unknown): boolean {
   return true;
 }
 
-/** Larger files are refused before they are read: no service.yaml needs this much. */
-export const MAX_FILE_BYTES = 1024 * 1024;
 /** Alias expansions allowed when converting to data; a billion-laughs file fails fast here. */
 const MAX_ALIAS_COUNT = 100;
 
@@ -98,29 +98,44 @@ function lineColAt(buf: Uint8Array, offset: number): { line: number; col: number
 
 /** Reads and parses a YAML file, turning every way it can be unreadable into a located diagnostic. */
 export function loadYamlFile(file: string, what = "file"): LoadResult {
-  let size: number;
-  try {
-    size = statSync(file).size;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const msg = code === "ENOENT" ? `${what} not found` : `cannot read ${what}: ${code ?? String(e)}`;
-    return { ok: false, diagnostics: [diag(file, 1, 1, msg)] };
-  }
-  if (size > MAX_FILE_BYTES) {
-    const mb = (size / (1024 * 1024)).toFixed(1);
+  const read = readBounded(file);
+  if (read.ok) return parseYaml(file, read.buf, what);
+  if ("tooBig" in read) {
+    const mb = (read.tooBig / (1024 * 1024)).toFixed(1);
     return {
       ok: false,
       diagnostics: [diag(file, 1, 1, `${what} is ${mb} MiB; the limit is 1 MiB`, "is this the right file?")],
     };
   }
-  let buf: Uint8Array;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    // A folder where a file is expected (EISDIR), or a file that vanished or became unreadable since stat.
-    return { ok: false, diagnostics: [diag(file, 1, 1, `cannot read ${what}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)] };
-  }
-  return parseYaml(file, buf, what);
+  // Not found, unreadable, or a folder where a file is expected (EISDIR).
+  const msg = read.error === "ENOENT" ? `${what} not found` : `cannot read ${what}: ${read.error}`;
+  return { ok: false, diagnostics: [diag(file, 1, 1, msg)] };
+}
+
+/**
+ * A source for a file known to be valid, read and parsed only if something
+ * asks for its text, data or a position (the validate cache's services: a
+ * cross-service error found later still gets its line and column).
+ */
+export function deferredSource(file: string, what = "file"): YamlSource {
+  let real: YamlSource | undefined;
+  const get = (): YamlSource => {
+    if (!real) {
+      const loaded = loadYamlFile(file, what);
+      real = loaded.ok ? loaded.source : makeSource(file, "", undefined);
+    }
+    return real;
+  };
+  return {
+    file,
+    get text() {
+      return get().text;
+    },
+    get data() {
+      return get().data;
+    },
+    locate: (path, opts) => get().locate(path, opts),
+  };
 }
 
 /** Parses YAML bytes (see loadYamlFile); exported for tests and for files already in memory. */

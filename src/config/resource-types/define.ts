@@ -40,7 +40,11 @@ export interface ResourceType {
   readonly summary: string;
   /** The full schema of one resource of this type (base fields included). */
   readonly schema: z.ZodObject;
-  /** Cross-file checks on an already schema-valid resource. */
+  /**
+   * Cross-file checks on an already schema-valid resource. Files are looked at
+   * only through loadYamlFile and pathKind (fs-probe.ts), whose observations
+   * the validate cache records to know when a result still holds.
+   */
   check(resource: unknown, ctx: CheckContext): void;
   /** The resource with defaults filled in from the environment, for `show` and planning. */
   resolve(resource: unknown, env: EnvironmentConfig | undefined, serviceDir: string): Record<string, unknown>;

@@ -1,9 +1,9 @@
-import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { didYouMean } from "../../util/suggest.ts";
 import { defineResourceType } from "./define.ts";
 import { insideServiceDir } from "../paths.ts";
+import { pathKind } from "../fs-probe.ts";
 
 /** Docker's rule for repository names: lowercase path components. */
 const IMAGE_NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
@@ -28,9 +28,10 @@ export const dockerImage = defineResourceType({
       ctx.report(["path"], `path "${r.path}" ${inside.reason}`, { hint: "build contexts must live inside the service folder" });
     } else {
       const dockerfile = join(inside.abs, r.dockerfile ?? "Dockerfile");
-      if (!existsSync(inside.abs) || !statSync(inside.abs).isDirectory()) {
+      // Through pathKind, so that the validate cache sees what this depended on.
+      if (pathKind(inside.abs) !== "dir") {
         ctx.report(["path"], `path "${r.path}" is not a folder (looked for ${inside.abs})`);
-      } else if (!existsSync(dockerfile)) {
+      } else if (pathKind(dockerfile) === "none") {
         ctx.report([r.dockerfile ? "dockerfile" : "path"], `no ${r.dockerfile ?? "Dockerfile"} in "${r.path}"`, { hint: `create ${join(r.path, r.dockerfile ?? "Dockerfile")}` });
       }
     }
