@@ -22,7 +22,7 @@ import type { LxcGuestBackend } from "../../../src/sandbox/lxc/backend.ts";
 import { TEMPLATE_VERSIONS, templateFileName } from "../../../src/sandbox/lxc/templates.ts";
 import { startSandboxServer } from "../../../src/sandbox/server.ts";
 import type { RunningSandbox } from "../../../src/sandbox/server.ts";
-import { ensureSandboxHost, host, hostKeyOf, leftovers, makeKey, sshRun, startPrivateDockerd, waitForSsh } from "./helpers.ts";
+import { ensureSandboxHost, host, hostKeyOf, leftovers, makeKey, sshRun, waitForSsh } from "./helpers.ts";
 import type { SshTarget } from "./helpers.ts";
 
 const NODE = "pve-01";
@@ -48,7 +48,8 @@ describe("[root][lxc][docker] the lxc sandbox through its HTTPS API, used by the
     dir = await mkdtemp(join(tmpdir(), "homelab-lxc-api-life-"));
     stateDir = join(dir, "lxc-state");
     key = await makeKey(join(dir, "key"));
-    backend = await createLxcBackend({ stateDir, bridge: BRIDGE, subnet: SUBNET });
+    // With its Docker Engine, as `homelab sandbox start` runs it: the Docker test builds there.
+    backend = await createLxcBackend({ stateDir, bridge: BRIDGE, subnet: SUBNET, docker: true });
     sandbox = await startSandboxServer({ backend, taskDurationMs: 20, stateDir: join(dir, "api") });
     // As the provider builds it from the sandbox's environment file: the token and the pinned certificate.
     client = createProxmoxClient({ endpoint: sandbox.url, auth: parseApiToken(sandbox.token), tls: { fingerprint: sandbox.fingerprint } });
@@ -164,18 +165,14 @@ describe("[root][lxc][docker] the lxc sandbox through its HTTPS API, used by the
     assert.equal(config.unprivileged, true);
     assert.deepEqual(config.features, { nesting: true });
 
-    const dockerd = await startPrivateDockerd(join(dir, "dockerd"), backend.registry);
+    const dockerEnv = { ...process.env, DOCKER_HOST: backend.dockerHost ?? "" };
     const image = `${backend.registry}/homelab-test/hello:1`;
-    try {
-      const ctx = join(dir, "image");
-      await mkdir(ctx, { recursive: true });
-      await copyFile("/bin/busybox", join(ctx, "busybox"));
-      await writeFile(join(ctx, "Dockerfile"), 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "echo", "hello from the sandbox registry"]\n');
-      await host(["docker", "build", "--network", "none", "-t", image, ctx], dockerd.env);
-      await host(["docker", "push", image], dockerd.env);
-    } finally {
-      await dockerd.stop();
-    }
+    const ctx = join(dir, "image");
+    await mkdir(ctx, { recursive: true });
+    await copyFile("/bin/busybox", join(ctx, "busybox"));
+    await writeFile(join(ctx, "Dockerfile"), 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "echo", "hello from the sandbox registry"]\n');
+    await host(["docker", "build", "--network", "none", "-t", image, ctx], dockerEnv);
+    await host(["docker", "push", image], dockerEnv);
 
     const installStarted = Date.now();
     await sh(docker, "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io", 15 * 60_000);

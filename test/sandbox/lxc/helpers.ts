@@ -1,8 +1,8 @@
 /**
  * Helpers for the lxc backend's end-to-end tests (root, LXC): host set-up,
- * SSH into guests with ssh2 (host keys pinned), a private dockerd on the host
- * (for tests that do not ask the backend for its own with `docker: true`),
- * and the leftover check that `close()` must pass.
+ * SSH into guests with ssh2 (host keys pinned), and the leftover check that
+ * `close()` must pass (tests that need Docker on the host ask the backend for
+ * its own with `docker: true`).
  */
 import { execFile } from "node:child_process";
 import { access, mkdir, readFile, rm } from "node:fs/promises";
@@ -12,9 +12,8 @@ import { Client } from "ssh2";
 import type { GuestSpec, TemplateInfo } from "../../../src/sandbox/guest-backend.ts";
 import { lxcAvailable } from "../../../src/sandbox/lxc/backend.ts";
 import { dockerRunDirOf } from "../../../src/sandbox/lxc/cleanup.ts";
-import { dockerdArgv, ruleTag } from "../../../src/sandbox/lxc/commands.ts";
-import { createExecutor } from "../../../src/sandbox/lxc/exec.ts";
-import { listProcesses, lxcMonitors, processesMentioning, sleep, waitFor } from "../../../src/sandbox/lxc/host.ts";
+import { ruleTag } from "../../../src/sandbox/lxc/commands.ts";
+import { listProcesses, lxcMonitors, processesMentioning, sleep } from "../../../src/sandbox/lxc/host.ts";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "../../..");
@@ -128,49 +127,6 @@ export function testSpec(vmid: number, template: TemplateInfo, publicKey: string
     features: { nesting: false, keyctl: false },
     ...over,
   };
-}
-
-/** A dockerd of the test's own (own socket, data and exec roots; no bridge, no iptables), trusting the sandbox registry. */
-export async function startPrivateDockerd(dir: string, insecureRegistry: string): Promise<{ env: NodeJS.ProcessEnv; stop(): Promise<void> }> {
-  await mkdir(dir, { recursive: true });
-  const sock = join(dir, "docker.sock");
-  const ex = createExecutor();
-  const pid = ex.spawnDaemon(dockerdArgv({ dir, socket: sock, insecureRegistry }), join(dir, "dockerd.log"));
-  const env = { ...process.env, DOCKER_HOST: `unix://${sock}` };
-  const stop = async (): Promise<void> => {
-    try {
-      process.kill(pid, "SIGTERM");
-    } catch {
-      return;
-    }
-    await waitFor("dockerd to stop", () => Promise.resolve(!isAlive(pid)), 30_000).catch(() => process.kill(pid, "SIGKILL"));
-    const mounts = (await readFile("/proc/mounts", "utf8")).split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(dir));
-    for (const m of mounts.sort((a, b) => b.length - a.length)) await run("umount", ["-l", m]).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitFor("the private dockerd", async () => {
-      try {
-        await run("docker", ["version"], { env });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 60_000, 200);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { env, stop };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs a host command for a test, returning stdout. */
