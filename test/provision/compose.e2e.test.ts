@@ -22,7 +22,7 @@ import { ensureImage } from "../../src/provision/image.ts";
 import type { ImageResult } from "../../src/provision/image.ts";
 import { KnownHosts, SshError, connectSsh, withSsh } from "../../src/provision/ssh.ts";
 import type { SshExecutor } from "../../src/provision/ssh.ts";
-import { ROOT, ensureLabHost, fetchPage, helloContext, makeKey, startBackend, startGuest, startPrivateDockerd } from "./lab.ts";
+import { ROOT, backendDocker, ensureLabHost, fetchPage, helloContext, makeKey, startBackend, startGuest } from "./lab.ts";
 
 const BRIDGE = "hlprv0";
 const SUBNET = "10.87.72.0/24";
@@ -32,7 +32,7 @@ const PWNED = "/tmp/homelab-pwned";
 describe("[root][lxc][docker] provisioning a compose service end to end", { timeout: 45 * 60_000 }, () => {
   let dir = "";
   let backend: LxcGuestBackend | undefined;
-  let dockerd: { docker: Docker; stop(): Promise<void> } | undefined;
+  let docker: Docker | undefined;
   let key: { privateKey: string; publicKey: string; file: string };
   let address = "";
   let target: ProvisionTarget;
@@ -45,16 +45,16 @@ describe("[root][lxc][docker] provisioning a compose service end to end", { time
     await ensureLabHost();
     dir = await mkdtemp(join(tmpdir(), "homelab-provision-e2e-"));
     key = await makeKey(join(dir, "ssh"));
-    backend = await startBackend(join(dir, "state"), BRIDGE, SUBNET);
+    // With its own Docker Engine, which builds and pushes the images.
+    backend = await startBackend(join(dir, "state"), BRIDGE, SUBNET, false, true);
+    docker = backendDocker(backend);
     address = await startGuest(backend, VMID, key.publicKey, "hello");
     target = { address, privateKey: key.privateKey, privateKeyFile: key.file, knownHostsFile: join(dir, "ssh", "known_hosts") };
-    dockerd = await startPrivateDockerd(join(dir, "dockerd"), backend.registry);
     helloCompose = await readFile(join(ROOT, "services/hello/docker-compose.yaml"), "utf8");
   });
 
   after(async () => {
     if (figures.length > 0) console.log(`provisioning figures:\n  ${figures.join("\n  ")}`);
-    await dockerd?.stop();
     await backend?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -97,17 +97,17 @@ describe("[root][lxc][docker] provisioning a compose service end to end", { time
   });
 
   test("the hello image is built on the host, tagged by content hash and pushed to the registry on the bridge; an unchanged context is not rebuilt", async () => {
-    assert.ok(backend && dockerd);
+    assert.ok(backend && docker);
     const ctx = await helloContext(dir);
     const lines: string[] = [];
     const spec = { id: "hello_web_image", name: "hello-web", context: ctx, registry: { url: backend.registry, insecure: true } };
-    image = await ensureImage(spec, { docker: dockerd.docker, onOutput: (l) => lines.push(l) });
+    image = await ensureImage(spec, { docker, onOutput: (l) => lines.push(l) });
     assert.equal(image.built, true);
     assert.equal(image.pushed, true);
     assert.match(image.ref, new RegExp(`^${backend.registry.replace(/\./g, "\\.")}/hello-web:[0-9a-f]{16}$`));
     assert.ok(lines.some((l) => /^Step \d+\/\d+ : COPY busybox/.test(l)), "build output streamed");
     figures.push(`image build ${image.buildMs} ms, push ${image.pushMs} ms`);
-    const again = await ensureImage(spec, { docker: dockerd.docker });
+    const again = await ensureImage(spec, { docker });
     assert.equal(again.built, false);
     assert.equal(again.pushed, false);
     assert.equal(again.reason, "already in the registry");
@@ -115,11 +115,11 @@ describe("[root][lxc][docker] provisioning a compose service end to end", { time
   });
 
   test("a build failure names the failing step and shows its output", async () => {
-    assert.ok(dockerd);
+    assert.ok(docker);
     const ctx = await helloContext(join(dir, "bad"));
     const { writeFile } = await import("node:fs/promises");
     await writeFile(join(ctx, "Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo making things; echo it broke >&2; exit 3\"]\n");
-    await assert.rejects(ensureImage({ name: "hello-bad", context: ctx }, { docker: dockerd.docker }), (e: unknown) => {
+    await assert.rejects(ensureImage({ name: "hello-bad", context: ctx }, { docker }), (e: unknown) => {
       assert.ok(e instanceof Error);
       assert.match(e.message, /docker:image hello-bad: the build failed at Step 3\/\d+ : RUN/);
       assert.match(e.message, /it broke/);

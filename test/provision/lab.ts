@@ -1,8 +1,9 @@
 /**
  * A provisioning lab on this machine, for the end-to-end tests and the demo
  * benchmark: the sandbox's LXC backend (a bridge, real containers, a registry
- * and a package cache on the bridge address), a private dockerd on the host
- * that builds and pushes images, an SSH key, and the hello service's build
+ * and a package cache on the bridge address; with `docker`, its own Docker
+ * Engine that builds and pushes images), a private dockerd on the host for
+ * callers that want one apart, an SSH key, and the hello service's build
  * context with Debian's static busybox in it. Root only.
  */
 import { execFile } from "node:child_process";
@@ -90,9 +91,16 @@ export async function helloContext(dir: string): Promise<string> {
   return ctx;
 }
 
-/** Starts the LXC backend on a bridge of the lab's own. */
-export function startBackend(stateDir: string, bridge: string, subnet: string, verbose = false): Promise<LxcGuestBackend> {
-  return createLxcBackend({ stateDir, bridge, subnet, verbose });
+/** Starts the LXC backend on a bridge of the lab's own; with `docker`, also its Docker Engine (`dockerHost`). */
+export function startBackend(stateDir: string, bridge: string, subnet: string, verbose = false, docker = false): Promise<LxcGuestBackend> {
+  return createLxcBackend({ stateDir, bridge, subnet, verbose, docker });
+}
+
+/** A client of the backend's own Docker Engine (started with `docker`). */
+export function backendDocker(backend: LxcGuestBackend): Docker {
+  const host = backend.dockerHost;
+  if (host === undefined) throw new Error("the backend runs no Docker Engine: start it with docker");
+  return new Docker({ socketPath: host.replace(/^unix:\/\//, "") });
 }
 
 /** Creates and starts a privileged guest with nesting (what `unprivileged: false` + Docker asks of Proxmox); returns its address. */
