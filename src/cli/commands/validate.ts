@@ -11,11 +11,14 @@ export function registerValidate(program: Command<[], GlobalOptions>): void {
     .argument("[services...]", "services to check (default: all)")
     .option("--skip-secrets", "do not require secrets to be provided (e.g. on a pull request without them)")
     .option("--json", "print {valid, errors, warnings, diagnostics[]}")
+    .option("--no-cache", "check every service afresh: neither read nor update the cache of valid services, .homelab/cache/validate.json (a service valid before, whose files, environment and tool are unchanged, is otherwise not re-checked); off anyway when CI=true")
     .action(async (services, opts, cmd) => {
-      const { loadRepository } = await import("../../config/repository.ts");
       const { resolveSecrets } = await import("../../config/secrets.ts");
       const ctx = makeContext(cmd.optsWithGlobals());
-      const repo = loadRepository({ root: ctx.root, envName: ctx.envName, ...(services.length ? { only: services } : {}) });
+      const load = { root: ctx.root, envName: ctx.envName, ...(services.length ? { only: services } : {}) };
+      // CI (as deploy's CI mode reads it) always checks afresh: it is the gate, and its checkouts start empty anyway.
+      const cache = opts.cache && !/^(1|true|yes)$/i.test(process.env["CI"] ?? "");
+      const repo = cache ? await (await import("../../config/validate-cache.ts")).loadRepositoryCached(load) : (await import("../../config/repository.ts")).loadRepository(load);
       const diagnostics = [...repo.diagnostics];
       const names = services.length ? services : repo.loads.map((l) => l.name);
       if (!opts.skipSecrets) {
