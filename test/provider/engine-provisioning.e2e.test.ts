@@ -28,7 +28,7 @@ import { createLxcBackend } from "../../src/sandbox/lxc/backend.ts";
 import type { LxcGuestBackend } from "../../src/sandbox/lxc/backend.ts";
 import { startSandboxServer } from "../../src/sandbox/server.ts";
 import type { RunningSandbox } from "../../src/sandbox/server.ts";
-import { ROOT, ensureLabHost, fetchPage, startPrivateDockerd } from "../provision/lab.ts";
+import { ROOT, ensureLabHost, fetchPage } from "../provision/lab.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const BRIDGE = "hlprvt2";
@@ -57,7 +57,6 @@ void describe("[root][lxc][docker][pulumi] Image and Deployment under the real P
   let root = "";
   let backend: LxcGuestBackend | undefined;
   let sandbox: RunningSandbox | undefined;
-  let dockerd: { socket: string; stop(): Promise<void> } | undefined;
   let s: Stack;
   let publicKey = "";
   const figures: string[] = [];
@@ -66,9 +65,9 @@ void describe("[root][lxc][docker][pulumi] Image and Deployment under the real P
   before(async () => {
     await ensureLabHost();
     dir = await mkdtemp(join(tmpdir(), "homelab-provider-engine-provisioning-"));
-    backend = await createLxcBackend({ stateDir: join(dir, "lxc"), bridge: BRIDGE, subnet: SUBNET });
+    // With its own Docker Engine, which builds the image and pushes it to the backend's registry.
+    backend = await createLxcBackend({ stateDir: join(dir, "lxc"), bridge: BRIDGE, subnet: SUBNET, docker: true });
     sandbox = await startSandboxServer({ backend, taskDurationMs: 20, stateDir: join(dir, "api") });
-    dockerd = await startPrivateDockerd(join(dir, "dockerd"), backend.registry);
     root = join(dir, "repo");
     await mkdir(join(root, "services"), { recursive: true });
     await cp(join(ROOT, "services/hello"), serviceDir(), { recursive: true });
@@ -109,7 +108,7 @@ void describe("[root][lxc][docker][pulumi] Image and Deployment under the real P
           HOMELAB_ROOT: root,
           HOMELAB_ENV: ENV,
           HOMELAB_VERBOSE: "true",
-          DOCKER_HOST: `unix://${dockerd.socket}`,
+          DOCKER_HOST: backend.dockerHost ?? "",
           PULUMI_CONFIG_PASSPHRASE: "test",
           PULUMI_HOME: join(dir, "pulumi-home"),
           PULUMI_SKIP_UPDATE_CHECK: "true",
@@ -125,7 +124,6 @@ void describe("[root][lxc][docker][pulumi] Image and Deployment under the real P
     if (figures.length > 0) console.log(`engine provisioning figures:\n  ${figures.join("\n  ")}`);
     await sandbox?.close();
     await backend?.close();
-    await dockerd?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

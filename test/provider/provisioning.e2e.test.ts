@@ -2,8 +2,8 @@
  * End to end (root, LXC, Docker): the provider's three resources driven
  * in-process as the engine drives them (check, diff, create, read, update,
  * delete), against the sandbox API backed by real LXC containers on a bridge
- * of this test's own. The hello image is built by a private dockerd on the
- * host and pushed to the backend's registry; the container gets Docker from
+ * of this test's own. The hello image is built by the backend's own Docker
+ * Engine on the host and pushed to the backend's registry; the container gets Docker from
  * Debian's packages through the package cache; the page is fetched from the
  * host. Traffic stays on this machine.
  */
@@ -23,7 +23,7 @@ import { createLxcBackend } from "../../src/sandbox/lxc/backend.ts";
 import type { LxcGuestBackend } from "../../src/sandbox/lxc/backend.ts";
 import { startSandboxServer } from "../../src/sandbox/server.ts";
 import type { RunningSandbox } from "../../src/sandbox/server.ts";
-import { ROOT, ensureLabHost, fetchPage, startPrivateDockerd } from "../provision/lab.ts";
+import { ROOT, ensureLabHost, fetchPage } from "../provision/lab.ts";
 
 type Bag = Record<string, unknown>;
 
@@ -48,7 +48,6 @@ void describe("[root][lxc][docker] homelab:docker:Image and homelab:compose:Depl
   let root = "";
   let backend: LxcGuestBackend | undefined;
   let sandbox: RunningSandbox | undefined;
-  let dockerd: { socket: string; stop(): Promise<void> } | undefined;
   let p: HomelabProvider;
   let publicKey = "";
   const logs: LogEntry[] = [];
@@ -64,9 +63,9 @@ void describe("[root][lxc][docker] homelab:docker:Image and homelab:compose:Depl
   before(async () => {
     await ensureLabHost();
     dir = await mkdtemp(join(tmpdir(), "homelab-provider-provisioning-"));
-    backend = await createLxcBackend({ stateDir: join(dir, "lxc"), bridge: BRIDGE, subnet: SUBNET });
+    // With its own Docker Engine, which builds the image and pushes it to the backend's registry.
+    backend = await createLxcBackend({ stateDir: join(dir, "lxc"), bridge: BRIDGE, subnet: SUBNET, docker: true });
     sandbox = await startSandboxServer({ backend, taskDurationMs: 20, stateDir: join(dir, "api") });
-    dockerd = await startPrivateDockerd(join(dir, "dockerd"), backend.registry);
 
     // A homelab repository: the environment (root@pam for the privileged container's nesting), the hello service
     // with Debian's static busybox in its build context, a secret, and the environment's SSH key.
@@ -97,7 +96,7 @@ void describe("[root][lxc][docker] homelab:docker:Image and homelab:compose:Depl
     );
     publicKey = ensureSshKey(root, ENV).publicKey;
     p = new HomelabProvider({
-      env: { HOMELAB_ROOT: root, HOMELAB_ENV: ENV, HOMELAB_VERBOSE: "true", DOCKER_HOST: `unix://${dockerd.socket}` },
+      env: { HOMELAB_ROOT: root, HOMELAB_ENV: ENV, HOMELAB_VERBOSE: "true", DOCKER_HOST: backend.dockerHost ?? "" },
       timeouts: { taskMs: 120_000, addressMs: 60_000, shutdownSec: 20, pollMs: 250, taskPollMs: 100 },
       deployment: { waitTimeoutSec: 120 },
       logSink: (e) => logs.push(e),
@@ -109,7 +108,6 @@ void describe("[root][lxc][docker] homelab:docker:Image and homelab:compose:Depl
     await p?.cancel();
     await sandbox?.close();
     await backend?.close();
-    await dockerd?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
