@@ -9,12 +9,19 @@ export function globMatcher(pattern: string): (name: string) => boolean {
   return (name: string) => isMatch(name);
 }
 
-/** True when the pattern is syntactically usable (picomatch throws on some malformed input). */
+const validity = new Map<string, boolean>();
+
+/** True when the pattern is syntactically usable (picomatch throws on some malformed input). Remembered per pattern: services repeat theirs. */
 export function isValidGlob(pattern: string): boolean {
-  try {
-    picomatch.makeRe(pattern);
-    return pattern.trim() !== "";
-  } catch {
-    return false;
+  let valid = validity.get(pattern);
+  if (valid === undefined) {
+    try {
+      picomatch.makeRe(pattern);
+      valid = pattern.trim() !== "";
+    } catch {
+      valid = false;
+    }
+    validity.set(pattern, valid);
   }
+  return valid;
 }

@@ -27,8 +27,19 @@ export type ConstraintCheck =
   | { ok: true; range: string }
   | { ok: false; reason: "invalid" | "unsatisfiable"; message: string };
 
-/** Checks that a constraint parses and that at least one version can satisfy it. */
-export function checkConstraint(raw: string): ConstraintCheck {
+const checked = new Map<string, Readonly<ConstraintCheck>>();
+
+/** Checks that a constraint parses and that at least one version can satisfy it. Remembered per constraint: services repeat theirs. */
+export function checkConstraint(raw: string): Readonly<ConstraintCheck> {
+  let c = checked.get(raw);
+  if (!c) {
+    c = Object.freeze(checkConstraintOnce(raw));
+    checked.set(raw, c);
+  }
+  return c;
+}
+
+function checkConstraintOnce(raw: string): ConstraintCheck {
   const range = semver.validRange(normalizeConstraint(raw));
   if (range === null || raw.trim() === "") {
     return {
