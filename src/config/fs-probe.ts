@@ -54,7 +54,7 @@ function signatureOf(s: Stats): string {
 }
 
 /** The file read as loadYamlFile reads it, with its stat signature when it is settled. */
-function attempt(file: string): { read: BoundedRead; signature: string | undefined } {
+function attempt(file: string, signed: boolean): { read: BoundedRead; signature: string | undefined } {
   let stats: Stats;
   try {
     stats = statSync(file);
@@ -62,7 +62,7 @@ function attempt(file: string): { read: BoundedRead; signature: string | undefin
     return { read: { ok: false, error: errorCode(e) }, signature: undefined };
   }
   // Taken before reading: a write after it moves the ctime away from it.
-  const signature = stats.isFile() && stats.ctimeMs < Date.now() - SETTLED_MS ? signatureOf(stats) : undefined;
+  const signature = signed && stats.isFile() && stats.ctimeMs < Date.now() - SETTLED_MS ? signatureOf(stats) : undefined;
   if (stats.size > MAX_FILE_BYTES) return { read: { ok: false, tooBig: stats.size }, signature };
   try {
     return { read: { ok: true, buf: readFileSync(file) }, signature };
@@ -79,8 +79,8 @@ function seenOf(r: BoundedRead): string {
 
 /** Reads a file unless it is larger than MAX_FILE_BYTES (recorded while recording). */
 export function readBounded(file: string): BoundedRead {
-  if (!recording) return attempt(file).read;
-  const { read, signature } = attempt(file);
+  if (!recording) return attempt(file, false).read;
+  const { read, signature } = attempt(file, true);
   recording.push(signature === undefined ? [file, "read", seenOf(read)] : [file, "read", seenOf(read), signature]);
   return read;
 }
@@ -104,10 +104,21 @@ export function pathKind(p: string): PathKind {
   return kind;
 }
 
-function currentSignature(file: string): string | undefined {
+/** The stat signature a file has now (undefined when there is none to stat). */
+export function currentSignature(file: string): string | undefined {
   try {
     const s = statSync(file, { throwIfNoEntry: false });
     return s ? signatureOf(s) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The stat signature of a regular file whose status has settled (take it before reading the file); otherwise undefined. */
+export function settledSignature(file: string): string | undefined {
+  try {
+    const s = statSync(file, { throwIfNoEntry: false });
+    return s?.isFile() && s.ctimeMs < Date.now() - SETTLED_MS ? signatureOf(s) : undefined;
   } catch {
     return undefined;
   }
@@ -130,7 +141,7 @@ export function checkProbes(probes: Probe[]): { hold: boolean; refreshed: boolea
     }
     const [path, , seen, known] = probe;
     if (known !== undefined && currentSignature(path) === known) continue;
-    const { read, signature } = attempt(path);
+    const { read, signature } = attempt(path, true);
     if (seenOf(read) !== seen) return { hold: false, refreshed };
     if (signature !== known) {
       probes[i] = signature === undefined ? [path, "read", seen] : [path, "read", seen, signature];

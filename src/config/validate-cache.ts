@@ -8,7 +8,7 @@ import { assembleRepository, requireServices } from "./cross-service.ts";
 import { discoverServices, environmentFile } from "./discover.ts";
 import { emptyEnvironment } from "./environment-defaults.ts";
 import type { EnvironmentConfig } from "./environment.ts";
-import { checkProbes, recordProbes, type Probe } from "./fs-probe.ts";
+import { checkProbes, currentSignature, recordProbes, settledSignature, type Probe } from "./fs-probe.ts";
 import type { Monitoring } from "./monitoring.ts";
 import type { Repository } from "./repository.ts";
 import type { ResourceDecl, ServiceLoad } from "./service.ts";
@@ -34,7 +34,7 @@ import type { ServiceSummary } from "./summary.ts";
  */
 
 /** Bump when the file's shape changes. */
-const FORMAT = 1;
+const FORMAT = 2;
 /** Services keep one entry per environment they were validated against, up to this many. */
 const MAX_VARIANTS = 4;
 
@@ -56,7 +56,8 @@ interface ServiceEntry {
 
 interface CacheFile {
   format: number;
-  build: string;
+  node: string;
+  tool: ToolFile[];
   root: string;
   /** By environment name. */
   environments: Record<string, EnvironmentEntry>;
@@ -69,53 +70,78 @@ export function validateCacheFile(root: string): string {
   return join(root, ".homelab", "cache", "validate.json");
 }
 
-let build: string | undefined;
+/** One of the tool's own files: its content's fingerprint, and its stat signature once settled. */
+type ToolFile = [path: string, seen: string, signature?: string];
 
 /**
- * What the tool's verdicts depend on besides the files: this module's own
- * config and util folders (sources or compiled, whichever runs), the package
- * files (dependency versions) and the Node version.
+ * What the tool's verdicts depend on besides the user's files: the config and
+ * util folders this module is in (sources or compiled, whichever runs) and the
+ * package files (dependency versions). With the Node version, they decide
+ * whether a cache file was written by the same tool.
  */
-function buildId(): string {
-  if (build !== undefined) return build;
+function toolFiles(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
-  const parts = [`format ${FORMAT}`, process.version];
+  const files: string[] = [];
   for (const dir of [here, join(here, "..", "util")]) {
-    let names: string[];
     try {
-      names = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((n) => /\.[cm]?[jt]s$/.test(n)).sort();
+      const names = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((n) => /\.[cm]?[jt]s$/.test(n));
+      files.push(...names.sort().map((n) => join(dir, n)));
     } catch {
-      names = [];
+      // a folder that cannot be listed contributes nothing
     }
-    for (const n of names) parts.push(`${n} ${fileFingerprint(join(dir, n))}`);
   }
   const toolRoot = join(here, "..", "..");
-  for (const f of ["package.json", "package-lock.json"]) parts.push(`${f} ${fileFingerprint(join(toolRoot, f))}`);
-  build = fingerprint(parts.join("\n"));
-  return build;
+  files.push(join(toolRoot, "package.json"), join(toolRoot, "package-lock.json"));
+  return files;
 }
 
-function fileFingerprint(file: string): string {
+function toolFile(path: string): ToolFile {
+  const signature = settledSignature(path); // before reading: a write after it moves the ctime away from it
+  let seen: string;
   try {
-    return fingerprint(readFileSync(file));
+    seen = fingerprint(readFileSync(path));
   } catch (e) {
-    return `error:${(e as NodeJS.ErrnoException).code ?? "?"}`;
+    return [path, `error:${(e as NodeJS.ErrnoException).code ?? "?"}`];
   }
+  return signature === undefined ? [path, seen] : [path, seen, signature];
+}
+
+/** Whether the tool files recorded are the ones there are, unchanged; unchanged files whose signature moved get the new one. */
+function sameTool(recorded: unknown, files: readonly string[]): { hold: boolean; refreshed: boolean } {
+  const no = { hold: false, refreshed: false };
+  if (!Array.isArray(recorded) || recorded.length !== files.length) return no;
+  let refreshed = false;
+  for (const [i, path] of files.entries()) {
+    const r = recorded[i] as unknown;
+    if (!Array.isArray(r) || r[0] !== path || typeof r[1] !== "string") return no;
+    const known = typeof r[2] === "string" ? r[2] : undefined;
+    if (known !== undefined && currentSignature(path) === known) continue;
+    const now = toolFile(path);
+    if (now[1] !== r[1]) return no;
+    if (now[2] !== known) {
+      recorded[i] = now;
+      refreshed = true;
+    }
+  }
+  return { hold: true, refreshed };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-function readCache(root: string): CacheFile | undefined {
+/** The cache file when it was written by this tool for this repository; `refreshed` when its tool signatures were updated. */
+function readCache(root: string, tool: readonly string[]): { cache: CacheFile; refreshed: boolean } | undefined {
+  let c: unknown;
   try {
-    const c = JSON.parse(readFileSync(validateCacheFile(root), "utf8")) as unknown;
-    if (!isObject(c) || c["format"] !== FORMAT || c["build"] !== buildId() || c["root"] !== root) return undefined;
-    if (!isObject(c["environments"]) || !isObject(c["services"])) return undefined;
-    return c as unknown as CacheFile;
+    c = JSON.parse(readFileSync(validateCacheFile(root), "utf8"));
   } catch {
     return undefined;
   }
+  if (!isObject(c) || c["format"] !== FORMAT || c["node"] !== process.version || c["root"] !== root) return undefined;
+  if (!isObject(c["environments"]) || !isObject(c["services"])) return undefined;
+  const same = sameTool(c["tool"], tool);
+  return same.hold ? { cache: c as unknown as CacheFile, refreshed: same.refreshed } : undefined;
 }
 
 function isProbes(v: unknown): v is Probe[] {
@@ -197,9 +223,11 @@ function entryFromLoad(load: ServiceLoad, probes: Probe[], context: string): Ser
  */
 export async function loadRepositoryCached(opts: { root: string; envName: string | undefined; only?: readonly string[] }): Promise<Repository> {
   const { root, envName } = opts;
-  const old = readCache(root);
-  const next: CacheFile = { format: FORMAT, build: buildId(), root, environments: { ...old?.environments }, services: {} };
-  let changed = false;
+  const tool = toolFiles();
+  const read = readCache(root, tool);
+  const old = read?.cache;
+  const next: CacheFile = { format: FORMAT, node: process.version, tool: old ? old.tool : tool.map(toolFile), root, environments: { ...old?.environments }, services: {} };
+  let changed = read?.refreshed ?? false;
   const holds = (probes: Probe[]): boolean => {
     const { hold, refreshed } = checkProbes(probes);
     if (hold && refreshed) changed = true; // signatures of settled files, saved for the next run

@@ -53,7 +53,7 @@ function plain(r: Repository): unknown {
   ) as unknown;
 }
 
-type CacheJson = { build: string; environments: Record<string, unknown>; services: Record<string, { probes: unknown[]; service: { description?: string } }[]> };
+type CacheJson = { node: string; tool: string[][]; environments: Record<string, unknown>; services: Record<string, { probes: unknown[]; service: { description?: string } }[]> };
 const readCache = (root: string) => JSON.parse(readFileSync(validateCacheFile(root), "utf8")) as CacheJson;
 const svcFile = (root: string, name: string) => join(root, "services", name, "service.yaml");
 
@@ -172,13 +172,21 @@ test("validate cache: a corrupt, malformed or foreign cache file is ignored and 
       await same(repo.root, "test");
       assert.ok(readCache(repo.root).services[svcFile(repo.root, "app")], `rewritten after ${bad.slice(0, 20)}`);
     }
-    // Another build of the tool: its entries are not trusted.
+    // Written by another build of the tool (a module of it, or the Node version, differs): its entries are not trusted.
     const other = readCache(repo.root);
     const entry = other.services[svcFile(repo.root, "app")]?.[0];
     assert.ok(entry);
     entry.service.description = "from another build";
-    writeFileSync(file, JSON.stringify({ ...other, build: "another" }));
-    assert.equal((await same(repo.root, "test")).services.get("app")?.description, "the app");
+    const [first, ...rest] = other.tool;
+    const firstPath = first?.[0];
+    assert.ok(firstPath?.endsWith("/config/cross-service.ts"), firstPath);
+    for (const foreign of [{ ...other, tool: [[firstPath, "another fingerprint"], ...rest] }, { ...other, tool: rest }, { ...other, node: "v0.0.0" }]) {
+      writeFileSync(file, JSON.stringify(foreign));
+      assert.equal((await same(repo.root, "test")).services.get("app")?.description, "the app");
+    }
+    // The same build: trusted.
+    writeFileSync(file, JSON.stringify(other));
+    assert.equal((await loadRepositoryCached({ root: repo.root, envName: "test" })).services.get("app")?.description, "from another build");
   } finally {
     repo.cleanup();
   }
