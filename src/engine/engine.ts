@@ -328,10 +328,13 @@ export class Engine {
     if (lock) {
       return new EngineRunError({ kind: "locked", stack: name, message: `stack ${name} is locked by another run`, detail: lines.join("\n"), changes, diagnostics, lock });
     }
-    if (aborted || tracker.cancelled || /update canceled|operation cancelled|interrupted/i.test(stderr)) {
+    const diagErrors = diagnostics.filter((d) => d.severity === "error").map((d) => (d.id ? `${d.id}: ${d.message}` : d.message));
+    // A resource that reported an error failed, whatever else was said: the
+    // engine also sends its cancel event when an update ends, and a resource's
+    // error may well say "interrupted" (apt's "dpkg was interrupted").
+    if (aborted || (diagErrors.length === 0 && (tracker.cancelled || /update canceled|operation cancell?ed|interrupted/i.test(stderr)))) {
       return new EngineRunError({ kind: "cancelled", stack: name, message: `stack ${name}: interrupted`, detail: lines.join("\n"), changes, diagnostics });
     }
-    const diagErrors = diagnostics.filter((d) => d.severity === "error").map((d) => (d.id ? `${d.id}: ${d.message}` : d.message));
     const message = diagErrors[0] ?? lines.find((l) => !/^update failed$|^preview failed$/.test(l)) ?? lines[0] ?? (e instanceof Error ? e.message.split("\n")[0] ?? "failed" : String(e));
     return new EngineRunError({ kind: "failed", stack: name, message, detail: [...diagErrors, ...lines].join("\n"), changes, diagnostics });
   }
