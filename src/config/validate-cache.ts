@@ -180,8 +180,12 @@ function writeCache(root: string, cache: CacheFile): void {
     writeFileSync(tmp, JSON.stringify(cache));
     renameSync(tmp, file);
   } catch {
-    // A read-only checkout, a full disk: the next run validates afresh, nothing else.
-    rmSync(tmp, { force: true });
+    // A read-only checkout, a full disk, .homelab not a folder: the next run validates afresh, nothing else.
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing was written
+    }
   }
 }
 

@@ -192,6 +192,17 @@ test("validate cache: a corrupt, malformed or foreign cache file is ignored and 
   }
 });
 
+test("validate cache: a cache that cannot be written is no error", async () => {
+  const repo = makeRepo({ ...FILES, ".homelab": "a file where the folder would be\n" });
+  try {
+    await same(repo.root, "test");
+    await same(repo.root, "test");
+    assert.equal(readFileSync(join(repo.root, ".homelab"), "utf8"), "a file where the folder would be\n");
+  } finally {
+    repo.cleanup();
+  }
+});
+
 test("validate cache: without an environment, and a removed service leaves the cache", async () => {
   const repo = await warm(undefined);
   try {
