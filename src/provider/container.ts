@@ -147,15 +147,24 @@ export class ContainerResource {
   }
 
   /** Creates, starts and waits for the address; on failure removes what it made (or reports it as partial). */
-  async create(news: unknown): Promise<CreateResult> {
+  async create(news: unknown, say: (message: string) => void = () => undefined): Promise<CreateResult> {
     const inputs = this.validInputs(news);
     const doing = `creating container ${inputs.hostname} on ${inputs.node}`;
     try {
       const client = this.client(inputsNeedRoot(inputs) ? "root" : "default");
+      let t = Date.now();
+      const lap = (): number => {
+        const ms = Date.now() - t;
+        t = Date.now();
+        return ms;
+      };
       const vmid = await this.createContainer(client, inputs);
+      say(`CT ${vmid} created on ${inputs.node} in ${lap()} ms`);
       try {
         await this.ensureRunning(client, inputs.node, vmid);
+        say(`CT ${vmid} started in ${lap()} ms`);
         const address = await this.waitForAddress(client, inputs.node, vmid, inputs);
+        say(`CT ${vmid} has address ${address ?? "(none)"} after ${lap()} ms`);
         // Set last, so that until here a failed creation can be removed.
         if (inputs.protection) await client.lxc.updateConfig(inputs.node, vmid, { protection: true });
         return { id: String(vmid), outs: withoutUndefined(outputs(inputs, inputs.node, vmid, address)) };

@@ -58,11 +58,11 @@ interface ResourceHandler {
   delete(urn: string, id: string, props: unknown): Promise<void>;
 }
 
-function containerHandler(c: ContainerResource): ResourceHandler {
+function containerHandler(c: ContainerResource, log: ProviderLog): ResourceHandler {
   return {
     check: (_urn, olds, news) => c.check(olds, news),
     diff: (_urn, olds, news) => c.diff(olds, news),
-    create: (_urn, inputs) => c.create(inputs),
+    create: (urn, inputs) => c.create(inputs, (m) => log.info(urn, m)),
     read: (_urn, id, props) => c.read(id, props),
     update: (_urn, id, olds, news) => c.update(id, olds, news),
     delete: (_urn, id, props) => c.delete(id, props),
@@ -84,7 +84,7 @@ export class HomelabProvider implements Provider {
       ...(options.logSink ? { sink: options.logSink } : {}),
     });
     this.handlers = new Map<string, ResourceHandler>([
-      [CONTAINER_TYPE, containerHandler(new ContainerResource(this.context, options.timeouts))],
+      [CONTAINER_TYPE, containerHandler(new ContainerResource(this.context, options.timeouts), this.log)],
       [IMAGE_TYPE, new ImageResource(this.context, this.log, options.docker)],
       [DEPLOYMENT_TYPE, new DeploymentResource(this.context, this.log, options.deployment)],
     ]);
