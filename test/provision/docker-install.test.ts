@@ -1,6 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   DEFAULT_DOCKER_VERSIONS,
@@ -174,6 +176,36 @@ describe("smoke test", () => {
     assert.match(s, /busybox-static/);
     assert.match(s, /docker import/);
     assert.ok(s.includes(`docker run --rm ${SMOKE_IMAGE} /bin/busybox echo homelab-smoke-ok`));
+  });
+});
+
+describe("smoke test, run", () => {
+  test("runs once per Docker version: an update with the same Docker skips it, a new Docker runs it again", () => {
+    const dir = mkdtempSync(join(tmpdir(), "homelab-smoke-"));
+    try {
+      const bin = join(dir, "bin");
+      mkdirSync(bin);
+      // A stand-in docker: its version comes from a file; each `run` is counted.
+      writeFileSync(
+        join(bin, "docker"),
+        `#!/bin/sh\ncase "$1" in\n  version) cat ${dir}/version ;;\n  image) exit 0 ;;\n  run) echo run >> ${dir}/runs; echo homelab-smoke-ok ;;\nesac\n`,
+        { mode: 0o755 },
+      );
+      writeFileSync(join(dir, "version"), "20.10.24\n");
+      const mark = join(dir, "state", "docker-smoke-ok");
+      const run = () => execFileSync("sh", ["-c", smokeTestScript(mark)], { env: { ...process.env, PATH: `${bin}:${process.env["PATH"] ?? ""}` }, encoding: "utf8" });
+      const runs = () => (existsSync(join(dir, "runs")) ? readFileSync(join(dir, "runs"), "utf8").trim().split("\n").length : 0);
+      assert.match(run(), /^homelab-smoke-ok$/m);
+      assert.equal(runs(), 1);
+      assert.equal(readFileSync(mark, "utf8"), "20.10.24\n");
+      assert.match(run(), /homelab-smoke-ok \(passed before with Docker 20\.10\.24\)/);
+      assert.equal(runs(), 1);
+      writeFileSync(join(dir, "version"), "27.5.1\n");
+      run();
+      assert.equal(runs(), 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
