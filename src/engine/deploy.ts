@@ -76,6 +76,8 @@ export interface ServiceOutcome {
    * can take the shortcut.
    */
   recordFingerprint: boolean;
+  /** Applied without a separate preview (`applyWithoutPreview`): the update itself reported the changes. */
+  previewSkipped: boolean;
   /** True for a stack created by this run. */
   newStack: boolean;
   diagnostics: Diagnostic[];
@@ -123,6 +125,13 @@ export interface DeployRequest {
   fingerprint?: string;
   skipUnchanged?: boolean;
   /**
+   * Apply services that may have changed without a separate preview first
+   * (`deploy --yes` outside CI): the update lists its changes as it makes
+   * them, and the engine and plugin start once instead of twice. Ignored with
+   * `dryRun`, `ci` (the CI guards need the preview) or `confirm`.
+   */
+  applyWithoutPreview?: boolean;
+  /**
    * Finds the resource a killed run's pending creation made (a container's
    * vmid), so it is adopted rather than created twice; `taken` are the ids the
    * stack already records.
@@ -155,6 +164,7 @@ function emptyOutcome(service: string, env: string): ServiceOutcome {
     skippedBecause: undefined,
     shortcut: false,
     recordFingerprint: false,
+    previewSkipped: false,
     newStack: false,
     diagnostics: [],
     durationMs: 0,
@@ -255,6 +265,11 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       // An adopted resource's recorded outputs are a guess: read the real ones first.
       const refresh = req.refresh || o.adopted.length > 0;
       await engine.ensureStack(o.stack);
+      if (req.applyWithoutPreview === true && !req.dryRun && !req.ci && req.confirm === undefined) {
+        o.previewSkipped = true;
+        o.status = "pending";
+        return "ok";
+      }
       const crossRefs = new Map<string, CrossRefMode>();
       for (const dep of o.plan.dependsOnServices) {
         // A dependency deploying earlier in this run may not exist yet: there is nothing to read during the preview.
@@ -337,7 +352,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       });
       o.applied = result.changes;
       o.diagnostics.push(...result.diagnostics);
-      o.status = "applied";
+      o.status = o.previewSkipped && !hasChanges(result.changes) && o.adopted.length === 0 ? "unchanged" : "applied";
       return "ok";
     } catch (e) {
       failWith(o, e, name);

@@ -50,7 +50,7 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
   void it("deploy peach: its container exists with the planned node, template, memory, cores and tags", async () => {
     const r = await w.cli(["deploy", "peach"]);
     assert.equal(r.code, 0, r.all);
-    assert.match(r.stdout, /docker:image resources are not deployable yet/);
+    assert.match(r.stdout, /peach_reverse_proxy_image {2}provisioning is off in environment sandbox/);
     assert.match(r.stdout, /peach_container {2}created/);
     const [ct, ...more] = await w.named("peach-container");
     assert.ok(ct?.vmid !== undefined && ct.node !== undefined, JSON.stringify(await w.containers()));
@@ -108,6 +108,25 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     const [after] = await w.named("peach-container");
     assert.equal(after?.vmid, ct.vmid);
     assert.equal((await w.admin.lxc.config(ct.node, ct.vmid)).memory, 3072);
+  });
+
+  void it("deploy --yes applies without a separate preview (one engine run), and still lists what it changed", async () => {
+    const [ct] = await w.named("peach-container");
+    assert.ok(ct?.vmid !== undefined && ct.node !== undefined);
+    w.editService("peach", (t) => t.replace("memory: 3072", "memory: 2560"));
+    const r = await w.cli(["deploy", "peach", "--yes"]);
+    assert.equal(r.code, 0, r.all);
+    assert.match(r.stdout, /applied without a separate preview/);
+    assert.doesNotMatch(r.stdout, /~ update {2}peach_container/);
+    assert.match(r.stdout, /peach_container {2}updated/);
+    assert.match(r.stdout, /1 updated/);
+    assert.equal((await w.admin.lxc.config(ct.node, ct.vmid)).memory, 2560);
+    // Nothing changed now: the engine run finds nothing to do, and says unchanged.
+    const again = await w.cli(["deploy", "peach", "--yes", "--no-skip-unchanged"]);
+    assert.equal(again.code, 0, again.all);
+    assert.match(again.stdout, /1 unchanged/);
+    w.editService("peach", (t) => t.replace("memory: 2560", "memory: 3072"));
+    assert.equal((await w.cli(["deploy", "peach", "--yes"])).code, 0);
   });
 
   void it("deploy --refresh finds drift (a change made behind homelab's back) and corrects it", async () => {

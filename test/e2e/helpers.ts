@@ -62,6 +62,8 @@ export function sandboxEnvFile(sandbox: RunningSandbox, dir: string, kind?: stri
     rootPasswordFile: join(dir, "root-password"),
     fingerprint: sandbox.fingerprint,
     nodes: ["pve-01", "pve-02", "pve-03"],
+    // State-only guests: deploys create containers and leave images and compose out (and say so).
+    backend: "memory",
     registry: "127.0.0.1:5000",
   });
   if (kind !== undefined) text = text.replace("homelab:environment: sandbox", `homelab:environment: ${kind}`);

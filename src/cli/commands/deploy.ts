@@ -54,7 +54,7 @@ export function registerDeploy(program: Command<[], GlobalOptions>): void {
     .argument("[services...]", "the services to deploy")
     .option("--all", "every service, in dependency order")
     .option("--dry-run", "preview only: what would be created, updated, replaced or deleted, and why; where each container goes")
-    .option("-y, --yes", "apply without asking (on a terminal, deploy asks after the preview)")
+    .option("-y, --yes", "apply without asking, and (outside CI) without a separate preview: changes are listed as they are made; on a terminal without it, deploy previews and asks")
     .option("--ci", "CI mode (also CI=true): never ask; refuse deletions and replacements without --allow-delete; in production, refuse resources without protect: true; exit 4 when something changed")
     .option("--allow-delete", "CI mode: let the deploy delete or replace resources")
     .option("--summary <file>", "write a Markdown summary of the changes (for a pull-request comment)")
@@ -220,6 +220,7 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
     concurrency: p.opts.concurrency,
     fingerprint: toolFingerprint(),
     skipUnchanged: p.opts.skipUnchanged !== false,
+    applyWithoutPreview: p.opts.yes === true,
     signal: p.signal,
     ...(interactive ? { confirm: () => askYesNo(`Apply these changes to ${env.name}?`) } : {}),
     reporter: {

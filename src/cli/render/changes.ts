@@ -131,7 +131,11 @@ function violationLines(vs: readonly GuardViolation[], o: Style): string[] {
 /** The preview of one service: header, notes, changes, guard refusals, errors. Pure. */
 export function servicePreviewText(out: ServiceOutcome, o: Style, opts: { explain: boolean; verbose: boolean }): string {
   const lines: string[] = [];
-  const counts = out.preview ? countsText(out.preview, false) + (out.shortcut ? o.dim(" (as deployed: state and plan match)") : "") : "";
+  const counts = out.preview
+    ? countsText(out.preview, false) + (out.shortcut ? o.dim(" (as deployed: state and plan match)") : "")
+    : out.previewSkipped
+      ? o.dim("applied without a separate preview (--yes): changes are listed as they are made")
+      : "";
   lines.push(`${o.bold(out.service)} ${o.dim(`(${out.stack})`)}${counts ? `  ${counts}` : ""}${out.status === "failed" || out.status === "blocked" || out.status === "skipped" ? `  ${statusLabel(out.status, o)}` : ""}`);
   for (const s of out.skippedResources) lines.push(`  ${o.yellow("!")} ${s.id}  ${o.yellow(s.reason)}`);
   if (out.pending.length > 0) {
