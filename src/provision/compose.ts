@@ -533,9 +533,10 @@ export function applyScript(d: ComposeDeployment): string {
     "if homelab_has unit; then systemctl daemon-reload; fi",
     "if homelab_has daemon-json && systemctl is-active --quiet docker; then systemctl reload docker; sleep 1; fi",
   );
-  s.run("systemctl", "enable", "--quiet", d.unitName);
   const unit = quote(d.unitName);
   s.line(
+    // Enabling costs half a second in a container; most deploys find it enabled.
+    `systemctl is-enabled --quiet ${unit} 2>/dev/null || systemctl enable --quiet ${unit}`,
     `if systemctl is-active --quiet ${unit}; then`,
     `  systemctl reload ${unit} || { journalctl -u ${unit} -n 50 --no-pager -o cat >&2 || true; exit 1; }`,
     `  if [ -n "$changed" ]; then printf '%s reloaded\\n' ${MARK.action}; else printf '%s unchanged\\n' ${MARK.action}; fi`,
@@ -716,7 +717,8 @@ export function waitScript(o: { project: string; timeoutSec?: number; logLines?:
     "    done",
     "    exit 4",
     "  fi",
-    "  sleep 1",
+    // Fractional sleep: coreutils and busybox both take it; health checks often pass within a second.
+    "  sleep 0.5",
     "done",
   );
   return s.toString();

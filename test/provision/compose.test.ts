@@ -269,10 +269,10 @@ function localDeployment(root: string, over: Partial<ComposeDeploymentInput> = {
   return { ...d, files: d.files.map((f) => (f.path.startsWith(root) ? f : { ...f, path: join(root, f.path) })) };
 }
 
-/** Fake systemctl/journalctl recording calls; a unit is active once started. */
+/** Fake systemctl/journalctl recording calls; a unit is active once started, enabled once enabled. */
 function fakeSystemd(root: string): NodeJS.ProcessEnv {
   const path = fakePrograms(root, {
-    systemctl: `echo "systemctl $*" >> ${root}/calls\ncase "$1" in\n  is-active) shift; [ "$1" = --quiet ] && shift; [ -e "${root}/active-$1" ] ;;\n  start) touch "${root}/active-$2" ;;\n  *) : ;;\nesac`,
+    systemctl: `echo "systemctl $*" >> ${root}/calls\ncase "$1" in\n  is-active) shift; [ "$1" = --quiet ] && shift; [ -e "${root}/active-$1" ] ;;\n  is-enabled) shift; [ "$1" = --quiet ] && shift; [ -e "${root}/enabled-$1" ] ;;\n  enable) shift; [ "$1" = --quiet ] && shift; touch "${root}/enabled-$1" ;;\n  start) touch "${root}/active-$2" ;;\n  *) : ;;\nesac`,
     journalctl: `echo "journal of $*"`,
   });
   return { PATH: path };
@@ -309,7 +309,7 @@ describe("applyScript (run here against a scratch root, systemd faked)", () => {
       assert.deepEqual(r2.changed, []);
       assert.equal(r2.action, "unchanged");
       const calls2 = readFileSync(join(s.dir, "calls"), "utf8");
-      assert.doesNotMatch(calls2, /daemon-reload|start /);
+      assert.doesNotMatch(calls2, /daemon-reload|start |enable --quiet/);
       assert.match(calls2, /systemctl reload homelab-hello.service/, "up -d again converges stopped containers");
       assert.ok(!readdirSync(d.dir).some((f) => f.endsWith(".homelab-new")), "no temporary files left");
     } finally {
