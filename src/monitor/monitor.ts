@@ -127,7 +127,7 @@ export class Monitor {
     }
   }
 
-  /** Stops checks and timers; a remediation in progress is told to abort and waited for. */
+  /** Stops checks and timers; a remediation in progress is told to abort and waited for, and its end reported. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -177,6 +177,8 @@ export class Monitor {
       else this.#emit({ type: "action", at, service: w.svc.name, action: e.action, phase: e.phase, detail: e.detail });
     }
     if (w.state.phase === "healthy") w.recreating = false;
+    // Stopping: a remedy's end is still told (history, state file), and nothing new starts.
+    if (this.#stopped) return;
     for (const eff of r.effects) this.#execute(w, eff.action);
     if (w.state.phase === "grace" && !wasGrace && w.state.until !== undefined) {
       // Judge with fresh results right when grace ends.
@@ -215,7 +217,8 @@ export class Monitor {
     };
     w.action = run().then((r) => {
       w.action = undefined;
-      if (!this.#stopped) this.#apply(w, { kind: "action_done", action, outcome: r.outcome, detail: r.detail });
+      // Also while stopping (stop waits for this): how the remedy ended belongs in the history.
+      this.#apply(w, { kind: "action_done", action, outcome: r.outcome, detail: r.detail, stopping: this.#stopped });
     });
   }
 

@@ -93,7 +93,8 @@ export interface ServiceState {
 /** What the machine is told. */
 export type Input =
   | { kind: "check"; index: number; ok: boolean; detail: string }
-  | { kind: "action_done"; action: Action; outcome: ActionOutcome; detail: string }
+  /** `stopping`: the monitor is stopping; the outcome is recorded, and no next remedy is chosen. */
+  | { kind: "action_done"; action: Action; outcome: ActionOutcome; detail: string; stopping?: boolean }
   /** Time passed (a wake-up at `wakeAt`). */
   | { kind: "tick" };
 
@@ -313,7 +314,7 @@ class Stepper {
     }
   }
 
-  done(action: Action, outcome: ActionOutcome, detail: string): void {
+  done(action: Action, outcome: ActionOutcome, detail: string, stopping: boolean): void {
     if (this.s.inFlight !== action) return;
     this.s.inFlight = undefined;
     this.events.push({ kind: "action", action, phase: outcome, detail });
@@ -333,6 +334,10 @@ class Stepper {
       this.go("grace", `${action} done; judging health after a grace period of ${Math.round(this.p.graceMs / 1000)} s`, this.now + this.p.graceMs);
       return;
     }
+    if (stopping) {
+      this.go("unhealthy", `the ${action} failed: ${detail}; no further remedy: the monitor is stopping`);
+      return;
+    }
     this.remediate(`the ${action} failed: ${detail}`);
   }
 }
@@ -341,7 +346,7 @@ class Stepper {
 export function step(state: ServiceState, input: Input, now: number, policy: Policy): Step {
   const st = new Stepper(state, now, policy);
   if (input.kind === "check") st.check(input.index, input.ok);
-  else if (input.kind === "action_done") st.done(input.action, input.outcome, input.detail);
+  else if (input.kind === "action_done") st.done(input.action, input.outcome, input.detail, input.stopping === true);
   else st.tick();
   return { state: st.s, effects: st.effects, events: st.events };
 }

@@ -295,7 +295,7 @@ void describe("monitor loop (fake clock, fake remediator)", () => {
     await w.stop(m);
   });
 
-  void it("stop waits for a remediation in progress and then nothing runs", async () => {
+  void it("stop waits for a remediation in progress, reports its end, and then nothing runs", async () => {
     const w = new World();
     w.health = () => false;
     w.restartMs = 2 * MIN;
@@ -309,9 +309,36 @@ void describe("monitor loop (fake clock, fake remediator)", () => {
     assert.equal(stopped, false);
     await w.clock.advance(1 * MIN);
     await stopping;
+    assert.deepEqual(
+      w.events.filter((e) => e.type === "action").map((e) => `${e.action} ${e.phase}`),
+      ["restart start", "restart ok"],
+    );
+    assert.equal(m.snapshot()[0]?.lastRemediation?.outcome, "ok");
     const n = w.checksRun.get("peach");
     await w.clock.advance(HOUR_MS);
     assert.equal(w.checksRun.get("peach"), n);
+    assert.equal(w.clock.pending, 0);
+  });
+
+  void it("a remediation that fails while the monitor stops: its failure is reported, the next tier never starts", async () => {
+    const w = new World();
+    w.health = () => false;
+    w.restartMs = 2 * MIN;
+    w.onRestart = () => {
+      throw new Error("systemctl restart failed");
+    };
+    const m = w.monitor([service("peach", {})]);
+    m.start();
+    await w.clock.advance(30 * S);
+    const stopping = m.stop();
+    await w.clock.advance(2 * MIN);
+    await stopping;
+    await w.clock.advance(HOUR_MS);
+    assert.deepEqual(
+      w.events.filter((e) => e.type === "action").map((e) => `${e.action} ${e.phase}`),
+      ["restart start", "restart failed"],
+    );
+    assert.equal(w.count("recreate"), 0);
     assert.equal(w.clock.pending, 0);
   });
 });

@@ -24,7 +24,7 @@ function policy(p: Partial<Policy> = {}): Policy {
 const ok: Input = { kind: "check", index: 0, ok: true, detail: "200" };
 const bad: Input = { kind: "check", index: 0, ok: false, detail: "503" };
 const tick: Input = { kind: "tick" };
-const done = (action: Action, outcome: "ok" | "failed" | "deferred" = "ok"): Input => ({ kind: "action_done", action, outcome, detail: outcome === "deferred" ? "pid 42, still running" : outcome });
+const done = (action: Action, outcome: "ok" | "failed" | "deferred" = "ok", stopping?: true): Input => ({ kind: "action_done", action, outcome, detail: outcome === "deferred" ? "pid 42, still running" : outcome, ...(stopping ? { stopping } : {}) });
 
 /** Runs a script of [time, input] and returns every state, effect and event along the way. */
 function play(p: Policy, script: [number, Input][], checks = 1): { state: ServiceState; phases: Phase[]; effects: (Effect & { at: number })[]; events: MachineEvent[] } {
@@ -163,6 +163,27 @@ void describe("state machine rules", () => {
   void it("an action_done for another action than the one running is ignored", () => {
     const r = play(policy(), [...fails(3, 0), [30 * S, done("recreate")]]);
     assert.equal(r.state.phase, "restarting");
+  });
+
+  void it("a remedy that ends while the monitor stops: recorded, and no next remedy chosen", () => {
+    const base: [number, Input][] = fails(3, 0);
+    const failed = play(policy({ backoffBaseMs: 0 }), [...base, [30 * S, done("restart", "failed", true)]]);
+    assert.equal(failed.state.phase, "unhealthy");
+    assert.match(failed.state.reason, /the restart failed: failed; no further remedy: the monitor is stopping/);
+    assert.equal(failed.state.inFlight, undefined);
+    assert.deepEqual(failed.state.lastRemediation, { action: "restart", at: 20 * S, outcome: "failed", detail: "failed" });
+    assert.deepEqual(
+      failed.effects.map((e) => e.action),
+      ["restart"],
+    );
+    assert.deepEqual(
+      failed.events.filter((e) => e.kind === "action").map((e) => `${e.action} ${e.phase}`),
+      ["restart start", "restart failed"],
+    );
+    // Without stopping, the same failure goes on to the next tier.
+    assert.equal(play(policy({ backoffBaseMs: 0 }), [...base, [30 * S, done("restart", "failed")]]).state.phase, "recreating");
+    // A remedy that worked ends in grace as usual (nothing to start there).
+    assert.equal(play(policy({ backoffBaseMs: 0 }), [...base, [30 * S, done("restart", "ok", true)]]).state.phase, "grace");
   });
 
   void it("grace is judged by results at or after its end, not before", () => {
