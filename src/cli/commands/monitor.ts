@@ -5,10 +5,12 @@ import type { Clock } from "../../monitor/clock.ts";
 import type { TargetSource } from "../../monitor/targets.ts";
 import type { Endpoint } from "../../monitor/http.ts";
 import type { WebhookSender } from "../../monitor/webhook.ts";
+import type { ServiceOutcome } from "../../engine/deploy.ts";
 import type { Engine } from "../../engine/engine.ts";
+import type { Inventory } from "../../proxmox/inventory.ts";
 import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
-import { makeStyle, printDiagnostics } from "../output.ts";
+import { printDiagnostics } from "../output.ts";
 
 /** Options of `homelab monitor`. */
 export interface MonitorFlags {
@@ -287,41 +289,106 @@ async function realRemediator(
 }
 
 /**
- * Recreate through the same engine as `homelab deploy`: destroy the
- * service's stack (refused for protected resources, and while the stack is
- * locked), forget the old containers' SSH host keys, then run the deploy of
- * that one service, its output kept for the event's detail.
+ * Recreate through the same engine and planner as `homelab deploy`: destroy
+ * the service's stack (refused for protected resources), forget the old
+ * containers' SSH host keys, then deploy that one service again from the
+ * repository as it is now. A stack that another run holds is a
+ * DeployInProgressError (the monitor waits for it). No signal handlers of
+ * its own: Ctrl-C and SIGTERM stay with the monitor, which asks to stop and
+ * waits. And once started it runs to its end: stopped halfway, it could leave
+ * the service destroyed, and no monitor deploys what is not deployed.
  */
 async function engineDeployer(ctx: CliContext, engine: Engine, envName: string, processEnv: NodeJS.ProcessEnv): Promise<ServiceDeployer> {
   const { DeployInProgressError, engineLockHolder } = await import("../../monitor/actions.ts");
   const lockHolder = engineLockHolder(engine, envName);
+  /** Throws DeployInProgressError when someone else holds the stack now (the likely reason `what` failed). */
+  const heldBy = async (service: string, what: string): Promise<void> => {
+    const holder = await lockHolder(service).catch(() => undefined);
+    if (holder !== undefined) throw new DeployInProgressError(`${what}: a deploy holds the stack of ${service} (${holder})`);
+  };
   return {
     lockHolder,
-    async recreate(service, signal) {
+    async recreate(service) {
       const { destroyService } = await import("../../engine/destroy.ts");
       const { resourceFacts } = await import("../../engine/state.ts");
       const { forgetHost, knownHostsFile } = await import("../../provision/ssh.ts");
-      const { runDeploy } = await import("./deploy.ts");
-      const out = await destroyService({ engine, envName, service, dryRun: false, orphaned: false, signal });
-      const message = out.error?.message ?? "";
-      if (out.status === "failed" && /locked/i.test(message)) throw new DeployInProgressError(message);
+      // The engine remembers which stacks exist from its last listing, which in a
+      // long-running monitor is old news (deploys and destroys by other runs).
+      await engine.listAllStacks();
+      const out = await destroyService({ engine, envName, service, dryRun: false, orphaned: false });
       if (out.status === "blocked") throw new Error(`destroy refused: ${out.violations.map((v) => v.message).join("; ")}`);
-      if (out.status !== "destroyed" && out.status !== "nothing") throw new Error(`destroying ${service} ${out.status}${message ? `: ${message}` : ""}`);
+      if (out.status !== "destroyed" && out.status !== "nothing") {
+        await heldBy(service, `destroying ${service}`);
+        throw new Error(`destroying ${service} ${out.status}${out.error ? `: ${firstLine(out.error.message)}` : ""}`);
+      }
       for (const r of out.resources) {
         const address = resourceFacts(r).address;
         if (address !== undefined) await forgetHost(knownHostsFile(ctx.root, envName), address);
       }
-      const lines: string[] = [];
-      const plain = makeStyle(false);
-      const quiet: CliContext = { ...ctx, verbose: false, out: plain, err: plain, stdout: (s) => lines.push(s), stderr: (s) => lines.push(s) };
-      const code = await runDeploy(quiet, [service], { yes: true, concurrency: 1 }, processEnv);
-      if (code !== EXIT.ok) {
-        const text = lines.join("");
-        const last = text.trim().split("\n").filter((l) => /fail|error|locked/i.test(l)).slice(-2).join(" / ") || text.trim().split("\n").pop() || "";
-        if (/locked/i.test(text)) throw new DeployInProgressError(`redeploying ${service}: ${last.trim()}`);
-        throw new Error(`destroyed ${service}, but redeploying it failed (exit ${code}): ${last.trim()}`);
-      }
-      return `destroyed and redeployed ${service}`;
+      // Listed again: the destroy removed the stack without the engine noting it, and the deploy must create it anew.
+      await engine.listAllStacks();
+      const deployed = await deployOne(ctx.root, engine, envName, service, processEnv);
+      if (deployed.status === "applied" || deployed.status === "unchanged") return `destroyed and redeployed ${service}`;
+      await heldBy(service, `redeploying ${service}`);
+      const why = [deployed.error?.message, ...deployed.problems.map((p) => `${p.resource}: ${p.message}`), ...deployed.diagnostics.filter((d) => d.severity === "error").map((d) => d.message)].filter((m): m is string => m !== undefined && m !== "");
+      throw new Error(`destroyed ${service}, but redeploying it ${deployed.status === "failed" ? "failed" : `ended ${deployed.status}`}${why.length > 0 ? `: ${why.slice(0, 2).map(firstLine).join(" / ")}` : ""}`);
     },
   };
+}
+
+function firstLine(s: string): string {
+  return s.split("\n")[0] ?? s;
+}
+
+/**
+ * Deploys one service as `homelab deploy SERVICE --yes` would (outside CI):
+ * the configuration read afresh, its secrets, one inventory snapshot of the
+ * cluster, the environment's SSH key, the planner; with the monitor's engine.
+ */
+async function deployOne(root: string, engine: Engine, envName: string, service: string, processEnv: NodeJS.ProcessEnv): Promise<ServiceOutcome> {
+  const { loadRepository } = await import("../../config/repository.ts");
+  const { resolveSecrets } = await import("../../config/secrets.ts");
+  const { connectProxmox } = await import("../../engine/proxmox.ts");
+  const { ensureSshKey } = await import("../../engine/ssh-key.ts");
+  const { planService } = await import("../../plan/plan.ts");
+  const { deploy } = await import("../../engine/deploy.ts");
+  const { toolFingerprint } = await import("../../engine/fingerprint.ts");
+  const { locateContainer } = await import("./deploy.ts");
+  const repo = loadRepository({ root, envName, only: [service] });
+  const env = repo.env;
+  const s = repo.services.get(service);
+  if (!repo.envFromFile || !s) throw new Error(`the configuration of ${service} is not valid now (homelab validate --env ${envName} ${service})`);
+  const secrets = resolveSecrets(service, s.dir, env, processEnv);
+  if (secrets.diagnostics.some((d) => d.severity === "error")) {
+    throw new Error(`missing secrets of ${service}: ${secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key).join(", ")}`);
+  }
+  const client = connectProxmox(env, processEnv, false);
+  let inventory: Inventory;
+  try {
+    inventory = await client.loadInventory();
+  } finally {
+    await client.close();
+  }
+  const key = ensureSshKey(root, env.name);
+  const reservations = new Map<string, number>();
+  const report = await deploy({
+    engine,
+    env,
+    services: repo.services,
+    selected: [service],
+    planner: (svc, current) => planService({ service: svc, env, inventory, current, sshPublicKey: key.publicKey, reservations }),
+    locatePending: (svc, op, taken) => locateContainer(inventory, svc, op, taken),
+    dryRun: false,
+    ci: false,
+    allowDelete: false,
+    refresh: false,
+    concurrency: 1,
+    fingerprint: toolFingerprint(),
+    skipUnchanged: true,
+    // As `homelab deploy --yes`: no separate preview, the engine and plugin start once.
+    applyWithoutPreview: true,
+  });
+  const outcome = report.outcomes.find((o) => o.service === service);
+  if (!outcome) throw new Error(`deploying ${service} reported no outcome`);
+  return outcome;
 }
