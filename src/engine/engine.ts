@@ -264,11 +264,14 @@ export class Engine {
     // destroy takes its program from the workspace; it never runs it (no --run-program).
     const ws = await LocalWorkspace.create({ workDir: this.workDir, pulumiCommand: this.command, envVars: this.env, program: () => Promise.resolve({}) });
     const stack = boundStack(name, ws);
-    return this.run(name, opts, (onEvent, io) =>
+    const result = await this.run(name, opts, (onEvent, io) =>
       opts.previewOnly
         ? stack.previewDestroy({ onEvent, refresh: opts.refresh === true, color: "never", ...io })
         : stack.destroy({ onEvent, refresh: opts.refresh === true, remove: opts.remove === true, color: "never", ...io }),
     );
+    // The stack is gone: a later deploy on this engine (the monitor's recreate) must create it again.
+    if (!opts.previewOnly && opts.remove === true) this.known?.delete(name);
+    return result;
   }
 
   /** Deletes a stack that has no resources (its history and settings too). */
