@@ -15,7 +15,8 @@ import { CommandError, ConcurrentUpdateError, LocalWorkspace, PulumiCommand, Sta
 import type { EngineEvent, PulumiFn } from "@pulumi/pulumi/automation/index.js";
 import { resolvePulumiCli } from "./pulumi-cli.ts";
 import type { PulumiCli } from "./pulumi-cli.ts";
-import { ChangeTracker } from "./events.ts";
+import { ChangeTracker, loadChangeDescriber } from "./events.ts";
+import type { ChangeDescriber } from "./events.ts";
 import type { Diagnostic, ResourceChange, StepProgress } from "./events.ts";
 import { parseLockError, readLocks } from "./locks.ts";
 import type { StackLock } from "./locks.ts";
@@ -250,13 +251,13 @@ export class Engine {
   /** Previews an update of a stack with a program. */
   async preview(name: string, program: PulumiFn, opts: RunOptions = {}): Promise<RunResult> {
     const stack = boundStack(name, this.workspace);
-    return this.run(name, opts, (onEvent, io) => stack.preview({ program, onEvent, refresh: opts.refresh === true, color: "never", ...io }));
+    return this.run(name, opts, await loadChangeDescriber(), (onEvent, io) => stack.preview({ program, onEvent, refresh: opts.refresh === true, color: "never", ...io }));
   }
 
   /** Applies a program to a stack. */
   async up(name: string, program: PulumiFn, opts: RunOptions = {}): Promise<RunResult> {
     const stack = boundStack(name, this.workspace);
-    return this.run(name, opts, (onEvent, io) => stack.up({ program, onEvent, refresh: opts.refresh === true, color: "never", ...io }));
+    return this.run(name, opts, await loadChangeDescriber(), (onEvent, io) => stack.up({ program, onEvent, refresh: opts.refresh === true, color: "never", ...io }));
   }
 
   /** Previews or runs the deletion of every resource of a stack; `remove` also deletes the stack afterwards. */
@@ -264,7 +265,7 @@ export class Engine {
     // destroy takes its program from the workspace; it never runs it (no --run-program).
     const ws = await LocalWorkspace.create({ workDir: this.workDir, pulumiCommand: this.command, envVars: this.env, program: () => Promise.resolve({}) });
     const stack = boundStack(name, ws);
-    const result = await this.run(name, opts, (onEvent, io) =>
+    const result = await this.run(name, opts, undefined, (onEvent, io) =>
       opts.previewOnly
         ? stack.previewDestroy({ onEvent, refresh: opts.refresh === true, color: "never", ...io })
         : stack.destroy({ onEvent, refresh: opts.refresh === true, remove: opts.remove === true, color: "never", ...io }),
@@ -285,9 +286,14 @@ export class Engine {
     await boundStack(name, this.workspace).cancel();
   }
 
-  private async run(name: string, opts: RunOptions, go: (onEvent: (e: EngineEvent) => void, io: { onOutput: (s: string) => void; signal: AbortSignal }) => Promise<unknown>): Promise<RunResult> {
+  private async run(
+    name: string,
+    opts: RunOptions,
+    describe: ChangeDescriber | undefined,
+    go: (onEvent: (e: EngineEvent) => void, io: { onOutput: (s: string) => void; signal: AbortSignal }) => Promise<unknown>,
+  ): Promise<RunResult> {
     const started = Date.now();
-    const tracker = new ChangeTracker({ ...(opts.onStep ? { onStep: opts.onStep } : {}), ...(opts.onDiagnostic ? { onDiagnostic: opts.onDiagnostic } : {}) });
+    const tracker = new ChangeTracker({ ...(opts.onStep ? { onStep: opts.onStep } : {}), ...(opts.onDiagnostic ? { onDiagnostic: opts.onDiagnostic } : {}), ...(describe ? { describe } : {}) });
     const onEvent = (e: EngineEvent): void => {
       tracker.handle(e);
       opts.onEvent?.(e);

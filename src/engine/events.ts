@@ -6,9 +6,8 @@
  * subset of `@pulumi/pulumi/automation` EngineEvent that is read), so this
  * module does not load Pulumi.
  */
-import { urnName } from "./stacks.ts";
-import { describeDeploymentChange } from "../provider/deployment-inputs.ts";
 import { DEPLOYMENT_TYPE } from "../provider/tokens.ts";
+import { urnName } from "./stacks.ts";
 import { isServiceResource } from "./state.ts";
 
 /** The state of a resource in a step event. */
@@ -74,6 +73,19 @@ export interface ResourceChange {
   outputs: Record<string, unknown> | undefined;
   /** What an update means, in words, where raw inputs would say little (a compose deployment: which files, secrets). */
   summary?: string[];
+}
+
+/** Says in words what an update of a resource means where its raw inputs would say little; undefined: list the inputs. */
+export type ChangeDescriber = (type: string, olds: Record<string, unknown>, news: Record<string, unknown>) => string[] | undefined;
+
+/**
+ * The describer of the provider's resources: a compose deployment's update
+ * names the files that changed and whether secrets did. Loaded on demand
+ * (it brings the provider's input schemas), by runs that preview or update.
+ */
+export async function loadChangeDescriber(): Promise<ChangeDescriber> {
+  const { describeDeploymentChange } = await import("../provider/deployment-inputs.ts");
+  return (type, olds, news) => (type === DEPLOYMENT_TYPE ? describeDeploymentChange(olds, news) : undefined);
 }
 
 /** One step starting, finishing or failing, for live progress. */
@@ -193,15 +205,17 @@ export class ChangeTracker {
   private readonly now: () => number;
   private readonly onStep: ((s: StepProgress) => void) | undefined;
   private readonly onDiagnostic: ((d: Diagnostic) => void) | undefined;
+  private readonly describe: ChangeDescriber | undefined;
   /** True once the engine reported a cancellation. */
   cancelled = false;
   /** The engine's own counts, from its summary event. */
   summary: Record<string, number> | undefined;
 
-  constructor(opts: { now?: () => number; onStep?: (s: StepProgress) => void; onDiagnostic?: (d: Diagnostic) => void } = {}) {
+  constructor(opts: { now?: () => number; onStep?: (s: StepProgress) => void; onDiagnostic?: (d: Diagnostic) => void; describe?: ChangeDescriber } = {}) {
     this.now = opts.now ?? Date.now;
     this.onStep = opts.onStep;
     this.onDiagnostic = opts.onDiagnostic;
+    this.describe = opts.describe;
   }
 
   /** Feeds one engine event. */
@@ -236,8 +250,9 @@ export class ChangeTracker {
       for (const p of props) merged.set(p.key, { ...p, replaces: p.replaces || (merged.get(p.key)?.replaces ?? false) });
       c.properties = [...merged.values()].sort((a, b) => a.key.localeCompare(b.key));
     }
-    if (m.type === DEPLOYMENT_TYPE && (kind === "update" || kind === "replace") && m.old && m.new) {
-      c.summary = describeDeploymentChange(m.old.inputs ?? {}, m.new.inputs ?? {});
+    if (this.describe && (kind === "update" || kind === "replace") && m.old && m.new) {
+      const summary = this.describe(m.type, m.old.inputs ?? {}, m.new.inputs ?? {});
+      if (summary !== undefined) c.summary = summary;
     }
     c.protect ||= m.new?.protect === true || m.old?.protect === true;
     if (planning) {

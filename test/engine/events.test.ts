@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ChangeTracker, changeKindOf, countChanges, hasChanges, propertyChanges, sameValue } from "../../src/engine/events.ts";
+import { ChangeTracker, changeKindOf, loadChangeDescriber, countChanges, hasChanges, propertyChanges, sameValue } from "../../src/engine/events.ts";
 import type { EngineEventLike, StepProgress } from "../../src/engine/events.ts";
 import { deletionGuard, productionGuard, protectGuard } from "../../src/engine/guards.ts";
 import type { ServicePlan } from "../../src/plan/types.ts";
@@ -135,8 +135,8 @@ void describe("guards", () => {
 });
 
 void describe("compose deployment changes in words", () => {
-  void it("an update of a Deployment names the compose file that changed and says secrets changed, instead of dumping inputs", () => {
-    const t = new ChangeTracker();
+  void it("an update of a Deployment names the compose file that changed and says secrets changed, instead of dumping inputs", async () => {
+    const t = new ChangeTracker({ describe: await loadChangeDescriber() });
     const dir = "/opt/homelab/hello";
     const old = { service: "hello", fileHashes: { [`${dir}/docker-compose.yaml`]: "a1", [`${dir}/compose`]: "c1" }, secretsHash: "s1" };
     const news = { service: "hello", fileHashes: { [`${dir}/docker-compose.yaml`]: "a2", [`${dir}/compose`]: "c1" }, secretsHash: "s2" };
@@ -144,5 +144,8 @@ void describe("compose deployment changes in words", () => {
     const [c] = t.changes();
     assert.equal(c?.id, "hello_container.compose");
     assert.deepEqual(c?.summary, ["compose files changed: docker-compose.yaml", "secrets changed"]);
+    // Other resources keep their list of changed inputs.
+    t.handle(pre("update", "web", { ...base, memory: 1024 }, { ...base, memory: 2048 }, {}, true));
+    assert.equal(t.changes().find((x) => x.id === "web")?.summary, undefined);
   });
 });
