@@ -18,6 +18,8 @@ import type { ResourceSpec } from "./program.ts";
 import { CONTAINER_TYPE, IMAGE_TYPE } from "./state.ts";
 import type { StackState } from "./state.ts";
 
+type ContainerSpec = Extract<ResourceSpec, { type: typeof CONTAINER_TYPE }>;
+
 /** Tags as Proxmox (and the provider's check) normalise them. */
 function normalTags(v: unknown): unknown {
   return Array.isArray(v) ? [...new Set(v.map((t) => String(t).trim().toLowerCase()))].sort() : v;
@@ -40,9 +42,9 @@ export function whyChanged(o: { state: StackState | undefined; specs: readonly R
   const other = specs.find((s) => s.type !== CONTAINER_TYPE);
   if (other) return `${other.id}: ${other.type === IMAGE_TYPE ? "an image's build context" : "compose files and secrets"} can only be compared by the engine`;
   if (state.resources.length !== specs.length) return "resources added or removed";
-  for (const spec of specs) {
+  for (const spec of specs.filter((s): s is ContainerSpec => s.type === CONTAINER_TYPE)) {
     const r = state.resources.find((x) => x.id === spec.id);
-    if (spec.type !== CONTAINER_TYPE || !r || r.type !== spec.type) return `${spec.id} is new`;
+    if (!r || r.type !== spec.type) return `${spec.id} is new`;
     if (r.protect !== spec.protect) return `${spec.id}: protect changed`;
     if (!sameInputs(r.inputs, spec.inputs)) return `${spec.id}: inputs changed`;
     for (const d of spec.crossDependsOn) {

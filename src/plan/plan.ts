@@ -56,12 +56,15 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
   const reservations = input.reservations ?? new Map<string, number>();
   const resources: PlannedResource[] = [];
   const notes: string[] = [];
+  // Any image or compose container: with provisioning off the plan says what it leaves out.
+  let wantsProvisioning = false;
   const tokenOnly = env.proxmox !== undefined && env.proxmox.username === undefined;
   for (const decl of service.resources) {
     const deps = splitDeps(decl, service.name);
     const def = RESOURCE_TYPES.get(decl.type);
     const spec = def ? def.resolve(decl.spec, env, service.dir) : decl.spec;
     if (decl.type === "docker:image") {
+      wantsProvisioning = true;
       const s = spec as unknown as ResolvedImageSpec;
       const reg = s.registry !== undefined ? env.registries[s.registry] : undefined;
       const image: PlannedImage = {
@@ -106,6 +109,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
     }
     if (!placement.sticky) reservations.set(placement.chosen, (reservations.get(placement.chosen) ?? 0) + s.host.resources.memory);
     const docker = s.docker.compose;
+    wantsProvisioning ||= docker;
     const keyctl = docker && s.unprivileged;
     if (keyctl && tokenOnly) {
       problems.push({
@@ -150,7 +154,6 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
     resources.push(planned);
   }
   if (problems.length > 0) return { plan: undefined, problems };
-  const wantsProvisioning = service.resources.some((d) => d.type === "docker:image" || (d.type === "proxmox:container" && (d.spec as { docker?: { compose?: boolean } }).docker?.compose === true));
   if (!env.provisioning && wantsProvisioning) {
     notes.push(`provisioning is off in environment ${env.name} (homelab:provisioning: false): containers are created, but images are not built and compose projects not deployed`);
   }

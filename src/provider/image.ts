@@ -138,8 +138,10 @@ export class ImageResource {
 
   /** The environment's homelab:docker_host when it names one (the lxc sandbox does), else DOCKER_HOST, else the local socket. */
   private engine(): Docker {
-    const host = this.ctx.loadEnvironment().docker.host;
-    this.docker ??= new Docker(dockerOptions(host !== undefined ? { ...this.ctx.processEnv, DOCKER_HOST: host } : this.ctx.processEnv));
+    if (this.docker === undefined) {
+      const host = this.ctx.loadEnvironment().docker.host;
+      this.docker = new Docker(dockerOptions(host !== undefined ? { ...this.ctx.processEnv, DOCKER_HOST: host } : this.ctx.processEnv));
+    }
     return this.docker;
   }
 

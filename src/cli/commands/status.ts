@@ -1,5 +1,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { ServiceStatusRow } from "../../engine/status.ts";
+import { CONTAINER_TYPE } from "../../provider/tokens.ts";
 import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 
@@ -69,7 +70,7 @@ export function statusText(
     const idWidth = Math.max(0, ...r.resources.map((x) => x.id.length));
     for (const x of r.resources) {
       const facts =
-        x.detail !== undefined || x.type !== "homelab:proxmox:Container"
+        x.detail !== undefined || x.type !== CONTAINER_TYPE
           ? [x.detail ?? "", x.protect ? o.yellow("protected") : ""].filter((f) => f !== "")
           : [x.node ?? "", x.vmid !== undefined ? `vmid ${x.vmid}` : "", x.address ?? o.dim("no address yet"), x.protect ? o.yellow("protected") : ""].filter((f) => f !== "");
       lines.push(`  ${x.id.padEnd(idWidth)}  ${facts.join("  ")}`);
