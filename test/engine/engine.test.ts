@@ -9,44 +9,16 @@ import { Engine, EngineRunError } from "../../src/engine/engine.ts";
 import { serviceProgram } from "../../src/engine/program.ts";
 import type { EnvironmentConfig } from "../../src/config/environment.ts";
 import type { Service } from "../../src/config/service.ts";
-import type { ContainerInputs, PlannedContainer, ServicePlan } from "../../src/plan/types.ts";
+import type { ContainerInputs, ServicePlan } from "../../src/plan/types.ts";
+import { containerInputs, plannedContainer, servicePlan } from "./plans.ts";
 
 const FAKE = fileURLToPath(new URL("./fixtures/fake-provider/", import.meta.url));
 
-const inputs: ContainerInputs = {
-  node: "pve-01",
-  template: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-  hostname: "web",
-  description: "Managed by homelab",
-  tags: ["homelab", "peach"],
-  memory: 512,
-  swap: 512,
-  cores: 1,
-  storage: "local-lvm",
-  diskGb: 8,
-  bridge: "vmbr0",
-  ip: "dhcp",
-  unprivileged: true,
-  nesting: false,
-  keyctl: false,
-  sshPublicKeys: "ssh-ed25519 AAAA",
-  onBoot: true,
-  protection: false,
-};
+const inputs: ContainerInputs = containerInputs();
 
 function plan(ids: string[], over: Partial<ContainerInputs> = {}, chain = false): ServicePlan {
-  const resources: PlannedContainer[] = ids.map((id, i) => ({
-    kind: "proxmox:container",
-    id,
-    protect: false,
-    dependsOn: chain && i > 0 ? [ids[i - 1] ?? ""] : [],
-    crossDependsOn: [],
-    inputs: { ...inputs, ...over, hostname: id },
-    template: { chosen: inputs.template, sticky: false, candidates: [] },
-    placement: { chosen: "pve-01", sticky: false, strategy: "most-free-memory", candidates: [] },
-    compose: undefined,
-  }));
-  return { service: "peach", environment: "dev", stack: "dev.peach", resources, dependsOnServices: [], notes: [], provisioning: { enabled: true, dockerSource: "docker" } };
+  const resources = ids.map((id, i) => plannedContainer(id, { ...inputs, ...over, hostname: id }, { dependsOn: chain && i > 0 ? [ids[i - 1] ?? ""] : [] }));
+  return servicePlan("dev", resources);
 }
 
 function tree(dir: string): string {

@@ -6,48 +6,19 @@ import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { resourceSpecs, serviceProgram } from "../../src/engine/program.ts";
 import { hashContext } from "../../src/provision/image.ts";
+import { containerInputs, plannedContainer, servicePlan } from "./plans.ts";
 import type { ContainerInputs, PlannedContainer, PlannedImage, ServicePlan } from "../../src/plan/types.ts";
 
-const inputs: ContainerInputs = {
-  node: "pve-01",
-  template: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-  hostname: "web",
-  description: "Managed by homelab",
-  tags: ["homelab", "peach"],
-  memory: 2048,
-  swap: 512,
-  cores: 2,
-  storage: "local-lvm",
-  diskGb: 8,
-  bridge: "vmbr0",
-  ip: "dhcp",
-  unprivileged: true,
-  nesting: true,
-  keyctl: true,
-  sshPublicKeys: "ssh-ed25519 AAAA test",
-  onBoot: true,
-  protection: false,
-};
+const inputs: ContainerInputs = containerInputs({ memory: 2048, cores: 2, nesting: true, keyctl: true, sshPublicKeys: "ssh-ed25519 AAAA test" });
 
 function container(id: string, o: Partial<PlannedContainer> = {}): PlannedContainer {
-  return {
-    kind: "proxmox:container",
-    id,
-    protect: false,
-    dependsOn: [],
-    crossDependsOn: [],
-    inputs: { ...inputs, hostname: id.replace(/_/g, "-") },
-    template: { chosen: inputs.template, sticky: false, candidates: [] },
-    placement: { chosen: "pve-01", sticky: false, strategy: "most-free-memory", candidates: [] },
-    compose: undefined,
-    ...o,
-  };
+  return plannedContainer(id, { ...inputs, hostname: id.replace(/_/g, "-") }, o);
 }
 
 const image: PlannedImage = { kind: "docker:image", id: "img", protect: false, dependsOn: [], crossDependsOn: [], name: "peach_proxy", context: "/x", dockerfile: "Dockerfile", buildArgs: {}, registry: undefined };
 
 function plan(resources: ServicePlan["resources"], provisioning = true): ServicePlan {
-  return { service: "peach", environment: "prod", stack: "prod.peach", resources, dependsOnServices: [], notes: [], provisioning: { enabled: provisioning, dockerSource: "distribution" } };
+  return servicePlan("prod", resources, { enabled: provisioning, dockerSource: "distribution" });
 }
 
 void describe("resource specs", () => {

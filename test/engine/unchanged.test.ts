@@ -7,29 +7,11 @@ import { toolFingerprint } from "../../src/engine/fingerprint.ts";
 import type { ResourceSpec } from "../../src/engine/program.ts";
 import { parseDeployment } from "../../src/engine/state.ts";
 import { whyChanged } from "../../src/engine/unchanged.ts";
+import { containerInputs } from "./plans.ts";
 import type { ContainerInputs } from "../../src/plan/types.ts";
 
 const T = "homelab:proxmox:Container" as const;
-const inputs: ContainerInputs = {
-  node: "pve-01",
-  template: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-  hostname: "web",
-  description: "d",
-  tags: ["homelab", "alpha"],
-  memory: 512,
-  swap: 512,
-  cores: 1,
-  storage: "local-lvm",
-  diskGb: 8,
-  bridge: "vmbr0",
-  ip: "dhcp",
-  unprivileged: true,
-  nesting: false,
-  keyctl: false,
-  sshPublicKeys: "k",
-  onBoot: true,
-  protection: false,
-};
+const inputs: ContainerInputs = containerInputs({ description: "d", tags: ["homelab", "alpha"], sshPublicKeys: "k" });
 
 type ContainerSpec = Extract<ResourceSpec, { type: typeof T }>;
 const spec = (o: Partial<ContainerSpec> = {}): ContainerSpec => ({ id: "web", type: T, inputs, protect: false, dependsOn: [], crossDependsOn: [], ...o });
