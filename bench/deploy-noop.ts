@@ -21,7 +21,7 @@ import { Engine } from "../src/engine/engine.ts";
 import { serviceProgram } from "../src/engine/program.ts";
 import { connectProxmox } from "../src/engine/proxmox.ts";
 import { resolvePulumiCli } from "../src/engine/pulumi-cli.ts";
-import { ensureSshKey } from "../src/engine/ssh-key.ts";
+import { ensureSshKey } from "../src/provision/ssh-key.ts";
 import { currentState } from "../src/engine/state.ts";
 import { planService } from "../src/plan/plan.ts";
 import { containerService, REPO, startWorld } from "../test/e2e/helpers.ts";

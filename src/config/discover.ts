@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { envFileName, generatedEnvironmentsDir } from "./homelab-dir.ts";
 
 /**
  * Finding things in a homelab repository without reading them: cheap enough for
@@ -53,7 +54,7 @@ export function discoverServices(root: string): { name: string; file: string }[]
 
 /** Where an environment's file is: `Pulumi.<env>.yaml` in the repository, or one the tool generated. */
 export function environmentFile(root: string, name: string): string | undefined {
-  for (const f of [join(root, `Pulumi.${name}.yaml`), join(root, ".homelab", "environments", `Pulumi.${name}.yaml`)]) {
+  for (const f of [join(root, envFileName(name)), join(generatedEnvironmentsDir(root), envFileName(name))]) {
     if (existsSync(f)) return f;
   }
   return undefined;
@@ -62,7 +63,7 @@ export function environmentFile(root: string, name: string): string | undefined 
 /** Names of the environments that have a file. */
 export function listEnvironments(root: string): string[] {
   const names = new Set<string>();
-  for (const dir of [root, join(root, ".homelab", "environments")]) {
+  for (const dir of [root, generatedEnvironmentsDir(root)]) {
     let entries: string[];
     try {
       entries = readdirSync(dir);

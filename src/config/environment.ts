@@ -7,6 +7,7 @@ import { didYouMean } from "../util/suggest.ts";
 import { loadYamlFile, type YamlSource } from "./source.ts";
 import { zodIssuesToDiagnostics } from "./zod-diagnostics.ts";
 import { BUILTIN_DEFAULTS, defaultKind } from "./environment-defaults.ts";
+import { envFileName } from "./homelab-dir.ts";
 
 export { environmentFile, listEnvironments } from "./discover.ts";
 export { BUILTIN_DEFAULTS, emptyEnvironment } from "./environment-defaults.ts";
@@ -193,7 +194,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     const hint = didYouMean(name, known) ?? (known.length ? `environments here: ${known.join(", ")}` : `create Pulumi.${name}.yaml (see README, "Environments")`);
     return {
       env: undefined,
-      diagnostics: [{ file: join(root, `Pulumi.${name}.yaml`), line: 1, col: 1, severity: "error", message: `environment "${name}" has no file Pulumi.${name}.yaml`, hint }],
+      diagnostics: [{ file: join(root, envFileName(name)), line: 1, col: 1, severity: "error", message: `environment "${name}" has no file Pulumi.${name}.yaml`, hint }],
     };
   }
   const loaded = loadYamlFile(file, "environment file");

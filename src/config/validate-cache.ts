@@ -7,6 +7,7 @@ import { fingerprint } from "../util/hash.ts";
 import { assembleRepository, requireServices } from "./cross-service.ts";
 import { discoverServices, environmentFile } from "./discover.ts";
 import { emptyEnvironment } from "./environment-defaults.ts";
+import { validateCacheFile } from "./homelab-dir.ts";
 import type { EnvironmentConfig } from "./environment.ts";
 import { checkProbes, currentSignature, recordProbes, settledSignature, type Probe } from "./fs-probe.ts";
 import type { Monitoring } from "./monitoring.ts";
@@ -63,11 +64,6 @@ interface CacheFile {
   environments: Record<string, EnvironmentEntry>;
   /** By service.yaml path, most recently used first. */
   services: Record<string, ServiceEntry[]>;
-}
-
-/** Where a repository's validate cache lives. */
-export function validateCacheFile(root: string): string {
-  return join(root, ".homelab", "cache", "validate.json");
 }
 
 /** One of the tool's own files: its content's fingerprint, and its stat signature once settled. */

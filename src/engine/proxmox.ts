@@ -10,10 +10,11 @@ import { createProxmoxClient } from "../proxmox/client.ts";
 import { proxmoxAuth, proxmoxTls } from "../proxmox/connect.ts";
 import type { ProxmoxClient } from "../proxmox/client.ts";
 import { EngineSetupError } from "./settings.ts";
+import { envFileOf } from "../config/homelab-dir.ts";
 
 /** A client for the environment's Proxmox API; errors say which setting to fix. */
 export function connectProxmox(env: EnvironmentConfig, processEnv: NodeJS.ProcessEnv, ci: boolean, log?: (line: string) => void): ProxmoxClient {
-  const file = env.file ?? `Pulumi.${env.name}.yaml`;
+  const file = envFileOf(env);
   const p = env.proxmox;
   if (!p) throw new EngineSetupError(`environment ${env.name} has no homelab:proxmox settings, so there is nothing to deploy to`, `add homelab:proxmox (endpoint and credentials) to ${file}, or try the sandbox: homelab sandbox start, then --env sandbox`);
   let auth: ProxmoxCredentials;

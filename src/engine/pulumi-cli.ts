@@ -9,6 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import semver from "semver";
+import { pulumiRecordFile } from "../config/homelab-dir.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -183,7 +184,7 @@ function classify(file: string, homeBin: string, cacheRoot: string): PulumiCliSo
 async function readRecord(root: string): Promise<string | undefined> {
   let text: string;
   try {
-    text = await readFile(path.join(root, ".homelab", "pulumi"), "utf8");
+    text = await readFile(pulumiRecordFile(root), "utf8");
   } catch {
     // No record yet: setup has not run here, the other candidates still apply.
     return undefined;

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { defaultStateBackendDir, passphraseFile, workspacesDir } from "../config/homelab-dir.ts";
 
 /** The tool's own folder (holds node_modules/@pulumi/pulumi and bin/pulumi-resource-homelab). */
 export const TOOL_ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
@@ -27,7 +28,7 @@ export function chooseBackend(root: string, env: NodeJS.ProcessEnv): Backend {
   if (given !== undefined && given !== "") {
     return { url: given, dir: fileBackendDir(given), isDefault: false };
   }
-  const dir = path.join(root, ".homelab", "state");
+  const dir = defaultStateBackendDir(root);
   return { url: pathToFileURL(dir).href, dir, isDefault: true };
 }
 
@@ -48,7 +49,7 @@ export function fileBackendDir(url: string): string | undefined {
 export function workspaceDir(root: string, backend: Backend): string {
   // Stack settings hold the salt of each stack's secrets; they belong to one backend.
   const name = backend.isDefault ? "local" : createHash("sha256").update(backend.url).digest("hex").slice(0, 12);
-  return path.join(root, ".homelab", "workspace", name);
+  return path.join(workspacesDir(root), name);
 }
 
 /** Where the passphrase for secrets in the state comes from. */
@@ -58,11 +59,6 @@ export interface Passphrase {
   origin: "env" | "env-file" | "file" | "generated" | "none";
   /** The file, when it is one. */
   file: string | undefined;
-}
-
-/** The passphrase file the tool generates when none is configured. */
-export function passphraseFile(root: string): string {
-  return path.join(root, ".homelab", "passphrase");
 }
 
 /**

@@ -11,8 +11,7 @@ import { readFileSync } from "node:fs";
 import type { StackLock } from "../engine/locks.ts";
 import { describeLock, lockOwner } from "../engine/locks.ts";
 import { stackName } from "../engine/stacks.ts";
-import { sshKeyFile } from "../engine/ssh-key.ts";
-import { knownHostsFile } from "../provision/ssh.ts";
+import { knownHostsFile, sshKeyFile } from "../config/homelab-dir.ts";
 import type { TargetSource } from "./targets.ts";
 
 /** What the monitor can do to a service. Each resolves with a one-line detail, or throws. */

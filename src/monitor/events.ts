@@ -119,10 +119,6 @@ export function printer(write: (s: string) => void, o: { json: boolean; style?: 
   return (e) => write(`${o.json ? JSON.stringify(e) : formatEvent(e, o.style)}\n`);
 }
 
-/** Where an environment's monitor keeps its files: `.homelab/monitor/<env>/`. */
-export function monitorDir(root: string, envName: string): string {
-  return path.join(root, ".homelab", "monitor", envName);
-}
 
 /**
  * The local history: events as JSON lines in `history.jsonl`, rotated to

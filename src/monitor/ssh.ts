@@ -5,8 +5,8 @@
  * `sh -s`, so it never shows in a process list.
  */
 import { readFileSync } from "node:fs";
-import { sshKeyFile } from "../engine/ssh-key.ts";
-import { connectSsh, KnownHosts, knownHostsFile } from "../provision/ssh.ts";
+import { knownHostsFile, sshKeyFile } from "../config/homelab-dir.ts";
+import { connectSsh, KnownHosts } from "../provision/ssh.ts";
 import type { CommandExecutor } from "./checks.ts";
 
 /** The real executor for command checks. The key is read on first use. */

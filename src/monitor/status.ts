@@ -6,7 +6,7 @@
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { monitorDir } from "./events.ts";
+import { monitorDir } from "../config/homelab-dir.ts";
 import type { MonitorEvent } from "./events.ts";
 import type { ServiceSnapshot } from "./monitor.ts";
 

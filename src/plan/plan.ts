@@ -7,6 +7,7 @@ import { topologicalWaves } from "../util/graph.ts";
 import { DEFAULT_STRATEGY, placeContainer, STRATEGIES } from "./placement.ts";
 import { matchTemplate } from "./templates.ts";
 import type { ContainerInputs, CurrentState, PlanProblem, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "./types.ts";
+import { envFileOf } from "../config/homelab-dir.ts";
 
 /** Memory (MB) placed per node so far in one run, so services planned together spread out. */
 export type Reservations = Map<string, number>;
@@ -163,7 +164,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
 
 /** What to do when no node can take a container, from the reasons the nodes gave. */
 function placementHint(reasons: string[], tags: string[], image: { name: string; version: string }, env: EnvironmentConfig): string {
-  const file = env.file ?? `Pulumi.${env.name}.yaml`;
+  const file = envFileOf(env);
   if (reasons.length === 0) return "check that the Proxmox API lists the cluster's nodes";
   if (reasons.every((r) => r.startsWith("missing tag"))) return `tag a node with ${tags.join(", ")} under homelab:hosts in ${file}`;
   if (reasons.every((r) => r.startsWith("missing tag") || r === "no matching template on its storages")) {

@@ -26,7 +26,8 @@ import {
 import type { LxcConfig } from "../proxmox/lxc.ts";
 import { formatFeatures } from "../proxmox/lxc.ts";
 import type { WaitOptions } from "../proxmox/tasks.ts";
-import { forgetHost, knownHostsFile } from "../provision/ssh.ts";
+import { envFileOf, knownHostsFile } from "../config/homelab-dir.ts";
+import { forgetHost } from "../provision/ssh.ts";
 import type { ClientPurpose, ProviderContext } from "./context.ts";
 import { diffContainer, staticAddress } from "./diff.ts";
 import { PartialCreateError, ProviderError, describeError, translateError } from "./errors.ts";
@@ -302,7 +303,7 @@ export class ContainerResource {
     const auth = this.ctx.auth();
     if (auth.identity === "root@pam" || auth.rootAvailable) return undefined;
     const env = this.ctx.loadEnvironment();
-    const file = env.file ?? `Pulumi.${env.name}.yaml`;
+    const file = envFileOf(env);
     const features = formatFeatures(featuresOf(inputs)) || "none";
     const what = `${before !== undefined && !replacing ? "changing the features to" : "features"} ${features}${inputs.unprivileged ? "" : " on a privileged container"}`;
     const keyctlChanges = before === undefined || replacing ? inputs.keyctl : (before.keyctl ?? false) !== inputs.keyctl;

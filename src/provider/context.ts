@@ -15,6 +15,7 @@ import { proxmoxAuth, proxmoxTls, rootAvailable as rootAvailableIn } from "../pr
 import { readSecretRef, SecretRefError } from "../config/secret-ref.ts";
 import type { ProxmoxClient, ProxmoxClientOptions } from "../proxmox/client.ts";
 import { ProviderError } from "./errors.ts";
+import { envFileName, envFileOf } from "../config/homelab-dir.ts";
 
 /** Which credentials an operation needs: the environment's usual ones, or `root@pam` itself (feature flags). */
 export type ClientPurpose = "default" | "root";
@@ -96,7 +97,7 @@ export class ProviderContext {
   proxmoxConfig(): ProxmoxConfig {
     const env = this.loadEnvironment();
     if (!env.proxmox) {
-      throw new ProviderError(`environment "${env.name}" has no homelab:proxmox settings`, `add homelab:proxmox (endpoint and credentials) to ${env.file ?? `Pulumi.${env.name}.yaml`}`);
+      throw new ProviderError(`environment "${env.name}" has no homelab:proxmox settings`, `add homelab:proxmox (endpoint and credentials) to ${envFileOf(env)}`);
     }
     return env.proxmox;
   }
@@ -115,7 +116,7 @@ export class ProviderContext {
     const cached = this.clients.get(wanted);
     if (cached) return cached;
     const p = this.proxmoxConfig();
-    const file = this.environment?.file ?? `Pulumi.${this.env.HOMELAB_ENV ?? "<env>"}.yaml`;
+    const file = this.environment?.file ?? envFileName(this.env.HOMELAB_ENV ?? "<env>");
     let auth: ProxmoxCredentials;
     try {
       auth = proxmoxAuth(p, wanted, file, this.env);

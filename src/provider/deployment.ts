@@ -16,12 +16,12 @@
  */
 import { readFile } from "node:fs/promises";
 import type { CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider/index.js";
-import { sshKeyFile } from "../engine/ssh-key.ts";
+import { knownHostsFile, sshKeyFile } from "../config/homelab-dir.ts";
 import { ComposeInputError, hashDigests } from "../provision/compose.ts";
 import type { ComposeDeployment } from "../provision/compose.ts";
 import { ProvisionError, inspectDeployment, provisionCompose, removeCompose } from "../provision/deploy.ts";
 import type { ProvisionOptions, ProvisionTarget } from "../provision/deploy.ts";
-import { SshError, knownHostsFile } from "../provision/ssh.ts";
+import { SshError } from "../provision/ssh.ts";
 import type { ProviderContext } from "./context.ts";
 import { DEPLOYMENT_TYPE, checkDeploymentInputs, deploymentOf, describeDeploymentChange, diffDeployment, parseDeploymentState, registriesOf, secretValue } from "./deployment-inputs.ts";
 import type { CheckedDeployment, DeploymentOutputs, DeploymentState } from "./deployment-inputs.ts";

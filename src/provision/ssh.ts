@@ -7,15 +7,10 @@
  */
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { Client } from "ssh2";
 import type { ClientChannel, ConnectConfig } from "ssh2";
 import { cmd, quote } from "./shell.ts";
-
-/** Where an environment's known host keys are kept, next to its key pair. */
-export function knownHostsFile(root: string, envName: string): string {
-  return join(root, ".homelab", "ssh", envName, "known_hosts");
-}
 
 /** A host key as OpenSSH writes it: `<type> <base64 blob>`. */
 export interface HostKey {

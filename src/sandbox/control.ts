@@ -10,6 +10,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { envFileName, generatedEnvironmentsDir } from "../config/homelab-dir.ts";
 import type { FaultConfig } from "./faults.ts";
 
 /** What the daemon publishes in `daemon.json` once it answers. */
@@ -69,14 +70,9 @@ export class SandboxControlError extends Error {
   }
 }
 
-/** The default state folder of a repository's sandbox. */
-export function defaultStateDir(root: string): string {
-  return join(root, ".homelab", "sandbox");
-}
-
 /** Where the environment file for `--env sandbox` goes. */
 export function envFilePath(root: string): string {
-  return join(root, ".homelab", "environments", "Pulumi.sandbox.yaml");
+  return join(generatedEnvironmentsDir(root), envFileName("sandbox"));
 }
 
 const ENV_HEADER = "# Written by `homelab sandbox start`: the environment `--env sandbox`.";
@@ -267,7 +263,7 @@ export async function startDaemon(o: StartOptions): Promise<SandboxState & { cle
       if (await probe(info, secret, ca)) {
         const state: SandboxState = { ...info, envFile, stateDir, logFile, startedAt: new Date().toISOString() };
         await writeFile(join(stateDir, "state.json"), JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });
-        await mkdir(join(o.root, ".homelab", "environments"), { recursive: true });
+        await mkdir(generatedEnvironmentsDir(o.root), { recursive: true });
         await writeFile(envFile, renderEnvFile(info));
         return cleanedStale !== undefined ? { ...state, cleanedStale } : state;
       }

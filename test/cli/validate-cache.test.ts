@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { validateCacheFile } from "../../src/config/validate-cache.ts";
+import { validateCacheFile } from "../../src/config/homelab-dir.ts";
 import { fingerprint } from "../../src/util/hash.ts";
 import { CONTAINER, makeRepo } from "../helpers/repo.ts";
 

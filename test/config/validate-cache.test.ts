@@ -4,7 +4,8 @@ import { existsSync, readFileSync, rmSync, utimesSync, statSync, writeFileSync }
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadRepository, type Repository } from "../../src/config/repository.ts";
-import { loadRepositoryCached, validateCacheFile } from "../../src/config/validate-cache.ts";
+import { validateCacheFile } from "../../src/config/homelab-dir.ts";
+import { loadRepositoryCached } from "../../src/config/validate-cache.ts";
 import { checkProbes, readBounded, recordProbes } from "../../src/config/fs-probe.ts";
 import { CONTAINER, findDiag, makeRepo } from "../helpers/repo.ts";
 

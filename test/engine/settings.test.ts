@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import ssh2 from "ssh2";
 import type { ParsedKey } from "ssh2";
 import { chooseBackend, EngineSetupError, ensurePassphrase, fileBackendDir, workspaceDir, workspaceEnv } from "../../src/engine/settings.ts";
-import { ensureSshKey } from "../../src/engine/ssh-key.ts";
+import { ensureSshKey } from "../../src/provision/ssh-key.ts";
 import { parseStackName, qualifiedStackName, stackName, urnName, urnType } from "../../src/engine/stacks.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "homelab-engine-settings-"));

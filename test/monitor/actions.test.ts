@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import ssh2 from "ssh2";
 import type { Connection, ServerChannel } from "ssh2";
-import { ensureSshKey } from "../../src/engine/ssh-key.ts";
+import { ensureSshKey } from "../../src/provision/ssh-key.ts";
 import type { StackState } from "../../src/engine/state.ts";
 import { engineLockHolder, ServiceRemediator } from "../../src/monitor/actions.ts";
 import type { ComposeRestarter, ServiceDeployer } from "../../src/monitor/actions.ts";
@@ -15,7 +15,7 @@ import { commandCheck } from "../../src/monitor/checks.ts";
 import { ManualClock } from "../../src/monitor/clock.ts";
 import { sshCommandExecutor } from "../../src/monitor/ssh.ts";
 import { checkTarget, serviceTarget, StateTargets, StaticTargets } from "../../src/monitor/targets.ts";
-import { knownHostsFile } from "../../src/provision/ssh.ts";
+import { knownHostsFile } from "../../src/config/homelab-dir.ts";
 
 const { Server, utils } = ssh2;
 

@@ -19,7 +19,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation/index.js";
 import { resolvePulumiCli } from "../../src/engine/pulumi-cli.ts";
-import { ensureSshKey } from "../../src/engine/ssh-key.ts";
+import { ensureSshKey } from "../../src/provision/ssh-key.ts";
 import type { ContainerInputs } from "../../src/plan/types.ts";
 import { hashContext, registryHasTag } from "../../src/provision/image.ts";
 import { readComposeFiles } from "../../src/provision/inputs.ts";

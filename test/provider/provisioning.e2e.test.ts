@@ -12,7 +12,7 @@ import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/p
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ensureSshKey } from "../../src/engine/ssh-key.ts";
+import { ensureSshKey } from "../../src/provision/ssh-key.ts";
 import type { ContainerInputs } from "../../src/plan/types.ts";
 import { registryHasTag } from "../../src/provision/image.ts";
 import { readComposeFiles } from "../../src/provision/inputs.ts";

@@ -12,7 +12,8 @@ import { join } from "node:path";
 import ssh2 from "ssh2";
 import type { Connection, ServerChannel } from "ssh2";
 import { HOSTILE, scratch } from "./helpers.ts";
-import { KnownHosts, SshError, connectSsh, fingerprint, forgetHost, hostKeyFromBlob, knownHostsFile, parseKnownHosts, translateSshError, withSsh } from "../../src/provision/ssh.ts";
+import { knownHostsFile } from "../../src/config/homelab-dir.ts";
+import { KnownHosts, SshError, connectSsh, fingerprint, forgetHost, hostKeyFromBlob, parseKnownHosts, translateSshError, withSsh } from "../../src/provision/ssh.ts";
 
 // ssh2 is CommonJS; only some of its exports are visible as named ES exports.
 const { Server, utils } = ssh2;

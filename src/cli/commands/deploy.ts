@@ -165,7 +165,7 @@ async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<Deplo
   const env = repo.env;
   const { connectProxmox } = await import("../../engine/proxmox.ts");
   const { EngineSetupError } = await import("../../engine/settings.ts");
-  const { ensureSshKey } = await import("../../engine/ssh-key.ts");
+  const { ensureSshKey } = await import("../../provision/ssh-key.ts");
   const { planService, serviceWaves } = await import("../../plan/plan.ts");
   let inventory: Inventory;
   try {

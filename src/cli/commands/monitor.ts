@@ -135,7 +135,8 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
   const runCheck: CheckFn = deps.runCheck ?? ((c, target, signal) => runner.run(c.key, c.check, target, signal));
 
   // Events: printed, kept in the local history, counted, written for `homelab status`, and (state changes) sent on.
-  const { HistoryFile, fanOut, monitorDir, printer } = await import("../../monitor/events.ts");
+  const { HistoryFile, fanOut, printer } = await import("../../monitor/events.ts");
+  const { envFileOf, monitorDir } = await import("../../config/homelab-dir.ts");
   const { MonitorMetrics } = await import("../../monitor/metrics.ts");
   const { StateFileWriter, stateFile } = await import("../../monitor/status.ts");
   const path = await import("node:path");
@@ -161,7 +162,7 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
     const { readSecretRef } = await import("../../config/secret-ref.ts");
     let token: string | undefined;
     try {
-      token = settings.webhook.token ? readSecretRef(settings.webhook.token, "token", env.file ?? `Pulumi.${env.name}.yaml`, processEnv) : undefined;
+      token = settings.webhook.token ? readSecretRef(settings.webhook.token, "token", envFileOf(env), processEnv) : undefined;
     } catch (e) {
       ctx.stderr(ctx.err.red(`homelab: homelab:monitor webhook: ${oneLine(e)}`) + "\n");
       const hint = (e as { hint?: string }).hint;
@@ -311,7 +312,8 @@ async function engineDeployer(ctx: CliContext, engine: Engine, envName: string, 
     async recreate(service) {
       const { destroyService } = await import("../../engine/destroy.ts");
       const { resourceFacts } = await import("../../engine/state.ts");
-      const { forgetHost, knownHostsFile } = await import("../../provision/ssh.ts");
+      const { forgetHost } = await import("../../provision/ssh.ts");
+      const { knownHostsFile } = await import("../../config/homelab-dir.ts");
       // The engine remembers which stacks exist from its last listing, which in a
       // long-running monitor is old news (deploys and destroys by other runs).
       await engine.listAllStacks();
@@ -349,7 +351,7 @@ async function deployOne(root: string, engine: Engine, envName: string, service:
   const { loadRepository } = await import("../../config/repository.ts");
   const { resolveSecrets } = await import("../../config/secrets.ts");
   const { connectProxmox } = await import("../../engine/proxmox.ts");
-  const { ensureSshKey } = await import("../../engine/ssh-key.ts");
+  const { ensureSshKey } = await import("../../provision/ssh-key.ts");
   const { planService } = await import("../../plan/plan.ts");
   const { deploy } = await import("../../engine/deploy.ts");
   const { toolFingerprint } = await import("../../engine/fingerprint.ts");

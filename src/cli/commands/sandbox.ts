@@ -49,7 +49,8 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
     .option("--task-fail-rate <share>", "fault: share of tasks ending in TASK ERROR", shareArg)
     .option("--task-delay <ms>", "fault: added to every task", intArg("--task-delay", 0, 600_000))
     .action(async (opts, cmd) => {
-      const { startDaemon, defaultStateDir, SandboxControlError } = await import("../../sandbox/control.ts");
+      const { startDaemon, SandboxControlError } = await import("../../sandbox/control.ts");
+      const { defaultSandboxDir } = await import("../../config/homelab-dir.ts");
       const root = sandboxRoot(cmd.optsWithGlobals());
       if (opts.backend !== "memory" && opts.backend !== "lxc") {
         process.stderr.write(`homelab: unknown backend '${opts.backend}' (memory | lxc)\n`);
@@ -75,7 +76,7 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
       try {
         const s = await startDaemon({
           root,
-          stateDir: opts.state !== undefined ? resolve(opts.state) : defaultStateDir(root),
+          stateDir: opts.state !== undefined ? resolve(opts.state) : defaultSandboxDir(root),
           port: opts.port,
           nodes: opts.nodes,
           backend,
@@ -126,9 +127,10 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
     .description("stop the sandbox and remove its environment file")
     .option("--state <dir>", "state folder (default: <repo>/.homelab/sandbox)")
     .action(async (opts, cmd) => {
-      const { stopDaemon, defaultStateDir } = await import("../../sandbox/control.ts");
+      const { stopDaemon } = await import("../../sandbox/control.ts");
+      const { defaultSandboxDir } = await import("../../config/homelab-dir.ts");
       const root = sandboxRoot(cmd.optsWithGlobals());
-      const r = await stopDaemon(opts.state !== undefined ? resolve(opts.state) : defaultStateDir(root), root);
+      const r = await stopDaemon(opts.state !== undefined ? resolve(opts.state) : defaultSandboxDir(root), root);
       if (r.wasRunning && r.stopped) process.stdout.write(`sandbox stopped (was ${r.stopped.url}, pid ${r.stopped.pid})\n`);
       else if (r.stopped) process.stdout.write(`no sandbox was running (pid ${r.stopped.pid} is gone); cleaned up its files\n`);
       else process.stdout.write("no sandbox is running\n");
@@ -140,9 +142,10 @@ export function registerSandboxCommand(program: Command<[], GlobalOptions>): voi
     .option("--state <dir>", "state folder (default: <repo>/.homelab/sandbox)")
     .option("--json", "print one JSON line")
     .action(async (opts, cmd) => {
-      const { readState, isDaemonAlive, defaultStateDir } = await import("../../sandbox/control.ts");
+      const { readState, isDaemonAlive } = await import("../../sandbox/control.ts");
+      const { defaultSandboxDir } = await import("../../config/homelab-dir.ts");
       const root = sandboxRoot(cmd.optsWithGlobals());
-      const s = await readState(opts.state !== undefined ? resolve(opts.state) : defaultStateDir(root));
+      const s = await readState(opts.state !== undefined ? resolve(opts.state) : defaultSandboxDir(root));
       const running = s !== undefined && (await isDaemonAlive(s.pid));
       if (opts.json) {
         process.stdout.write(JSON.stringify(running && s ? { running, url: s.url, pid: s.pid, envFile: s.envFile } : { running: false }) + "\n");

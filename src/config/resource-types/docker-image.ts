@@ -4,6 +4,7 @@ import { didYouMean } from "../../util/suggest.ts";
 import { defineResourceType } from "./define.ts";
 import { insideServiceDir } from "../paths.ts";
 import { pathKind } from "../fs-probe.ts";
+import { envFileOf } from "../homelab-dir.ts";
 
 /** Docker's rule for repository names: lowercase path components. */
 const IMAGE_NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
@@ -40,7 +41,7 @@ export const dockerImage = defineResourceType({
       const names = Object.keys(ctx.env.registries);
       if (!names.includes(r.registry)) {
         ctx.report(["registry"], `registry "${r.registry}" is not defined in environment "${ctx.env.name}"`, {
-          hint: didYouMean(r.registry, names) ?? `define it under homelab:registries in ${ctx.env.file ?? `Pulumi.${ctx.env.name}.yaml`}`,
+          hint: didYouMean(r.registry, names) ?? `define it under homelab:registries in ${envFileOf(ctx.env)}`,
         });
       }
     }

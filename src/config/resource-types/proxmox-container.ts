@@ -6,6 +6,7 @@ import { HOST_TAG } from "../environment.ts";
 import { loadYamlFile } from "../source.ts";
 import { insideServiceDir } from "../paths.ts";
 import { defineResourceType } from "./define.ts";
+import { envFileOf } from "../homelab-dir.ts";
 
 const PORT_MAPPING = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -123,7 +124,7 @@ export const proxmoxContainer = defineResourceType({
       const any = Object.values(ctx.env.hosts).some((tags) => wanted.every((t) => tags.includes(t)));
       if (!any) {
         ctx.report(["host", "tags"], `no host in environment "${ctx.env.name}" carries all of the tags ${wanted.join(", ")}`, {
-          hint: `tag a node under homelab:hosts in ${ctx.env.file ?? `Pulumi.${ctx.env.name}.yaml`}`,
+          hint: `tag a node under homelab:hosts in ${envFileOf(ctx.env)}`,
           severity: "warning",
         });
       }

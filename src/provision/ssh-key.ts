@@ -6,6 +6,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { sshKeyFile } from "../config/homelab-dir.ts";
 
 /** An environment's key pair on disk. */
 export interface SshKey {
@@ -14,11 +15,6 @@ export interface SshKey {
   /** The OpenSSH public key line. */
   publicKey: string;
   generated: boolean;
-}
-
-/** Where an environment's private key lives. */
-export function sshKeyFile(root: string, envName: string): string {
-  return path.join(root, ".homelab", "ssh", envName, "id_ed25519");
 }
 
 function sshString(b: Buffer): Buffer {
