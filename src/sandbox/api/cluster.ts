@@ -3,7 +3,7 @@ import { STORAGES } from "../cluster.ts";
 import { paramError } from "../errors.ts";
 import type { Endpoint, SandboxState } from "./types.ts";
 import { VMID, num, str } from "./common.ts";
-import { guestSummary } from "./lxc.ts";
+import { guestSummary } from "./lxc/views.ts";
 
 /** The version the sandbox claims (the schema it follows is PVE 9.1). */
 export const PVE_VERSION = { version: "9.1.1", release: "9.1", repoid: "42e7d1b4a5d1e1c5" };

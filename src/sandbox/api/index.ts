@@ -2,7 +2,7 @@
 import { Router } from "../router.ts";
 import { accessEndpoints } from "./access.ts";
 import { clusterEndpoints } from "./cluster.ts";
-import { lxcEndpoints } from "./lxc.ts";
+import { lxcEndpoints } from "./lxc/endpoints.ts";
 import { nodeEndpoints } from "./nodes.ts";
 import type { Endpoint } from "./types.ts";
 
