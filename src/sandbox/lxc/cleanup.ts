@@ -27,6 +27,7 @@ import {
 import type { Executor } from "./exec.ts";
 import { isMounted, listProcesses, lxcMonitors, processMatches, readMounts, stopProcess, waitFor } from "./host.ts";
 import type { ProcessInfo } from "./host.ts";
+import { dockerPathsOf, dockerRunDirOf, lxcpathOf, registryConfigOf, STATE_SUBDIRS } from "./layout.ts";
 import { acquireFileLock } from "./lock.ts";
 
 /** What one backend owns: its state folder and its bridge. */
@@ -37,36 +38,12 @@ export interface BackendScope {
   bridge: string;
 }
 
-/** Where LXC containers live inside a state folder. */
-export function lxcpathOf(stateDir: string): string {
-  return join(stateDir, "lxc");
-}
-
-/**
- * Where a backend's dockerd keeps its sockets and runtime state: under /run,
- * named after the bridge, because a state folder may be too deep for unix
- * socket paths (containerd's sit under the exec root). Images stay in the
- * state folder (`docker/data`).
- */
-export function dockerRunDirOf(bridge: string): string {
-  return `/run/homelab-sandbox/${bridge}`;
-}
-
-/** The paths of a backend's dockerd: `dir` (data root, pid file), its exec root and its socket. */
-export function dockerPathsOf(stateDir: string, bridge: string): { dir: string; execRoot: string; socket: string } {
-  const run = dockerRunDirOf(bridge);
-  return { dir: join(stateDir, "docker"), execRoot: join(run, "docker"), socket: join(run, "docker.sock") };
-}
-
 /**
  * The daemons a backend starts, found by their argv naming its state folder
  * or its docker run folder: dockerd's managed containerd and its shims name
  * only the latter.
  */
 export const OWN_DAEMONS: readonly string[] = ["docker-registry", "apt-cacher-ng", "dockerd", "containerd", "containerd-shim-runc-v2"];
-
-/** The folders of a state folder that close empties. */
-export const STATE_SUBDIRS: readonly string[] = ["lxc", "run", "logs", "registry", "docker"];
 
 /** How long dockerd gets to stop its containers and containerd before SIGKILL (it takes a few seconds). */
 export const DOCKERD_STOP_GRACE_MS = 30_000;
@@ -137,7 +114,7 @@ export async function removeScopeFiles(s: BackendScope): Promise<void> {
   await s.ex.runAll(await unmountUnderCommands(s.stateDir));
   await s.ex.runAll(await unmountUnderCommands(dockerRun));
   for (const sub of STATE_SUBDIRS) await s.ex.run(removeTreeCommand(join(s.stateDir, sub)));
-  await rm(join(s.stateDir, "registry.yml"), { force: true });
+  await rm(registryConfigOf(s.stateDir), { force: true });
   await s.ex.run(removeTreeCommand(dockerRun));
   // Their common parent goes with the last sandbox.
   await rmdir(dirname(dockerRun)).catch(() => undefined);

@@ -3,9 +3,11 @@
  * processes run, what is mounted, whether a port answers. Parsing is pure and
  * exported for tests; the readers are thin.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, readdir, readFile } from "node:fs/promises";
 import { request } from "node:http";
 import { connect } from "node:net";
+import { join } from "node:path";
 
 /** A process and its argv. */
 export interface ProcessInfo {
@@ -163,4 +165,17 @@ export function memoryCgroupPath(procCgroup: string): string | undefined {
     if (controllers?.split(",").includes("memory") && path !== undefined) return path;
   }
   return undefined;
+}
+
+/** Whether an executable `program` is on PATH. */
+export async function onPath(program: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
+    try {
+      await access(join(dir, program), constants.X_OK);
+      return true;
+    } catch {
+      // next
+    }
+  }
+  return false;
 }

@@ -97,6 +97,50 @@ export function planAddress(ip: string, subnet: Subnet, used: ReadonlySet<string
   return { cidr: `${addr}/${subnet.prefix}`, gateway: subnet.hostAddress };
 }
 
+/**
+ * The guest addresses taken on one subnet. Taking is synchronous, so
+ * parallel creates never share an address.
+ */
+export class AddressPool {
+  private readonly used = new Set<string>();
+  private readonly subnet: Subnet;
+
+  constructor(subnet: Subnet) {
+    this.subnet = subnet;
+  }
+
+  /** Plans each interface's address (see `planAddress`) and takes them; takes none when one fails. */
+  take(ips: readonly string[]): { planned: PlannedAddress[]; taken: string[] } {
+    const planned: PlannedAddress[] = [];
+    const taken: string[] = [];
+    try {
+      for (const ip of ips) {
+        const p = planAddress(ip, this.subnet, this.used);
+        planned.push(p);
+        const addr = p.cidr?.split("/")[0];
+        if (addr) {
+          this.used.add(addr);
+          taken.push(addr);
+        }
+      }
+    } catch (err) {
+      this.release(taken);
+      throw err;
+    }
+    return { planned, taken };
+  }
+
+  /** Gives addresses back. */
+  release(addresses: readonly string[]): void {
+    for (const a of addresses) this.used.delete(a);
+  }
+
+  /** Gives every address back. */
+  clear(): void {
+    this.used.clear();
+  }
+}
+
 interface IpJsonAddrInfo {
   family?: string;
   local?: string;

@@ -32,7 +32,8 @@ import {
   taggedRuleDeleteCommands,
 } from "../../../src/sandbox/lxc/commands.ts";
 import type { LxcConfigParams } from "../../../src/sandbox/lxc/commands.ts";
-import { dockerPathsOf, OWN_DAEMONS, STATE_SUBDIRS } from "../../../src/sandbox/lxc/cleanup.ts";
+import { OWN_DAEMONS } from "../../../src/sandbox/lxc/cleanup.ts";
+import { dockerPathsOf, STATE_SUBDIRS } from "../../../src/sandbox/lxc/layout.ts";
 
 const ref = { lxcpath: "/s/lxc", name: "hlsbx0-101" };
 

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { cleanUpLxcBackend, createLxcBackend } from "../../../src/sandbox/lxc/backend.ts";
 import type { LxcGuestBackend } from "../../../src/sandbox/lxc/backend.ts";
-import { dockerRunDirOf } from "../../../src/sandbox/lxc/cleanup.ts";
+import { dockerRunDirOf } from "../../../src/sandbox/lxc/layout.ts";
 import { createExecutor } from "../../../src/sandbox/lxc/exec.ts";
 import { listProcesses } from "../../../src/sandbox/lxc/host.ts";
 import { ensureSandboxHost, leftovers } from "./helpers.ts";

@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { Client } from "ssh2";
 import type { GuestSpec, TemplateInfo } from "../../../src/sandbox/guest-backend.ts";
 import { lxcAvailable } from "../../../src/sandbox/lxc/backend.ts";
-import { dockerRunDirOf } from "../../../src/sandbox/lxc/cleanup.ts";
+import { dockerRunDirOf } from "../../../src/sandbox/lxc/layout.ts";
 import { ruleTag } from "../../../src/sandbox/lxc/commands.ts";
 import { listProcesses, lxcMonitors, processesMentioning, sleep } from "../../../src/sandbox/lxc/host.ts";
 

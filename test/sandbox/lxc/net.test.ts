@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  AddressPool,
   allocateAddress,
   cidrOverlaps,
   hostRanges,
@@ -49,6 +50,22 @@ test("planAddress: dhcp draws from the pool, static is checked, manual has none"
   assert.throws(() => planAddress("10.87.53.1/24", subnet, new Set()), /reserved/);
   assert.throws(() => planAddress("10.87.53.50/24", subnet, new Set(["10.87.53.50"])), /already in use/);
   assert.throws(() => planAddress("bogus", subnet, new Set()), /expected dhcp/);
+});
+
+test("AddressPool: taken addresses are not handed out again until released; a failed take takes none", () => {
+  const pool = new AddressPool(subnet);
+  const a = pool.take(["dhcp", "manual", "10.87.53.50/24"]);
+  assert.deepEqual(a.planned, [{ cidr: "10.87.53.2/24", gateway: "10.87.53.1" }, {}, { cidr: "10.87.53.50/24", gateway: "10.87.53.1" }]);
+  assert.deepEqual(a.taken, ["10.87.53.2", "10.87.53.50"]);
+  // A second guest in the same tick gets the next address, not the same one.
+  assert.deepEqual(pool.take(["dhcp"]).taken, ["10.87.53.3"]);
+  assert.throws(() => pool.take(["dhcp", "10.87.53.50/24"]), /already in use/);
+  // The dhcp address of the failed take (.4) went back.
+  assert.deepEqual(pool.take(["dhcp"]).taken, ["10.87.53.4"]);
+  pool.release(a.taken);
+  assert.deepEqual(pool.take(["dhcp", "10.87.53.50/24"]).taken, ["10.87.53.2", "10.87.53.50"]);
+  pool.clear();
+  assert.deepEqual(pool.take(["dhcp"]).taken, ["10.87.53.2"]);
 });
 
 test("parseIpAddrJson reports addresses only for links that are up", () => {

@@ -1,0 +1,129 @@
+/**
+ * What the lxc backend writes for a guest: its LXC config (limits, NICs,
+ * nesting), its root (an overlay over the template's unpacked tree, so a new
+ * guest copies nothing) and the files written into that root, as Proxmox
+ * writes them at create: hostname, hosts, resolver, root's SSH keys, its own
+ * SSH host keys, and the apt proxy that sends downloads to the package cache.
+ */
+import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { GuestSpec, TemplateInfo } from "../guest-backend.ts";
+import { aptProxyConf, cpusetFor, hostKeyCommand, hostsFile, lxcConfig, overlayMountCommand, removeTreeCommand, unmountUnderCommands } from "./commands.ts";
+import type { LxcConfigParams } from "./commands.ts";
+import type { Executor } from "./exec.ts";
+import type { BackendLayout, GuestPaths } from "./layout.ts";
+import type { PlannedAddress } from "./net.ts";
+import { ensureBase, listTemplates } from "./templates.ts";
+
+/** What the host offers every guest, probed once when the backend starts. */
+export interface HostFacts {
+  cpus: number;
+  /** Whether the kernel accounts swap (`memory.memsw.*`). */
+  memsw: boolean;
+}
+
+function mb(n: number): number {
+  return Math.max(1, Math.floor(n)) * 1024 * 1024;
+}
+
+/** Writes one file of a guest's root, replacing whatever is there. */
+async function writeRootFile(rootfs: string, rel: string, content: string, mode = 0o644): Promise<void> {
+  const path = join(rootfs, rel);
+  await mkdir(dirname(path), { recursive: true });
+  await rm(path, { force: true });
+  await writeFile(path, content, { mode });
+}
+
+/** The files of the backend's guests. */
+export class GuestFiles {
+  private readonly ex: Executor;
+  private readonly layout: BackendLayout;
+  private readonly host: HostFacts;
+  private readonly progress: { progress?: (message: string) => void };
+
+  constructor(o: { ex: Executor; layout: BackendLayout; host: HostFacts; progress?: (message: string) => void }) {
+    this.ex = o.ex;
+    this.layout = o.layout;
+    this.host = o.host;
+    this.progress = o.progress ? { progress: o.progress } : {};
+  }
+
+  /** What a guest's LXC config says, from its spec and its interfaces' addresses. */
+  lxcParams(spec: GuestSpec, paths: GuestPaths, addresses: readonly PlannedAddress[]): LxcConfigParams {
+    const params: LxcConfigParams = {
+      vmid: spec.vmid,
+      hostname: spec.hostname,
+      rootfs: paths.rootfs,
+      nets: spec.net.map((n, i) => {
+        const a = addresses[i] ?? {};
+        return {
+          index: i,
+          name: n.name || `eth${i}`,
+          bridge: this.layout.bridge,
+          hwaddr: n.hwaddr,
+          ...(a.cidr ? { address: a.cidr } : {}),
+          ...(a.gateway ? { gateway: a.gateway } : {}),
+        };
+      }),
+      memoryBytes: mb(spec.memoryMb),
+      cpus: cpusetFor(spec.vmid, spec.cores, this.host.cpus),
+      nesting: spec.features.nesting,
+      consoleLog: paths.consoleLog,
+      dockerDir: paths.docker,
+    };
+    if (this.host.memsw) params.memswBytes = mb(spec.memoryMb) + Math.max(0, Math.floor(spec.swapMb)) * 1024 * 1024;
+    return params;
+  }
+
+  /** Writes the LXC config. */
+  async writeConfig(paths: GuestPaths, params: LxcConfigParams): Promise<void> {
+    await writeFile(paths.config, lxcConfig(params));
+  }
+
+  /** Mounts a new guest's root: the template's unpacked tree (made once per template) below, the guest's own layer above. */
+  async mountRoot(paths: GuestPaths, template: TemplateInfo): Promise<void> {
+    const base = await ensureBase({ executor: this.ex, templateDir: this.layout.templateDir, tarball: await this.templatePath(template), ...this.progress });
+    for (const d of [paths.upper, paths.work, paths.rootfs, paths.docker]) await mkdir(d, { recursive: true });
+    await this.ex.run(overlayMountCommand(base, paths.upper, paths.work, paths.rootfs));
+  }
+
+  /** Writes what Proxmox writes into a new guest's root. */
+  async prepareRoot(paths: GuestPaths, spec: GuestSpec, params: LxcConfigParams): Promise<void> {
+    const { rootfs } = paths;
+    const { hostAddress } = this.layout.subnet;
+    await this.writeHostname(paths, spec.hostname, params);
+    await writeRootFile(rootfs, "etc/resolv.conf", `# homelab sandbox: only this machine is reachable\nnameserver ${hostAddress}\n`);
+    await writeRootFile(rootfs, "etc/apt/apt.conf.d/01homelab-sandbox-proxy", aptProxyConf(this.layout.packageCacheUrl));
+    const sshDir = join(rootfs, "root/.ssh");
+    await mkdir(sshDir, { recursive: true, mode: 0o700 });
+    await chmod(sshDir, 0o700);
+    await chown(sshDir, 0, 0);
+    const keys = spec.sshPublicKeys.trim();
+    await writeRootFile(rootfs, "root/.ssh/authorized_keys", keys ? `${keys}\n` : "", 0o600);
+    // Each guest gets its own host keys, as Proxmox makes them at create.
+    await Promise.all(
+      (["ed25519", "ecdsa"] as const).map((t) =>
+        this.ex.run(hostKeyCommand(join(rootfs, `etc/ssh/ssh_host_${t}_key`), t, `root@${spec.hostname}`)),
+      ),
+    );
+  }
+
+  /** Writes `/etc/hostname` and `/etc/hosts` (with the first interface's address). */
+  async writeHostname(paths: GuestPaths, hostname: string, params: LxcConfigParams): Promise<void> {
+    await writeRootFile(paths.rootfs, "etc/hostname", `${hostname}\n`);
+    await writeRootFile(paths.rootfs, "etc/hosts", hostsFile(hostname, params.nets[0]?.address?.split("/")[0]));
+  }
+
+  /** Unmounts the guest's root and removes its folder. */
+  async release(paths: GuestPaths): Promise<void> {
+    await this.ex.runAll(await unmountUnderCommands(paths.rootfs));
+    await this.ex.run(removeTreeCommand(paths.dir));
+  }
+
+  private async templatePath(t: TemplateInfo): Promise<string> {
+    if (t.path) return t.path;
+    const found = (await listTemplates(this.layout.templateDir)).find((x) => x.volid === t.volid);
+    if (!found?.path) throw new Error(`template ${t.volid} is not in the sandbox's template store ${this.layout.templateDir}`);
+    return found.path;
+  }
+}
