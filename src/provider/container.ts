@@ -23,8 +23,8 @@ import {
   ProxmoxTlsError,
   ProxmoxValidationError,
 } from "../proxmox/errors.ts";
-import type { LxcConfig } from "../proxmox/lxc.ts";
-import { formatFeatures } from "../proxmox/lxc.ts";
+import { formatFeatures } from "../proxmox/lxc-format.ts";
+import type { LxcConfig } from "../proxmox/lxc-types.ts";
 import type { WaitOptions } from "../proxmox/tasks.ts";
 import { envFileOf, knownHostsFile } from "../config/homelab-dir.ts";
 import { forgetHost } from "../provision/ssh.ts";

@@ -7,7 +7,7 @@
  */
 import type { ClusterResource } from "./cluster.ts";
 import type { ProxmoxClient } from "./client.ts";
-import { parseTags } from "./lxc.ts";
+import { parseTags } from "./lxc-format.ts";
 import { parseTemplateVolid } from "./storage.ts";
 import type { StorageContent, TemplateName } from "./storage.ts";
 

@@ -17,7 +17,7 @@ import {
   ProxmoxTlsError,
   ProxmoxTlsPinError,
 } from "../../src/proxmox/errors.ts";
-import { lxcCreateForm } from "../../src/proxmox/lxc.ts";
+import { lxcCreateForm } from "../../src/proxmox/lxc-types.ts";
 import { CT, FAST_RETRY, FAST_WAIT, TEMPLATE, count, sandbox, ticketClient, tokenClient } from "./helpers/sandbox.ts";
 import type { RunningSandbox } from "./helpers/sandbox.ts";
 
