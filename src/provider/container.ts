@@ -10,21 +10,10 @@
 import type { CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider/index.js";
 import type { ContainerInputs, ContainerOutputs } from "../plan/types.ts";
 import type { ProxmoxClient } from "../proxmox/client.ts";
-import {
-  ProxmoxAlreadyExistsError,
-  ProxmoxApiError,
-  ProxmoxAuthError,
-  ProxmoxConfigError,
-  ProxmoxConnectionError,
-  ProxmoxLockedError,
-  ProxmoxNotFoundError,
-  ProxmoxTaskError,
-  ProxmoxTaskTimeoutError,
-  ProxmoxTlsError,
-  ProxmoxValidationError,
-} from "../proxmox/errors.ts";
+import { ProxmoxNotFoundError } from "../proxmox/errors.ts";
 import { formatFeatures } from "../proxmox/lxc-format.ts";
 import type { LxcConfig } from "../proxmox/lxc-types.ts";
+import { converge, createUnderFreshIds, failureKind, reportedByTask, rewriteWhileStale, worthRepeating } from "../proxmox/retry.ts";
 import type { WaitOptions } from "../proxmox/tasks.ts";
 import { envFileOf, knownHostsFile } from "../config/homelab-dir.ts";
 import { forgetHost } from "../provision/ssh.ts";
@@ -54,11 +43,6 @@ export interface ContainerTimeouts {
 /** Defaults for a real cluster: templates can take minutes to unpack, DHCP can be slow. */
 export const DEFAULT_TIMEOUTS: ContainerTimeouts = { taskMs: 10 * 60_000, addressMs: 3 * 60_000, shutdownSec: 60, pollMs: 1000, taskPollMs: 250 };
 
-/** Attempts at a lifecycle step whose failure may be passing (an injected or real 5xx, a broken connection). */
-const ATTEMPTS = 3;
-/** Attempts at creating: new ids after lost races, the same id after a broken connection. */
-const CREATE_ATTEMPTS = 5;
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs synchronous work as a promise, so a throw becomes a rejection as the engine's callers expect. */
@@ -69,36 +53,6 @@ export function settled<T>(work: () => T): Promise<T> {
 /** A duration for messages: `0.2 s`, `45 s`. */
 function seconds(ms: number): string {
   return `${ms < 10_000 ? (ms / 1000).toFixed(1) : Math.round(ms / 1000)} s`;
-}
-
-/** Failures that no repetition fixes: bad credentials, refused parameters, TLS. */
-function isPermanent(error: unknown): boolean {
-  return (
-    error instanceof ProxmoxAuthError ||
-    error instanceof ProxmoxValidationError ||
-    error instanceof ProxmoxConfigError ||
-    error instanceof ProxmoxTlsError ||
-    error instanceof ProviderError ||
-    (error instanceof ProxmoxApiError && error.status === 400)
-  );
-}
-
-/** A create whose outcome the answer does not tell: the server may have made the container. */
-function isUncertain(error: unknown): boolean {
-  if (error instanceof ProxmoxConnectionError) return error.maybeApplied;
-  if (error instanceof ProxmoxTaskTimeoutError) return true;
-  return (
-    error instanceof ProxmoxApiError &&
-    error.status >= 500 &&
-    !(error instanceof ProxmoxLockedError) &&
-    !(error instanceof ProxmoxNotFoundError) &&
-    !(error instanceof ProxmoxAlreadyExistsError) &&
-    Object.keys(error.paramErrors).length === 0
-  );
-}
-
-function isLostRace(error: unknown): boolean {
-  return error instanceof ProxmoxAlreadyExistsError || (error instanceof ProxmoxTaskError && /already exists/.test(error.exitstatus ?? ""));
 }
 
 function parseVmid(id: string): number {
@@ -319,47 +273,27 @@ export class ContainerResource {
 
   /** Makes the container and returns its id; afterwards it exists, unlocked, on the inputs' node. */
   private async createContainer(client: ProxmoxClient, inputs: ContainerInputs): Promise<number> {
-    let vmid = await client.cluster.nextId();
-    // Whether an earlier attempt with this id may have reached the server.
-    let triedThisId = false;
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= CREATE_ATTEMPTS; attempt += 1) {
-      try {
-        await client.lxc.create(inputs.node, createParams(inputs, vmid), { wait: this.taskWait() });
-        return vmid;
-      } catch (error) {
-        lastError = error;
-        if (isLostRace(error)) {
-          // The id is taken: by our own earlier attempt (then it is ours), or by another creator.
-          if (triedThisId && (await this.settle(client, inputs, vmid, true)) === "ours") return vmid;
-          vmid = await client.cluster.nextId();
-          triedThisId = false;
-          continue;
-        }
-        if (isUncertain(error)) {
-          const found = await this.settle(client, inputs, vmid, true);
-          if (found === "ours") return vmid;
-          if (found === "other") {
-            vmid = await client.cluster.nextId();
-            triedThisId = false;
-            continue;
-          }
-          // Nothing was made. A broken connection is worth another try with the same id, which
-          // cannot make a second container: if the first one did arrive, this one is refused.
-          if (error instanceof ProxmoxConnectionError) {
-            triedThisId = true;
-            continue;
+    return createUnderFreshIds({
+      attempts: client.http.retry.idRaceAttempts,
+      budget: client.http.retry,
+      nextId: () => client.cluster.nextId(),
+      create: async (vmid) => {
+        try {
+          await client.lxc.create(inputs.node, createParams(inputs, vmid), { wait: this.taskWait() });
+          return vmid;
+        } catch (error) {
+          // A creation task that failed (not one still running, nor a lost race): Proxmox removes
+          // the container it began; make sure, without waiting for it.
+          const kind = failureKind(error);
+          if (reportedByTask(error) && kind !== "lost-race" && kind !== "uncertain" && (await this.settle(client, inputs, vmid, false)) !== "absent") {
+            throw await this.abandon(client, inputs, vmid, error);
           }
           throw error;
         }
-        if (error instanceof ProxmoxTaskError || (error instanceof ProxmoxApiError && error.task !== undefined)) {
-          // Proxmox removes a container whose creation task failed; make sure, without waiting for it.
-          if ((await this.settle(client, inputs, vmid, false)) !== "absent") throw await this.abandon(client, inputs, vmid, error);
-        }
-        throw error;
-      }
-    }
-    throw lastError;
+      },
+      // Who holds the id after an answer that does not tell: waits out a creation still running.
+      settle: { holder: (vmid) => this.settle(client, inputs, vmid, true), adopt: (vmid) => vmid },
+    });
   }
 
   /**
@@ -442,43 +376,31 @@ export class ContainerResource {
     }
   }
 
-  /** Writes the config change (guarded by the config digest, re-read once if someone else wrote meanwhile). */
+  /** Writes the config change (guarded by the config digest, re-read if someone else wrote meanwhile). */
   private async applyConfig(client: ProxmoxClient, node: string, vmid: number, config: LxcConfig, inputs: ContainerInputs): Promise<ReturnType<typeof configChange>> {
     let current = config;
-    for (let attempt = 1; ; attempt += 1) {
+    return rewriteWhileStale(async (n) => {
+      if (n > 1) current = await client.lxc.config(node, vmid);
       const change = configChange(current, inputs);
       if (change.keys.length === 0) return change;
-      try {
-        await client.lxc.updateConfig(node, vmid, { ...change.update, ...(current.digest !== undefined ? { digest: current.digest } : {}) });
-        return change;
-      } catch (error) {
-        const modified = error instanceof ProxmoxApiError && /modified configuration/i.test(error.message);
-        if (!modified || attempt >= ATTEMPTS) throw error;
-        current = await client.lxc.config(node, vmid);
-      }
-    }
+      await client.lxc.updateConfig(node, vmid, { ...change.update, ...(current.digest !== undefined ? { digest: current.digest } : {}) });
+      return change;
+    });
   }
 
-  /** Starts the container unless it runs; checks again after a failure (the start may have happened). */
+  /** Starts the container unless it runs; after a failure checks again (the start may have happened). */
   private async ensureRunning(client: ProxmoxClient, node: string, vmid: number): Promise<void> {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= ATTEMPTS; attempt += 1) {
-      const status = await client.lxc.status(node, vmid);
-      if (status.status === "running") return;
-      try {
-        await client.lxc.start(node, vmid, { wait: this.taskWait() });
-        return;
-      } catch (error) {
-        if (isPermanent(error)) throw error;
-        lastError = error;
-      }
-    }
-    throw lastError;
+    await converge({
+      checkFirst: true,
+      done: async () => (await client.lxc.status(node, vmid)).status === "running",
+      act: () => client.lxc.start(node, vmid, { wait: this.taskWait() }),
+    });
   }
 
   /** Shuts the container down cleanly, hard-stopping it when that times out or fails. */
   private async stopContainer(client: ProxmoxClient, node: string, vmid: number): Promise<void> {
-    if ((await client.lxc.status(node, vmid)).status === "stopped") return;
+    const stopped = async (): Promise<boolean> => (await client.lxc.status(node, vmid)).status === "stopped";
+    if (await stopped()) return;
     try {
       await client.lxc.shutdown(node, vmid, {
         timeoutSec: this.timeouts.shutdownSec,
@@ -487,35 +409,21 @@ export class ContainerResource {
       });
       return;
     } catch (error) {
-      if (isPermanent(error)) throw error;
+      if (!worthRepeating(error)) throw error;
     }
-    for (let attempt = 1; ; attempt += 1) {
-      if ((await client.lxc.status(node, vmid)).status === "stopped") return;
-      try {
-        await client.lxc.stop(node, vmid, { wait: this.taskWait() });
-        return;
-      } catch (error) {
-        if (isPermanent(error) || attempt >= ATTEMPTS) throw error;
-      }
-    }
+    await converge({ checkFirst: true, done: stopped, act: () => client.lxc.stop(node, vmid, { wait: this.taskWait() }) });
   }
 
   /** Stops and destroys (with purge); gone is success. */
   private async destroy(client: ProxmoxClient, node: string, vmid: number): Promise<void> {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= ATTEMPTS; attempt += 1) {
-      try {
+    await converge({
+      removes: true,
+      done: async () => !(await this.exists(client, node, vmid)),
+      act: async () => {
         await this.stopContainer(client, node, vmid);
         await client.lxc.delete(node, vmid, { purge: true, destroyUnreferencedDisks: true, wait: this.taskWait() });
-        return;
-      } catch (error) {
-        if (error instanceof ProxmoxNotFoundError) return;
-        if (isPermanent(error) || (error instanceof ProxmoxApiError && /protection/i.test(error.message))) throw error;
-        lastError = error;
-        if (!(await this.exists(client, node, vmid))) return;
-      }
-    }
-    throw lastError;
+      },
+    });
   }
 
   private async exists(client: ProxmoxClient, node: string, vmid: number): Promise<boolean> {

@@ -7,12 +7,13 @@ import { isTokenCredentials, ticketAuthenticator, tokenAuthenticator, validateCr
 import type { PasswordCredentials, ProxmoxCredentials, Ticket } from "./auth.ts";
 import { ClusterApi } from "./cluster.ts";
 import { ProxmoxConfigError } from "./errors.ts";
-import { DEFAULT_RETRY, ProxmoxHttp } from "./http.ts";
-import type { RetryPolicy } from "./http.ts";
+import { ProxmoxHttp } from "./http.ts";
 import { loadInventory } from "./inventory.ts";
 import type { Inventory } from "./inventory.ts";
 import { LxcApi } from "./lxc.ts";
 import { NodesApi } from "./nodes.ts";
+import { DEFAULT_RETRY, LOGIN } from "./retry.ts";
+import type { RetryBudget } from "./retry.ts";
 import { StorageApi } from "./storage.ts";
 import { TasksApi } from "./tasks.ts";
 import { resolveTlsPolicy } from "./tls.ts";
@@ -27,7 +28,7 @@ export interface ProxmoxClientOptions {
   tls?: ProxmoxTlsOptions;
   /** CI mode: refuses `tls.insecure`. */
   ci?: boolean;
-  retry?: Partial<RetryPolicy>;
+  retry?: Partial<RetryBudget>;
   /** Per request, to headers and between body chunks; default 30 s. */
   timeoutMs?: number;
   /** Parallel connections; default 6. */
@@ -62,7 +63,7 @@ export function createProxmoxClient(options: ProxmoxClientOptions): ProxmoxClien
   const tls = resolveTlsPolicy(options.tls, { ci: options.ci ?? false, warn, endpoint: options.endpoint });
   const timeoutMs = options.timeoutMs ?? 30_000;
   if (!(timeoutMs > 0)) throw new ProxmoxConfigError("timeoutMs must be positive", "give milliseconds, e.g. 30000");
-  const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
+  const retry: RetryBudget = { ...DEFAULT_RETRY, ...options.retry };
   if (retry.attempts < 1 || retry.lockAttempts < 1 || retry.idRaceAttempts < 1) {
     throw new ProxmoxConfigError("retry attempts must be at least 1", "1 means no retry");
   }
@@ -86,8 +87,7 @@ export function createProxmoxClient(options: ProxmoxClientOptions): ProxmoxClien
           params: { username: credentials.username, password: credentials.password },
           secretParams: ["password"],
           authenticate: false,
-          // Logging in changes nothing on the server, so a broken connection may be retried.
-          idempotent: true,
+          policy: LOGIN,
         },
         ticketSchema,
       );

@@ -1,17 +1,20 @@
 /**
  * LXC container calls: create (with id allocation that survives a race with
  * another creator), config, status, the lifecycle tasks waited on through the
- * task module, and destroy. Their parameters and answers are lxc-types.ts's.
+ * task module, and destroy. Each declares how it may be repeated (`CALLS`,
+ * see retry.ts); their parameters and answers are lxc-types.ts's.
  */
 import { z } from "zod";
 import type { ClusterApi } from "./cluster.ts";
-import { ProxmoxAlreadyExistsError, ProxmoxAuthError, ProxmoxLockedError, ProxmoxTaskError, contextFromPath } from "./errors.ts";
-import { apiPath, backoffDelay, retryDecision } from "./http.ts";
-import type { FormParams, ProxmoxHttp, RetryState } from "./http.ts";
+import { ProxmoxApiError, ProxmoxAuthError, contextFromPath } from "./errors.ts";
+import { apiPath } from "./http.ts";
+import type { ApiRequest, FormParams, ProxmoxHttp } from "./http.ts";
 import { featuresNeedRoot, formatFeatures } from "./lxc-format.ts";
 import type { LxcFeatures } from "./lxc-format.ts";
 import { CREATE_UNPRIVILEGED_DEFAULT, lxcConfigSchema, lxcCreateForm, lxcInterfacesSchema, lxcListSchema, lxcStatusSchema, lxcUpdateForm, parseLxcConfig } from "./lxc-types.ts";
 import type { LxcConfig, LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, LxcSummary } from "./lxc-types.ts";
+import { GUEST_CREATE, GUEST_TASK, READ, WRITE, createUnderFreshIds, retrying, taskLockRetry } from "./retry.ts";
+import type { CallPolicy } from "./retry.ts";
 import type { TaskResult, TasksApi, WaitOptions } from "./tasks.ts";
 
 /** Options of the lifecycle calls that wait for their task. */
@@ -24,7 +27,20 @@ export interface LxcCreateResult extends TaskResult {
   vmid: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** How each call may be repeated (retry.ts), declared once. */
+const CALLS = {
+  list: READ,
+  create: GUEST_CREATE,
+  config: READ,
+  updateConfig: WRITE,
+  status: READ,
+  start: GUEST_TASK,
+  stop: GUEST_TASK,
+  shutdown: GUEST_TASK,
+  reboot: GUEST_TASK,
+  delete: GUEST_TASK,
+  interfaces: READ,
+} as const satisfies Record<string, CallPolicy>;
 
 /** LXC container calls. */
 export class LxcApi {
@@ -40,7 +56,7 @@ export class LxcApi {
 
   /** Containers on a node. */
   async list(node: string): Promise<LxcSummary[]> {
-    return this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc` }, lxcListSchema);
+    return this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc`, policy: CALLS.list }, lxcListSchema);
   }
 
   /**
@@ -50,28 +66,23 @@ export class LxcApi {
   async create(node: string, params: LxcCreateParams, options: TaskCallOptions = {}): Promise<LxcCreateResult> {
     const path = apiPath`/nodes/${node}/lxc`;
     if (params.features !== undefined) this.checkFeatures(params.features, params.unprivileged ?? CREATE_UNPRIVILEGED_DEFAULT, "POST", path, node);
-    const allocate = params.vmid === undefined;
-    const attempts = allocate ? this.http.retry.idRaceAttempts : 1;
-    for (let attempt = 1; ; attempt += 1) {
-      const vmid = params.vmid ?? (await this.cluster.nextId());
-      const form = lxcCreateForm(params, vmid);
-      try {
-        const upid = await this.http.call({ method: "POST", path, params: form, secretParams: ["password"] }, z.string());
-        const result = await this.tasks.wait(upid, options.wait, contextFromPath("POST", path));
-        return { ...result, vmid };
-      } catch (error) {
-        // Only a lost id race is safe to repeat: the other creator's guest holds the id and ours does not exist.
-        const lostRace =
-          error instanceof ProxmoxAlreadyExistsError || (error instanceof ProxmoxTaskError && /already exists/.test(error.exitstatus ?? ""));
-        if (!lostRace || attempt >= attempts) throw error;
-        await sleep(backoffDelay(attempt, this.http.retry.baseDelayMs, this.http.retry.maxDelayMs, this.http.retry.random));
-      }
-    }
+    const chosen = params.vmid;
+    return createUnderFreshIds({
+      // A caller's id is the caller's: a race for it is lost, not repeated.
+      attempts: chosen === undefined && CALLS.create.idRace ? this.http.retry.idRaceAttempts : 1,
+      budget: this.http.retry,
+      nextId: () => (chosen !== undefined ? Promise.resolve(chosen) : this.cluster.nextId()),
+      create: async (vmid) => {
+        const request = { method: "POST", path, params: lxcCreateForm(params, vmid), secretParams: ["password"], policy: CALLS.create } as const;
+        return { ...(await this.task(request, options)), vmid };
+      },
+    });
   }
 
   /** The container's config, parsed (`current` reads applied values instead of pending ones). */
   async config(node: string, vmid: number, options: { current?: boolean } = {}): Promise<LxcConfig> {
-    const raw = await this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc/${vmid}/config`, params: { current: options.current } }, lxcConfigSchema);
+    const path = apiPath`/nodes/${node}/lxc/${vmid}/config`;
+    const raw = await this.http.call({ method: "GET", path, params: { current: options.current }, policy: CALLS.config }, lxcConfigSchema);
     return parseLxcConfig(raw);
   }
 
@@ -79,12 +90,12 @@ export class LxcApi {
   async updateConfig(node: string, vmid: number, update: LxcConfigUpdate): Promise<void> {
     const path = apiPath`/nodes/${node}/lxc/${vmid}/config`;
     if (update.features !== undefined) this.checkFeatures(update.features, undefined, "PUT", path, node, vmid);
-    await this.http.call({ method: "PUT", path, params: lxcUpdateForm(update) }, z.null());
+    await this.http.call({ method: "PUT", path, params: lxcUpdateForm(update), policy: CALLS.updateConfig }, z.null());
   }
 
   /** Live status: running or stopped, uptime, memory. */
   async status(node: string, vmid: number): Promise<LxcStatus> {
-    return this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc/${vmid}/status/current` }, lxcStatusSchema);
+    return this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc/${vmid}/status/current`, policy: CALLS.status }, lxcStatusSchema);
   }
 
   /** Starts the container and waits. */
@@ -113,40 +124,37 @@ export class LxcApi {
     vmid: number,
     options: TaskCallOptions & { purge?: boolean; force?: boolean; destroyUnreferencedDisks?: boolean } = {},
   ): Promise<TaskResult> {
-    const path = apiPath`/nodes/${node}/lxc/${vmid}`;
-    const upid = await this.http.call(
-      { method: "DELETE", path, params: { purge: options.purge, force: options.force, "destroy-unreferenced-disks": options.destroyUnreferencedDisks } },
-      z.string(),
-    );
-    return this.tasks.wait(upid, options.wait, contextFromPath("DELETE", path));
+    const params = { purge: options.purge, force: options.force, "destroy-unreferenced-disks": options.destroyUnreferencedDisks };
+    return this.task({ method: "DELETE", path: apiPath`/nodes/${node}/lxc/${vmid}`, params, policy: CALLS.delete }, options);
   }
 
   /** Interfaces with their addresses; null while the container is stopped. */
   async interfaces(node: string, vmid: number): Promise<LxcInterface[] | null> {
-    return this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc/${vmid}/interfaces` }, lxcInterfacesSchema);
+    return this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc/${vmid}/interfaces`, policy: CALLS.interfaces }, lxcInterfacesSchema);
   }
 
-  // Proxmox checks only the running state before a lifecycle task; the worker takes the config
-  // file lock and checks the guest's lock first thing, before it acts. So a task refused on a
-  // lock did nothing and is sent again like a synchronous lock refusal (which the transport
-  // retries), under the same policy: `lockAttempts` tasks at most, the lock backoff between them.
   private async lifecycle(node: string, vmid: number, action: "start" | "stop" | "shutdown" | "reboot", params: FormParams, options: TaskCallOptions): Promise<TaskResult> {
     const path = `${apiPath`/nodes/${node}/lxc/${vmid}/status/`}${action}`;
-    const origin = contextFromPath("POST", path);
-    const state: RetryState = { idempotent: false, tries: 0, lockTries: 0, reauthed: false, canReauth: false };
-    for (;;) {
-      state.tries += 1;
-      const upid = await this.http.call({ method: "POST", path, params }, z.string());
-      try {
-        return await this.tasks.wait(upid, options.wait, origin);
-      } catch (error) {
-        const decision = error instanceof ProxmoxLockedError ? retryDecision(error, state, this.http.retry) : undefined;
-        if (decision?.retry !== true) throw error;
-        state.lockTries += 1;
-        this.http.log(`retry POST ${path} in ${decision.delayMs} ms (lock, task ${upid}): ${error instanceof Error ? error.message : String(error)}`);
-        await sleep(decision.delayMs);
-      }
-    }
+    return this.task({ method: "POST", path, params, policy: CALLS[action] }, options);
+  }
+
+  // Sends a call that starts a task and waits for the task. A task refused on a lock is started
+  // again when the call's policy says so (taskLocks), under the lock budget; a refusal in the
+  // answer itself was already repeated by the transport.
+  private async task(request: ApiRequest & { policy: CallPolicy }, options: TaskCallOptions): Promise<TaskResult> {
+    const origin = contextFromPath(request.method, request.path);
+    let refusals = 0;
+    return retrying(
+      async () => this.tasks.wait(await this.http.call(request, z.string()), options.wait, origin),
+      (error) => {
+        refusals += 1;
+        const delayMs = taskLockRetry(request.policy, error, refusals, this.http.retry);
+        if (delayMs !== undefined && error instanceof ProxmoxApiError) {
+          this.http.log(`retry ${request.method} ${request.path} in ${delayMs} ms (lock, task ${error.task?.upid ?? "?"}): ${error.message}`);
+        }
+        return delayMs;
+      },
+    );
   }
 
   // Proxmox lets only root@pam itself (not even root's API tokens) set features other than
