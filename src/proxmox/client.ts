@@ -5,6 +5,8 @@
 import { z } from "zod";
 import { isTokenCredentials, ticketAuthenticator, tokenAuthenticator, validateCredentials } from "./auth.ts";
 import type { PasswordCredentials, ProxmoxCredentials, Ticket } from "./auth.ts";
+import { TlsSettingsError, resolveTlsPolicy } from "../net/tls.ts";
+import type { TlsOptions, TlsPolicy } from "../net/tls.ts";
 import { ClusterApi } from "./cluster.ts";
 import { ProxmoxConfigError } from "./errors.ts";
 import { ProxmoxHttp } from "./http.ts";
@@ -16,8 +18,6 @@ import { DEFAULT_RETRY, LOGIN } from "./retry.ts";
 import type { RetryBudget } from "./retry.ts";
 import { StorageApi } from "./storage.ts";
 import { TasksApi } from "./tasks.ts";
-import { resolveTlsPolicy } from "./tls.ts";
-import type { ProxmoxTlsOptions } from "./tls.ts";
 import { VersionApi } from "./version.ts";
 
 /** Options of `createProxmoxClient`. Credentials come from the environment config and secrets, never argv. */
@@ -25,7 +25,7 @@ export interface ProxmoxClientOptions {
   /** `https://HOST:8006` (with or without `/api2/json`). */
   endpoint: string;
   auth: ProxmoxCredentials;
-  tls?: ProxmoxTlsOptions;
+  tls?: TlsOptions;
   /** CI mode: refuses `tls.insecure`. */
   ci?: boolean;
   retry?: Partial<RetryBudget>;
@@ -60,7 +60,12 @@ const ticketSchema = z.object({ ticket: z.string(), CSRFPreventionToken: z.strin
 export function createProxmoxClient(options: ProxmoxClientOptions): ProxmoxClient {
   const warn = options.logger ?? ((line: string) => process.emitWarning(line));
   validateCredentials(options.auth);
-  const tls = resolveTlsPolicy(options.tls, { ci: options.ci ?? false, warn, endpoint: options.endpoint });
+  let tls: TlsPolicy;
+  try {
+    tls = resolveTlsPolicy(options.tls, { ci: options.ci ?? false, warn, endpoint: options.endpoint });
+  } catch (error) {
+    throw error instanceof TlsSettingsError ? new ProxmoxConfigError(error.message, error.hint) : error;
+  }
   const timeoutMs = options.timeoutMs ?? 30_000;
   if (!(timeoutMs > 0)) throw new ProxmoxConfigError("timeoutMs must be positive", "give milliseconds, e.g. 30000");
   const retry: RetryBudget = { ...DEFAULT_RETRY, ...options.retry };

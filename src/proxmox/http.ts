@@ -7,11 +7,11 @@
 import { Pool } from "undici";
 import type { z } from "zod";
 import type { Authenticator } from "./auth.ts";
-import { ProxmoxConfigError, ProxmoxConnectionError, ProxmoxError, ProxmoxResponseError, ProxmoxTlsError, classifyApiFailure, contextFromPath, redactSecrets } from "./errors.ts";
+import { TlsPinError, buildTlsConnector } from "../net/tls.ts";
+import type { TlsPolicy } from "../net/tls.ts";
+import { ProxmoxConfigError, ProxmoxConnectionError, ProxmoxError, ProxmoxResponseError, ProxmoxTlsError, ProxmoxTlsPinError, classifyApiFailure, contextFromPath, redactSecrets } from "./errors.ts";
 import { defaultPolicy, retryDecision, retrying } from "./retry.ts";
 import type { CallPolicy, RetryBudget, RetryState } from "./retry.ts";
-import { buildTlsConnector } from "./tls.ts";
-import type { TlsPolicy } from "./tls.ts";
 
 /** A form or query parameter value; `undefined` and `null` are left out. */
 export type FormValue = string | number | boolean | undefined | null;
@@ -90,6 +90,7 @@ function errorCode(error: unknown): string | undefined {
 /** Maps a low-level failure to a typed error; `phase` says whether response bytes had arrived. Pure. */
 export function transportError(error: unknown, method: string, path: string, host: string, secrets: Iterable<string>): ProxmoxError {
   if (error instanceof ProxmoxError) return error;
+  if (error instanceof TlsPinError) return new ProxmoxTlsPinError(error.host, error.expected, error.actual);
   const code = errorCode(error);
   const detail = redactSecrets(error instanceof Error ? error.message : String(error), secrets);
   if (code !== undefined && TLS_CODE.test(code)) {
