@@ -13,7 +13,7 @@ import { Agent, request } from "undici";
 import type { Dispatcher } from "undici";
 import type { HealthCheck } from "../config/monitoring.ts";
 import { cmd } from "../provision/shell.ts";
-import { buildTlsConnector, resolveTlsPolicy } from "../proxmox/tls.ts";
+import { buildTlsConnector, resolveTlsPolicy } from "../net/tls.ts";
 
 /** A check with its timing defaults filled in (as `resolveService` gives them). */
 export type ResolvedCheck = HealthCheck & { interval: number; timeout: number; retries: number };
@@ -123,7 +123,7 @@ export function describeFailure(e: unknown, timeoutMs: number, timedOut: boolean
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return `name not resolved (${msg})`;
-    case "ERR_PROXMOX_TLS_PIN":
+    case "ERR_TLS_PIN":
       return msg.replace(/^TLS certificate/, "TLS certificate pin mismatch:");
     case "DEPTH_ZERO_SELF_SIGNED_CERT":
     case "SELF_SIGNED_CERT_IN_CHAIN":

@@ -2,103 +2,33 @@
  * `homelab:proxmox:Container`: an LXC container on a Proxmox node. Create
  * makes it from the template, starts it and waits for its address; update
  * changes what Proxmox changes in place (restarting for what applies only at
- * start); delete stops and destroys it; read reports drift. Every operation
- * converges when repeated: a failed create removes what it made, or, when it
- * cannot, hands the container's id to the engine so it is recorded, never
- * leaked.
+ * start); delete stops and destroys it; read reports drift. This file is the
+ * resource's CRUD; creating so that a repeat converges, and the start, stop
+ * and destroy steps, are container-lifecycle.ts's.
  */
 import type { CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider/index.js";
-import type { ContainerInputs, ContainerOutputs } from "../plan/types.ts";
+import type { ContainerInputs } from "../plan/types.ts";
 import type { ProxmoxClient } from "../proxmox/client.ts";
-import {
-  ProxmoxAlreadyExistsError,
-  ProxmoxApiError,
-  ProxmoxAuthError,
-  ProxmoxConfigError,
-  ProxmoxConnectionError,
-  ProxmoxLockedError,
-  ProxmoxNotFoundError,
-  ProxmoxTaskError,
-  ProxmoxTaskTimeoutError,
-  ProxmoxTlsError,
-  ProxmoxValidationError,
-} from "../proxmox/errors.ts";
-import type { LxcConfig } from "../proxmox/lxc.ts";
-import { formatFeatures } from "../proxmox/lxc.ts";
-import type { WaitOptions } from "../proxmox/tasks.ts";
+import { ProxmoxNotFoundError } from "../proxmox/errors.ts";
+import { formatFeatures } from "../proxmox/lxc-format.ts";
+import type { LxcConfig } from "../proxmox/lxc-types.ts";
+import { rewriteWhileStale } from "../proxmox/retry.ts";
 import { envFileOf, knownHostsFile } from "../config/homelab-dir.ts";
 import { forgetHost } from "../provision/ssh.ts";
 import type { ClientPurpose, ProviderContext } from "./context.ts";
 import { diffContainer, staticAddress } from "./diff.ts";
-import { PartialCreateError, ProviderError, describeError, translateError } from "./errors.ts";
+import { ContainerLifecycle, DEFAULT_TIMEOUTS, containerOutputs } from "./container-lifecycle.ts";
+import type { ContainerTimeouts } from "./container-lifecycle.ts";
+import { ProviderError, translateError } from "./errors.ts";
 import { checkContainerInputs, parseContainerState, propertyBag, withoutUndefined } from "./inputs.ts";
-import { configChange, createParams, eth0Address, featureChangeNeedsRoot, featuresOf, inputsNeedRoot, isSameContainer, liveState } from "./lxc-mapping.ts";
+import { configChange, eth0Address, featureChangeNeedsRoot, featuresOf, inputsNeedRoot, isSameContainer, liveState } from "./lxc-mapping.ts";
 
 /** The Pulumi type token of the resource. */
 export { CONTAINER_TYPE } from "./tokens.ts";
 
-/** How long the resource waits for Proxmox. */
-export interface ContainerTimeouts {
-  /** Each Proxmox task (create, start, stop, destroy). */
-  taskMs: number;
-  /** From start until eth0 has an IPv4 address. */
-  addressMs: number;
-  /** A clean shutdown before the hard stop, in seconds. */
-  shutdownSec: number;
-  /** Between two polls of an address or a lock. */
-  pollMs: number;
-  /** The first poll of a task's status (it then backs off, up to 2 s). */
-  taskPollMs: number;
-}
-
-/** Defaults for a real cluster: templates can take minutes to unpack, DHCP can be slow. */
-export const DEFAULT_TIMEOUTS: ContainerTimeouts = { taskMs: 10 * 60_000, addressMs: 3 * 60_000, shutdownSec: 60, pollMs: 1000, taskPollMs: 250 };
-
-/** Attempts at a lifecycle step whose failure may be passing (an injected or real 5xx, a broken connection). */
-const ATTEMPTS = 3;
-/** Attempts at creating: new ids after lost races, the same id after a broken connection. */
-const CREATE_ATTEMPTS = 5;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Runs synchronous work as a promise, so a throw becomes a rejection as the engine's callers expect. */
 export function settled<T>(work: () => T): Promise<T> {
   return new Promise((resolve) => resolve(work()));
-}
-
-/** A duration for messages: `0.2 s`, `45 s`. */
-function seconds(ms: number): string {
-  return `${ms < 10_000 ? (ms / 1000).toFixed(1) : Math.round(ms / 1000)} s`;
-}
-
-/** Failures that no repetition fixes: bad credentials, refused parameters, TLS. */
-function isPermanent(error: unknown): boolean {
-  return (
-    error instanceof ProxmoxAuthError ||
-    error instanceof ProxmoxValidationError ||
-    error instanceof ProxmoxConfigError ||
-    error instanceof ProxmoxTlsError ||
-    error instanceof ProviderError ||
-    (error instanceof ProxmoxApiError && error.status === 400)
-  );
-}
-
-/** A create whose outcome the answer does not tell: the server may have made the container. */
-function isUncertain(error: unknown): boolean {
-  if (error instanceof ProxmoxConnectionError) return error.maybeApplied;
-  if (error instanceof ProxmoxTaskTimeoutError) return true;
-  return (
-    error instanceof ProxmoxApiError &&
-    error.status >= 500 &&
-    !(error instanceof ProxmoxLockedError) &&
-    !(error instanceof ProxmoxNotFoundError) &&
-    !(error instanceof ProxmoxAlreadyExistsError) &&
-    Object.keys(error.paramErrors).length === 0
-  );
-}
-
-function isLostRace(error: unknown): boolean {
-  return error instanceof ProxmoxAlreadyExistsError || (error instanceof ProxmoxTaskError && /already exists/.test(error.exitstatus ?? ""));
 }
 
 function parseVmid(id: string): number {
@@ -118,11 +48,11 @@ interface Located {
 /** The container resource's CRUD, over a ProviderContext that supplies the Proxmox clients. */
 export class ContainerResource {
   private readonly ctx: ProviderContext;
-  private readonly timeouts: ContainerTimeouts;
+  private readonly lifecycle: ContainerLifecycle;
 
   constructor(ctx: ProviderContext, timeouts: Partial<ContainerTimeouts> = {}) {
     this.ctx = ctx;
-    this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    this.lifecycle = new ContainerLifecycle({ ...DEFAULT_TIMEOUTS, ...timeouts });
   }
 
   /** Validates the inputs and applies defaults; refuses, before any change, features the credentials cannot set. */
@@ -150,30 +80,12 @@ export class ContainerResource {
   /** Creates, starts and waits for the address; on failure removes what it made (or reports it as partial). */
   async create(news: unknown, say: (message: string) => void = () => undefined): Promise<CreateResult> {
     const inputs = this.validInputs(news);
-    const doing = `creating container ${inputs.hostname} on ${inputs.node}`;
     try {
       const client = this.client(inputsNeedRoot(inputs) ? "root" : "default");
-      let t = Date.now();
-      const lap = (): number => {
-        const ms = Date.now() - t;
-        t = Date.now();
-        return ms;
-      };
-      const vmid = await this.createContainer(client, inputs);
-      say(`CT ${vmid} created on ${inputs.node} in ${lap()} ms`);
-      try {
-        await this.ensureRunning(client, inputs.node, vmid);
-        say(`CT ${vmid} started in ${lap()} ms`);
-        const address = await this.waitForAddress(client, inputs.node, vmid, inputs);
-        say(`CT ${vmid} has address ${address ?? "(none)"} after ${lap()} ms`);
-        // Set last, so that until here a failed creation can be removed.
-        if (inputs.protection) await client.lxc.updateConfig(inputs.node, vmid, { protection: true });
-        return { id: String(vmid), outs: withoutUndefined(outputs(inputs, inputs.node, vmid, address)) };
-      } catch (error) {
-        throw await this.abandon(client, inputs, vmid, error);
-      }
+      const { vmid, address } = await this.lifecycle.create(client, inputs, say);
+      return { id: String(vmid), outs: withoutUndefined(containerOutputs(inputs, inputs.node, vmid, address)) };
     } catch (error) {
-      throw translateError(doing, error);
+      throw translateError(`creating container ${inputs.hostname} on ${inputs.node}`, error);
     }
   }
 
@@ -214,18 +126,18 @@ export class ContainerResource {
       }
       const node = found.node;
       // A creation that timed out earlier may still hold the container.
-      if (found.config.lock !== undefined) found = { node, config: await this.waitUnlocked(client, node, vmid) };
+      if (found.config.lock !== undefined) found = { node, config: await this.lifecycle.waitUnlocked(client, node, vmid) };
       const change = await this.applyConfig(client, node, vmid, found.config, inputs);
       const status = await client.lxc.status(node, vmid);
       if (status.status === "running" && change.restart) {
         // Feature flags and the hostname are kept pending by Proxmox until the next start.
-        await this.stopContainer(client, node, vmid);
+        await this.lifecycle.stop(client, node, vmid);
       }
-      await this.ensureRunning(client, node, vmid);
-      const address = await this.waitForAddress(client, node, vmid, inputs);
+      await this.lifecycle.ensureRunning(client, node, vmid);
+      const address = await this.lifecycle.waitForAddress(client, node, vmid, inputs);
       // Whatever gets the old address later is another machine to SSH.
       if (stored.address !== undefined && stored.address !== address) await this.forgetHostKey(stored.address);
-      return { outs: withoutUndefined(outputs(inputs, node, vmid, address)) };
+      return { outs: withoutUndefined(containerOutputs(inputs, node, vmid, address)) };
     } catch (error) {
       throw translateError(doing, error);
     }
@@ -254,8 +166,8 @@ export class ContainerResource {
           "set `protect: false` on the resource in service.yaml and run `homelab deploy` (which turns the protection off), then destroy it",
         );
       }
-      if (found.config.lock === "create") await this.waitUnlocked(client, found.node, vmid);
-      await this.destroy(client, found.node, vmid);
+      if (found.config.lock === "create") await this.lifecycle.waitUnlocked(client, found.node, vmid);
+      await this.lifecycle.destroy(client, found.node, vmid);
       // A replacement (or any later container) may get this address: it must be pinned afresh.
       await this.forgetHostKey(stored.address);
     } catch (error) {
@@ -274,10 +186,6 @@ export class ContainerResource {
       // The container is gone either way; a stale pin only costs a clear error at the next contact.
       process.stderr.write(`homelab provider: could not forget the host key of ${address} in ${file}: ${error instanceof Error ? error.message : String(error)}\n`);
     }
-  }
-
-  private taskWait(extraMs = 0): WaitOptions {
-    return { timeoutMs: this.timeouts.taskMs + extraMs, initialDelayMs: this.timeouts.taskPollMs };
   }
 
   private client(purpose: ClientPurpose = "default"): ProxmoxClient {
@@ -317,99 +225,6 @@ export class ContainerResource {
     };
   }
 
-  /** Makes the container and returns its id; afterwards it exists, unlocked, on the inputs' node. */
-  private async createContainer(client: ProxmoxClient, inputs: ContainerInputs): Promise<number> {
-    let vmid = await client.cluster.nextId();
-    // Whether an earlier attempt with this id may have reached the server.
-    let triedThisId = false;
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= CREATE_ATTEMPTS; attempt += 1) {
-      try {
-        await client.lxc.create(inputs.node, createParams(inputs, vmid), { wait: this.taskWait() });
-        return vmid;
-      } catch (error) {
-        lastError = error;
-        if (isLostRace(error)) {
-          // The id is taken: by our own earlier attempt (then it is ours), or by another creator.
-          if (triedThisId && (await this.settle(client, inputs, vmid, true)) === "ours") return vmid;
-          vmid = await client.cluster.nextId();
-          triedThisId = false;
-          continue;
-        }
-        if (isUncertain(error)) {
-          const found = await this.settle(client, inputs, vmid, true);
-          if (found === "ours") return vmid;
-          if (found === "other") {
-            vmid = await client.cluster.nextId();
-            triedThisId = false;
-            continue;
-          }
-          // Nothing was made. A broken connection is worth another try with the same id, which
-          // cannot make a second container: if the first one did arrive, this one is refused.
-          if (error instanceof ProxmoxConnectionError) {
-            triedThisId = true;
-            continue;
-          }
-          throw error;
-        }
-        if (error instanceof ProxmoxTaskError || (error instanceof ProxmoxApiError && error.task !== undefined)) {
-          // Proxmox removes a container whose creation task failed; make sure, without waiting for it.
-          if ((await this.settle(client, inputs, vmid, false)) !== "absent") throw await this.abandon(client, inputs, vmid, error);
-        }
-        throw error;
-      }
-    }
-    throw lastError;
-  }
-
-  /**
-   * Whether the container `vmid` on the inputs' node is ours (our hostname and notes), another's,
-   * or absent. With `wait`, waits out a running creation (its config is locked and incomplete).
-   */
-  private async settle(client: ProxmoxClient, inputs: ContainerInputs, vmid: number, wait: boolean): Promise<"ours" | "other" | "absent"> {
-    const deadline = performance.now() + this.timeouts.taskMs;
-    for (;;) {
-      let config: LxcConfig;
-      try {
-        config = await client.lxc.config(inputs.node, vmid);
-      } catch (error) {
-        if (error instanceof ProxmoxNotFoundError) return "absent";
-        throw error;
-      }
-      if (config.lock === undefined || !wait) {
-        const ours = config.hostname === inputs.hostname && (config.description ?? "").trimEnd() === inputs.description.trimEnd();
-        return ours || (config.lock === "create" && config.hostname === undefined) ? "ours" : "other";
-      }
-      if (performance.now() > deadline) {
-        throw new PartialCreateError(String(vmid), withoutUndefined(outputs(inputs, inputs.node, vmid, undefined)), [
-          `CT ${vmid} on ${inputs.node} is still locked (${config.lock}) ${seconds(this.timeouts.taskMs)} after its creation began`,
-          "it is recorded in the stack: the next deploy waits for it and finishes it, `homelab destroy` removes it",
-        ]);
-      }
-      await sleep(this.timeouts.pollMs);
-    }
-  }
-
-  /**
-   * Removes a container whose creation failed after it came to exist, and returns the error to
-   * raise: the original one when the container is gone, else a partial-create error that makes
-   * the engine record it.
-   */
-  private async abandon(client: ProxmoxClient, inputs: ContainerInputs, vmid: number, error: unknown): Promise<Error> {
-    if (error instanceof PartialCreateError) return error;
-    const reason = describeError(`CT ${vmid} on ${inputs.node}`, error);
-    try {
-      await this.destroy(client, inputs.node, vmid);
-    } catch (cleanup) {
-      return new PartialCreateError(String(vmid), withoutUndefined(outputs(inputs, inputs.node, vmid, undefined)), [
-        reason,
-        describeError("removing it failed too", cleanup),
-        "it is recorded in the stack: the next deploy finishes it, `homelab destroy` removes it",
-      ]);
-    }
-    return new ProviderError(reason, "the container was removed, so the next deploy starts over");
-  }
-
   /** Finds the container: on the node it was on, else anywhere in the cluster (it may have migrated). */
   private async locate(client: ProxmoxClient, vmid: number, node: string | undefined): Promise<Located | undefined> {
     if (node !== undefined) {
@@ -430,134 +245,16 @@ export class ContainerResource {
     }
   }
 
-  private async waitUnlocked(client: ProxmoxClient, node: string, vmid: number): Promise<LxcConfig> {
-    const deadline = performance.now() + this.timeouts.taskMs;
-    for (;;) {
-      const config = await client.lxc.config(node, vmid);
-      if (config.lock === undefined) return config;
-      if (performance.now() > deadline) {
-        throw new ProviderError(`CT ${vmid} on ${node} is still locked (${config.lock})`, `wait for the task holding it to end (Tasks panel of ${node}), or clear a stale lock with \`pct unlock ${vmid}\``);
-      }
-      await sleep(this.timeouts.pollMs);
-    }
-  }
-
-  /** Writes the config change (guarded by the config digest, re-read once if someone else wrote meanwhile). */
+  /** Writes the config change (guarded by the config digest, re-read if someone else wrote meanwhile). */
   private async applyConfig(client: ProxmoxClient, node: string, vmid: number, config: LxcConfig, inputs: ContainerInputs): Promise<ReturnType<typeof configChange>> {
     let current = config;
-    for (let attempt = 1; ; attempt += 1) {
+    return rewriteWhileStale(async (n) => {
+      if (n > 1) current = await client.lxc.config(node, vmid);
       const change = configChange(current, inputs);
       if (change.keys.length === 0) return change;
-      try {
-        await client.lxc.updateConfig(node, vmid, { ...change.update, ...(current.digest !== undefined ? { digest: current.digest } : {}) });
-        return change;
-      } catch (error) {
-        const modified = error instanceof ProxmoxApiError && /modified configuration/i.test(error.message);
-        if (!modified || attempt >= ATTEMPTS) throw error;
-        current = await client.lxc.config(node, vmid);
-      }
-    }
+      await client.lxc.updateConfig(node, vmid, { ...change.update, ...(current.digest !== undefined ? { digest: current.digest } : {}) });
+      return change;
+    });
   }
 
-  /** Starts the container unless it runs; checks again after a failure (the start may have happened). */
-  private async ensureRunning(client: ProxmoxClient, node: string, vmid: number): Promise<void> {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= ATTEMPTS; attempt += 1) {
-      const status = await client.lxc.status(node, vmid);
-      if (status.status === "running") return;
-      try {
-        await client.lxc.start(node, vmid, { wait: this.taskWait() });
-        return;
-      } catch (error) {
-        if (isPermanent(error)) throw error;
-        lastError = error;
-      }
-    }
-    throw lastError;
-  }
-
-  /** Shuts the container down cleanly, hard-stopping it when that times out or fails. */
-  private async stopContainer(client: ProxmoxClient, node: string, vmid: number): Promise<void> {
-    if ((await client.lxc.status(node, vmid)).status === "stopped") return;
-    try {
-      await client.lxc.shutdown(node, vmid, {
-        timeoutSec: this.timeouts.shutdownSec,
-        forceStop: true,
-        wait: this.taskWait(this.timeouts.shutdownSec * 1000),
-      });
-      return;
-    } catch (error) {
-      if (isPermanent(error)) throw error;
-    }
-    for (let attempt = 1; ; attempt += 1) {
-      if ((await client.lxc.status(node, vmid)).status === "stopped") return;
-      try {
-        await client.lxc.stop(node, vmid, { wait: this.taskWait() });
-        return;
-      } catch (error) {
-        if (isPermanent(error) || attempt >= ATTEMPTS) throw error;
-      }
-    }
-  }
-
-  /** Stops and destroys (with purge); gone is success. */
-  private async destroy(client: ProxmoxClient, node: string, vmid: number): Promise<void> {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= ATTEMPTS; attempt += 1) {
-      try {
-        await this.stopContainer(client, node, vmid);
-        await client.lxc.delete(node, vmid, { purge: true, destroyUnreferencedDisks: true, wait: this.taskWait() });
-        return;
-      } catch (error) {
-        if (error instanceof ProxmoxNotFoundError) return;
-        if (isPermanent(error) || (error instanceof ProxmoxApiError && /protection/i.test(error.message))) throw error;
-        lastError = error;
-        if (!(await this.exists(client, node, vmid))) return;
-      }
-    }
-    throw lastError;
-  }
-
-  private async exists(client: ProxmoxClient, node: string, vmid: number): Promise<boolean> {
-    try {
-      await client.lxc.config(node, vmid);
-      return true;
-    } catch (error) {
-      if (error instanceof ProxmoxNotFoundError) return false;
-      // Unknown counts as present: a container must never be taken for gone by mistake.
-      return true;
-    }
-  }
-
-  /**
-   * Waits until eth0 has a routable IPv4 address. The address reported is the static one
-   * when the inputs give one (the container's own report may lag behind a change), else the lease.
-   */
-  private async waitForAddress(client: ProxmoxClient, node: string, vmid: number, inputs: ContainerInputs): Promise<string> {
-    const deadline = performance.now() + this.timeouts.addressMs;
-    for (;;) {
-      const interfaces = await client.lxc.interfaces(node, vmid);
-      const address = eth0Address(interfaces);
-      if (address !== undefined) return staticAddress(inputs.ip) ?? address;
-      if (performance.now() >= deadline) {
-        const waited = seconds(this.timeouts.addressMs);
-        if (interfaces === null) {
-          throw new ProviderError(`CT ${vmid} on ${node} is not running ${waited} after it was started`, `read its start log with \`pct start ${vmid} --debug\` on ${node}`);
-        }
-        throw new ProviderError(
-          `CT ${vmid} on ${node} has no IPv4 address on eth0 ${waited} after it started`,
-          staticAddress(inputs.ip) !== undefined
-            ? `check that the template configures ${inputs.ip} on eth0 (ip addr inside the container)`
-            : `check the DHCP server on bridge ${inputs.bridge}, or give the container a static address (network.ip in service.yaml)`,
-        );
-      }
-      await sleep(this.timeouts.pollMs);
-    }
-  }
 }
-
-/** The outputs: the inputs as applied, the id and node, the address. */
-function outputs(inputs: ContainerInputs, node: string, vmid: number, address: string | undefined): ContainerOutputs {
-  return { ...inputs, node, vmid, address };
-}
-

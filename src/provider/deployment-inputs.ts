@@ -8,8 +8,11 @@
  * reloaded, the container never re-created. Pure.
  */
 import { z } from "zod";
-import type { BuiltImage, ComposeDeployment, RegistryAccess } from "../provision/compose.ts";
-import { buildComposeDeployment, diffDeployments } from "../provision/compose.ts";
+import { buildComposeDeployment } from "../provision/compose.ts";
+import type { ComposeDeployment } from "../provision/compose.ts";
+import { diffDeployments } from "../provision/compose-files.ts";
+import type { RegistryAccess } from "../provision/compose-files.ts";
+import type { BuiltImage } from "../provision/compose-images.ts";
 import { SECRET_SIG, SIG_KEY, isUnknown, propertyBag } from "./inputs.ts";
 import type { PropertyBag } from "./inputs.ts";
 import { checkProperties, parseState, sameData } from "./schema.ts";

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import type { EnvironmentConfig } from "../config/environment.ts";
 import { resolveSecrets } from "../config/secrets.ts";
-import type { RegistryAccess } from "../provision/compose.ts";
+import type { RegistryAccess } from "../provision/compose-files.ts";
 import { registryAccess } from "../provision/inputs.ts";
 import type { DeploymentRegistryInput } from "./deployment-inputs.ts";
 import { deploymentOf } from "./deployment-inputs.ts";

@@ -17,8 +17,8 @@
 import { readFile } from "node:fs/promises";
 import type { CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider/index.js";
 import { knownHostsFile, sshKeyFile } from "../config/homelab-dir.ts";
-import { ComposeInputError, hashDigests } from "../provision/compose.ts";
 import type { ComposeDeployment } from "../provision/compose.ts";
+import { ComposeInputError, hashDigests } from "../provision/compose-files.ts";
 import { ProvisionError, inspectDeployment, provisionCompose, removeCompose } from "../provision/deploy.ts";
 import type { ProvisionOptions, ProvisionTarget } from "../provision/deploy.ts";
 import { SshError } from "../provision/ssh.ts";

@@ -14,7 +14,7 @@
 import type { CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult } from "@pulumi/pulumi/provider/index.js";
 import Docker from "dockerode";
 import type { DockerOptions } from "dockerode";
-import type { RegistryAccess } from "../provision/compose.ts";
+import type { RegistryAccess } from "../provision/compose-files.ts";
 import { ImageError, ensureImage, hashContext, imageRef, registryHasTag } from "../provision/image.ts";
 import type { ImageSpec } from "../provision/image.ts";
 import { registryAccess } from "../provision/inputs.ts";

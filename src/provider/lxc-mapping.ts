@@ -4,8 +4,9 @@
  * the state read back from a live container, and its address. Pure.
  */
 import type { ContainerInputs, ContainerOutputs } from "../plan/types.ts";
-import { featuresNeedRoot } from "../proxmox/lxc.ts";
-import type { LxcConfig, LxcConfigUpdate, LxcCreateParams, LxcFeatures, LxcInterface, LxcNetwork } from "../proxmox/lxc.ts";
+import { featuresNeedRoot } from "../proxmox/lxc-format.ts";
+import type { LxcFeatures, LxcNetwork } from "../proxmox/lxc-format.ts";
+import type { LxcConfig, LxcConfigUpdate, LxcCreateParams, LxcInterface } from "../proxmox/lxc-types.ts";
 import { staticAddress } from "./diff.ts";
 import type { ContainerState } from "./inputs.ts";
 import { normalizeTags } from "./inputs.ts";

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import type { CheckResult, CreateResult, DiffResult, Provider, ReadResult, UpdateResult } from "@pulumi/pulumi/provider/index.js";
 import type Docker from "dockerode";
 import { ContainerResource, CONTAINER_TYPE, settled } from "./container.ts";
-import type { ContainerTimeouts } from "./container.ts";
+import type { ContainerTimeouts } from "./container-lifecycle.ts";
 import { ProviderContext } from "./context.ts";
 import type { ProviderContextOptions } from "./context.ts";
 import { DEPLOYMENT_TYPE, DeploymentResource } from "./deployment.ts";

@@ -6,8 +6,10 @@
  * compose.ts and docker-install.ts; this module only runs them in order and
  * turns failures into messages that say what to do.
  */
-import type { ApplyReport, ComposeDeployment, InspectReport, WaitReport } from "./compose.ts";
-import { applyScript, deploymentDir, inspectScript, parseApplyOutput, parseInspectOutput, parseWaitOutput, readHashScript, removeScript, restartScript, waitScript } from "./compose.ts";
+import type { ComposeDeployment } from "./compose.ts";
+import { deploymentDir } from "./compose-files.ts";
+import { applyScript, inspectScript, parseApplyOutput, parseInspectOutput, parseWaitOutput, readHashScript, removeScript, restartScript, waitScript } from "./compose-scripts.ts";
+import type { ApplyReport, InspectReport, WaitReport } from "./compose-scripts.ts";
 import type { DockerInstallOptions, InstallReport } from "./docker-install.ts";
 import { explainDockerFailure, installDockerScript, parseInstallOutput, smokeTestScript } from "./docker-install.ts";
 import type { ConnectOptions, RemoteExecutor, RunResult } from "./ssh.ts";

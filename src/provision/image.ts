@@ -17,7 +17,7 @@ import { join, posix, relative, sep } from "node:path";
 import dockerignoreModule from "@balena/dockerignore";
 import Docker from "dockerode";
 import { request } from "undici";
-import type { RegistryAccess } from "./compose.ts";
+import type { RegistryAccess } from "./compose-files.ts";
 
 type IgnoreFactory = (o?: { ignorecase?: boolean }) => { add(patterns: string): { createFilter(): (path: string) => boolean } };
 // A CommonJS module whose typings declare an ES default; at run time the import is the factory itself.

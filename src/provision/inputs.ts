@@ -9,7 +9,7 @@ import { isAbsolute, relative, resolve, sep } from "node:path";
 import type { RegistryConfig } from "../config/environment.ts";
 import { readSecretRef } from "../config/secret-ref.ts";
 import type { PlannedImage } from "../plan/types.ts";
-import type { RegistryAccess } from "./compose.ts";
+import type { RegistryAccess } from "./compose-files.ts";
 import type { ImageSpec } from "./image.ts";
 
 /** The build spec of a planned `docker:image` (credentials added by the caller when the registry has them). */

@@ -5,18 +5,19 @@
 import { z } from "zod";
 import { isTokenCredentials, ticketAuthenticator, tokenAuthenticator, validateCredentials } from "./auth.ts";
 import type { PasswordCredentials, ProxmoxCredentials, Ticket } from "./auth.ts";
+import { TlsSettingsError, resolveTlsPolicy } from "../net/tls.ts";
+import type { TlsOptions, TlsPolicy } from "../net/tls.ts";
 import { ClusterApi } from "./cluster.ts";
 import { ProxmoxConfigError } from "./errors.ts";
-import { DEFAULT_RETRY, ProxmoxHttp } from "./http.ts";
-import type { RetryPolicy } from "./http.ts";
+import { ProxmoxHttp } from "./http.ts";
 import { loadInventory } from "./inventory.ts";
 import type { Inventory } from "./inventory.ts";
 import { LxcApi } from "./lxc.ts";
 import { NodesApi } from "./nodes.ts";
+import { DEFAULT_RETRY, LOGIN } from "./retry.ts";
+import type { RetryBudget } from "./retry.ts";
 import { StorageApi } from "./storage.ts";
 import { TasksApi } from "./tasks.ts";
-import { resolveTlsPolicy } from "./tls.ts";
-import type { ProxmoxTlsOptions } from "./tls.ts";
 import { VersionApi } from "./version.ts";
 
 /** Options of `createProxmoxClient`. Credentials come from the environment config and secrets, never argv. */
@@ -24,10 +25,10 @@ export interface ProxmoxClientOptions {
   /** `https://HOST:8006` (with or without `/api2/json`). */
   endpoint: string;
   auth: ProxmoxCredentials;
-  tls?: ProxmoxTlsOptions;
+  tls?: TlsOptions;
   /** CI mode: refuses `tls.insecure`. */
   ci?: boolean;
-  retry?: Partial<RetryPolicy>;
+  retry?: Partial<RetryBudget>;
   /** Per request, to headers and between body chunks; default 30 s. */
   timeoutMs?: number;
   /** Parallel connections; default 6. */
@@ -59,10 +60,15 @@ const ticketSchema = z.object({ ticket: z.string(), CSRFPreventionToken: z.strin
 export function createProxmoxClient(options: ProxmoxClientOptions): ProxmoxClient {
   const warn = options.logger ?? ((line: string) => process.emitWarning(line));
   validateCredentials(options.auth);
-  const tls = resolveTlsPolicy(options.tls, { ci: options.ci ?? false, warn, endpoint: options.endpoint });
+  let tls: TlsPolicy;
+  try {
+    tls = resolveTlsPolicy(options.tls, { ci: options.ci ?? false, warn, endpoint: options.endpoint });
+  } catch (error) {
+    throw error instanceof TlsSettingsError ? new ProxmoxConfigError(error.message, error.hint) : error;
+  }
   const timeoutMs = options.timeoutMs ?? 30_000;
   if (!(timeoutMs > 0)) throw new ProxmoxConfigError("timeoutMs must be positive", "give milliseconds, e.g. 30000");
-  const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
+  const retry: RetryBudget = { ...DEFAULT_RETRY, ...options.retry };
   if (retry.attempts < 1 || retry.lockAttempts < 1 || retry.idRaceAttempts < 1) {
     throw new ProxmoxConfigError("retry attempts must be at least 1", "1 means no retry");
   }
@@ -86,8 +92,7 @@ export function createProxmoxClient(options: ProxmoxClientOptions): ProxmoxClien
           params: { username: credentials.username, password: credentials.password },
           secretParams: ["password"],
           authenticate: false,
-          // Logging in changes nothing on the server, so a broken connection may be retried.
-          idempotent: true,
+          policy: LOGIN,
         },
         ticketSchema,
       );

@@ -1,29 +1,17 @@
 /**
  * The transport: one undici pool per client (never the global dispatcher),
- * base path `/api2/json`, form-encoded parameters, authentication, retries
- * for requests that are safe to repeat, and Proxmox error parsing. API
+ * base path `/api2/json`, form-encoded parameters, authentication, requests
+ * repeated as their policy allows (retry.ts), and Proxmox error parsing. API
  * modules build on `call`; nothing else in the client does I/O.
  */
 import { Pool } from "undici";
 import type { z } from "zod";
 import type { Authenticator } from "./auth.ts";
-import {
-  ProxmoxAlreadyExistsError,
-  ProxmoxApiError,
-  ProxmoxAuthError,
-  ProxmoxConfigError,
-  ProxmoxConnectionError,
-  ProxmoxError,
-  ProxmoxLockedError,
-  ProxmoxNotFoundError,
-  ProxmoxResponseError,
-  ProxmoxTlsError,
-  classifyApiFailure,
-  contextFromPath,
-  redactSecrets,
-} from "./errors.ts";
-import { buildTlsConnector } from "./tls.ts";
-import type { TlsPolicy } from "./tls.ts";
+import { TlsPinError, buildTlsConnector } from "../net/tls.ts";
+import type { TlsPolicy } from "../net/tls.ts";
+import { ProxmoxConfigError, ProxmoxConnectionError, ProxmoxError, ProxmoxResponseError, ProxmoxTlsError, ProxmoxTlsPinError, classifyApiFailure, contextFromPath, redactSecrets } from "./errors.ts";
+import { defaultPolicy, retryDecision, retrying } from "./retry.ts";
+import type { CallPolicy, RetryBudget, RetryState } from "./retry.ts";
 
 /** A form or query parameter value; `undefined` and `null` are left out. */
 export type FormValue = string | number | boolean | undefined | null;
@@ -42,37 +30,11 @@ export interface ApiRequest {
   params?: FormParams;
   /** Names of parameters whose values are secrets (redacted from any error text). */
   secretParams?: readonly string[];
-  /** Safe to repeat after a broken connection or a 5xx; defaults to true for GET only. */
-  idempotent?: boolean;
+  /** How the request may be repeated (retry.ts); defaults to `defaultPolicy(method)`: reads for GET, writes otherwise. */
+  policy?: CallPolicy;
   /** False for the login request itself. */
   authenticate?: boolean;
 }
-
-/** How failed requests are repeated. */
-export interface RetryPolicy {
-  /** Tries in all for an idempotent request (first try included). */
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** Tries in all while the guest is locked or its config lock times out. */
-  lockAttempts: number;
-  lockDelayMs: number;
-  /** Tries in all to create a guest when another creator took the allocated id. */
-  idRaceAttempts: number;
-  /** Source of jitter, [0, 1). */
-  random: () => number;
-}
-
-/** Defaults: a few quick retries for reads, patient ones for locks. */
-export const DEFAULT_RETRY: RetryPolicy = {
-  attempts: 4,
-  baseDelayMs: 200,
-  maxDelayMs: 4000,
-  lockAttempts: 5,
-  lockDelayMs: 1000,
-  idRaceAttempts: 5,
-  random: Math.random,
-};
 
 /** Encodes parameters the way Proxmox reads them: booleans `1`/`0`, UTF-8 percent-encoding. Pure. */
 export function encodeForm(params: FormParams | undefined): string {
@@ -113,60 +75,6 @@ export function apiPath(strings: TemplateStringsArray, ...values: readonly (stri
   return out;
 }
 
-/** Exponential backoff with equal jitter: half fixed, half random. Pure given `random`. */
-export function backoffDelay(retryNumber: number, baseMs: number, maxMs: number, random: () => number): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, retryNumber - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
-
-/** What to do after a failed try. */
-export type RetryDecision = { retry: false } | { retry: true; kind: "transient" | "lock" | "reauth"; delayMs: number };
-
-/** State of one request's retries. */
-export interface RetryState {
-  idempotent: boolean;
-  /** Tries made so far, counting the one that just failed. */
-  tries: number;
-  /** Of those, tries that failed on a lock. */
-  lockTries: number;
-  /** Whether a fresh login was already tried for this request. */
-  reauthed: boolean;
-  /** Whether the credentials can be renewed (tickets can, tokens cannot). */
-  canReauth: boolean;
-}
-
-/** Decides whether a failure may be retried: never a write that may have reached the server. Pure. */
-export function retryDecision(error: unknown, state: RetryState, policy: RetryPolicy): RetryDecision {
-  if (error instanceof ProxmoxAuthError) {
-    // A 401 is a refusal before any effect, so even a write may be sent again with a new ticket.
-    if (error.status === 401 && state.canReauth && !state.reauthed) return { retry: true, kind: "reauth", delayMs: 0 };
-    return { retry: false };
-  }
-  if (error instanceof ProxmoxLockedError) {
-    // The lock check happens before the server acts, so a locked write was not applied.
-    if (state.lockTries + 1 < policy.lockAttempts) {
-      return { retry: true, kind: "lock", delayMs: backoffDelay(state.lockTries + 1, policy.lockDelayMs, policy.maxDelayMs * 4, policy.random) };
-    }
-    return { retry: false };
-  }
-  const transientTries = state.tries - state.lockTries;
-  const transient = (): RetryDecision =>
-    transientTries < policy.attempts
-      ? { retry: true, kind: "transient", delayMs: backoffDelay(transientTries, policy.baseDelayMs, policy.maxDelayMs, policy.random) }
-      : { retry: false };
-  if (error instanceof ProxmoxTlsError) return { retry: false };
-  if (error instanceof ProxmoxConnectionError) {
-    return error.maybeApplied && !state.idempotent ? { retry: false } : transient();
-  }
-  if (error instanceof ProxmoxNotFoundError || error instanceof ProxmoxAlreadyExistsError) return { retry: false };
-  if (error instanceof ProxmoxApiError) {
-    if (state.idempotent && error.status >= 500 && error.status !== 501 && Object.keys(error.paramErrors).length === 0) return transient();
-    return { retry: false };
-  }
-  if (error instanceof ProxmoxResponseError) return state.idempotent ? transient() : { retry: false };
-  return { retry: false };
-}
-
 // Errors raised before a single byte of the request can have left this machine.
 const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "UND_ERR_CONNECT_TIMEOUT"]);
 const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO/;
@@ -182,6 +90,7 @@ function errorCode(error: unknown): string | undefined {
 /** Maps a low-level failure to a typed error; `phase` says whether response bytes had arrived. Pure. */
 export function transportError(error: unknown, method: string, path: string, host: string, secrets: Iterable<string>): ProxmoxError {
   if (error instanceof ProxmoxError) return error;
+  if (error instanceof TlsPinError) return new ProxmoxTlsPinError(error.host, error.expected, error.actual);
   const code = errorCode(error);
   const detail = redactSecrets(error instanceof Error ? error.message : String(error), secrets);
   if (code !== undefined && TLS_CODE.test(code)) {
@@ -213,7 +122,7 @@ export interface HttpOptions {
   endpoint: string;
   tls: TlsPolicy;
   authenticator?: Authenticator;
-  retry: RetryPolicy;
+  retry: RetryBudget;
   /** Per request: time to the response headers, and between body chunks. */
   timeoutMs: number;
   /** Parallel connections to the endpoint. */
@@ -249,14 +158,12 @@ export interface Envelope {
   total?: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** The HTTP layer of one client. */
 export class ProxmoxHttp {
   readonly origin: string;
   readonly basePath: string;
   readonly host: string;
-  readonly retry: RetryPolicy;
+  readonly retry: RetryBudget;
   /** Requests sent, retries included: what the API economy is measured in. */
   requestsSent = 0;
   private authenticator: Authenticator | undefined;
@@ -299,26 +206,28 @@ export class ProxmoxHttp {
     return parseData(schema, envelope.data, request);
   }
 
-  /** Sends a request with retries; returns the whole JSON envelope. */
+  /** Sends a request, repeated as its policy allows; returns the whole JSON envelope. */
   async send(request: ApiRequest): Promise<Envelope> {
-    const idempotent = request.idempotent ?? request.method === "GET";
-    const state: RetryState = { idempotent, tries: 0, lockTries: 0, reauthed: false, canReauth: this.authenticator?.kind === "ticket" && request.authenticate !== false };
-    for (;;) {
-      try {
-        state.tries += 1;
-        return await this.once(request);
-      } catch (error) {
+    const policy = request.policy ?? defaultPolicy(request.method);
+    const canReauth = this.authenticator?.kind === "ticket" && request.authenticate !== false;
+    const state: RetryState = { idempotent: policy.idempotent, tries: 0, lockTries: 0, reauthed: false, canReauth };
+    return retrying(
+      (n) => {
+        state.tries = n;
+        return this.once(request, policy);
+      },
+      (error) => {
         const decision = retryDecision(error, state, this.retry);
-        if (!decision.retry) throw error;
+        if (!decision.retry) return undefined;
         if (decision.kind === "lock") state.lockTries += 1;
         if (decision.kind === "reauth") {
           state.reauthed = true;
           this.authenticator?.invalidate();
         }
         this.log(`retry ${request.method} ${request.path} in ${decision.delayMs} ms (${decision.kind}): ${(error as Error).message}`);
-        if (decision.delayMs > 0) await sleep(decision.delayMs);
-      }
-    }
+        return decision.delayMs;
+      },
+    );
   }
 
   /** Closes the client's connections. */
@@ -335,7 +244,7 @@ export class ProxmoxHttp {
     return secrets;
   }
 
-  private async once(request: ApiRequest): Promise<Envelope> {
+  private async once(request: ApiRequest, policy: CallPolicy): Promise<Envelope> {
     const { method, path } = request;
     const headers: Record<string, string> = { accept: "application/json" };
     if (request.authenticate !== false && this.authenticator) Object.assign(headers, await this.authenticator.headers(method));
@@ -353,7 +262,7 @@ export class ProxmoxHttp {
     let statusText: string;
     let text: string;
     try {
-      const response = await this.pool.request({ method, path: fullPath, headers, body, idempotent: request.idempotent ?? method === "GET" });
+      const response = await this.pool.request({ method, path: fullPath, headers, body, idempotent: policy.idempotent });
       statusCode = response.statusCode;
       statusText = response.statusText;
       text = await response.body.text();

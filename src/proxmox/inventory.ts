@@ -5,11 +5,11 @@
  * `GET /cluster/resources` once, then one template listing per storage that
  * holds templates (per node for local storages, once for shared ones).
  */
-import type { ClusterResource } from "./cluster.ts";
-import type { ProxmoxClient } from "./client.ts";
-import { parseTags } from "./lxc.ts";
+import type { ClusterApi, ClusterResource } from "./cluster.ts";
+import type { ProxmoxHttp } from "./http.ts";
+import { parseTags } from "./lxc-format.ts";
 import { parseTemplateVolid } from "./storage.ts";
-import type { StorageContent, TemplateName } from "./storage.ts";
+import type { StorageApi, StorageContent, TemplateName } from "./storage.ts";
 
 /** A node as the planner sees it. */
 export interface InventoryNode {
@@ -165,8 +165,18 @@ export function mergeTemplates(
   return out.sort((a, b) => a.volid.localeCompare(b.volid));
 }
 
+/**
+ * The calls a snapshot is read through (the client has them), named here rather than as the
+ * client's type, which offers `loadInventory` itself.
+ */
+export interface InventorySource {
+  readonly http: Pick<ProxmoxHttp, "requestsSent">;
+  readonly cluster: Pick<ClusterApi, "resources">;
+  readonly storage: Pick<StorageApi, "templates">;
+}
+
 /** Takes one inventory snapshot; its request count does not depend on how many services are planned. */
-export async function loadInventory(client: ProxmoxClient): Promise<Inventory> {
+export async function loadInventory(client: InventorySource): Promise<Inventory> {
   const before = client.http.requestsSent;
   const resources = await client.cluster.resources();
   const { nodes, guests, storages } = inventoryFromResources(resources);

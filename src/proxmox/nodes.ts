@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { apiPath } from "./http.ts";
 import type { ProxmoxHttp } from "./http.ts";
+import { WRITE } from "./retry.ts";
 import { num } from "./schema.ts";
 
 const nodeSchema = z.object({
@@ -65,6 +66,6 @@ export class NodesApi {
   /** Sets the node's notes; an empty text deletes them. `digest` refuses the write if the config changed since it was read. */
   async setNotes(node: string, notes: string, options: { digest?: string } = {}): Promise<void> {
     const params = notes === "" ? { delete: "description", digest: options.digest } : { description: notes, digest: options.digest };
-    await this.http.call({ method: "PUT", path: apiPath`/nodes/${node}/config`, params }, z.null());
+    await this.http.call({ method: "PUT", path: apiPath`/nodes/${node}/config`, params, policy: WRITE }, z.null());
   }
 }

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { contextFromPath } from "./errors.ts";
 import { apiPath } from "./http.ts";
 import type { ProxmoxHttp } from "./http.ts";
+import { WRITE } from "./retry.ts";
 import { commaList, flag, num } from "./schema.ts";
 import type { TaskResult, TasksApi, WaitOptions } from "./tasks.ts";
 
@@ -114,7 +115,7 @@ export class StorageApi {
 
   /** Starts a template download; returns the task's UPID. */
   async startTemplateDownload(node: string, storage: string, template: string): Promise<string> {
-    return this.http.call({ method: "POST", path: apiPath`/nodes/${node}/aplinfo`, params: { storage, template } }, z.string());
+    return this.http.call({ method: "POST", path: apiPath`/nodes/${node}/aplinfo`, params: { storage, template }, policy: WRITE }, z.string());
   }
 
   /** Downloads a template from the appliance index into `storage` and waits for it. */

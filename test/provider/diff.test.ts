@@ -4,7 +4,7 @@ import type { ContainerInputs } from "../../src/plan/types.ts";
 import { CHANGE_KIND, diffContainer, sameInput, staticAddress } from "../../src/provider/diff.ts";
 import { CONTAINER_INPUT_KEYS, UNKNOWN, checkContainerInputs, parseContainerState } from "../../src/provider/inputs.ts";
 import { configChange, createParams, eth0Address, featureChangeNeedsRoot, isSameContainer, liveState, sizeInGb } from "../../src/provider/lxc-mapping.ts";
-import { parseLxcConfig } from "../../src/proxmox/lxc.ts";
+import { parseLxcConfig } from "../../src/proxmox/lxc-types.ts";
 import { inputs } from "./fixtures.ts";
 
 /** A different value for each input. */

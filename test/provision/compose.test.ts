@@ -2,31 +2,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import {
-  ComposeInputError,
-  applyScript,
-  buildComposeDeployment,
-  composeImages,
-  composeProjectName,
-  composeWrapper,
-  daemonJson,
-  declaresHealthchecks,
-  diffDeployments,
-  dockerConfigJson,
-  parseApplyOutput,
-  parseSecretsFile,
-  parseWaitOutput,
-  readHashScript,
-  removeScript,
-  restartScript,
-  rewriteImages,
-  secretVariable,
-  secretsFile,
-  systemdUnit,
-  unitName,
-  waitScript,
-} from "../../src/provision/compose.ts";
+import { buildComposeDeployment } from "../../src/provision/compose.ts";
 import type { ComposeDeployment, ComposeDeploymentInput } from "../../src/provision/compose.ts";
+import { ComposeInputError, composeProjectName, composeWrapper, daemonJson, diffDeployments, dockerConfigJson, systemdUnit, unitName } from "../../src/provision/compose-files.ts";
+import { composeImages, declaresHealthchecks, rewriteImages } from "../../src/provision/compose-images.ts";
+import { applyScript, parseApplyOutput, parseWaitOutput, readHashScript, removeScript, restartScript, waitScript } from "../../src/provision/compose-scripts.ts";
+import { parseSecretsFile, secretsFile, secretVariable } from "../../src/provision/compose-secrets.ts";
 import { HOSTILE, fakePrograms, runScript, scratch, shellSyntaxOk } from "./helpers.ts";
 
 const COMPOSE = `# the web

@@ -1,21 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ProxmoxValidationError } from "../../src/proxmox/errors.ts";
-import {
-  featuresNeedRoot,
-  formatFeatures,
-  formatNetwork,
-  formatRootfs,
-  formatTags,
-  lxcCreateForm,
-  lxcUpdateForm,
-  parseFeatures,
-  parseLxcConfig,
-  parseNetwork,
-  parsePropertyString,
-  parseRootfs,
-  parseTags,
-} from "../../src/proxmox/lxc.ts";
+import { featuresNeedRoot, formatFeatures, formatNetwork, formatRootfs, formatTags, parseFeatures, parseNetwork, parsePropertyString, parseRootfs, parseTags } from "../../src/proxmox/lxc-format.ts";
+import { lxcCreateForm, lxcUpdateForm, parseLxcConfig } from "../../src/proxmox/lxc-types.ts";
 import { parseTemplateVolid } from "../../src/proxmox/storage.ts";
 
 void describe("network property string", () => {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { z } from "zod";
 import type { ProxmoxClient } from "../../src/proxmox/client.ts";
 import { ProxmoxApiError, ProxmoxAuthError, ProxmoxNotFoundError } from "../../src/proxmox/errors.ts";
-import { lxcCreateForm } from "../../src/proxmox/lxc.ts";
+import { lxcCreateForm } from "../../src/proxmox/lxc-types.ts";
 import { CT, FAST_WAIT, TEMPLATE, count, sandbox, tokenClient } from "./helpers/sandbox.ts";
 import type { RunningSandbox } from "./helpers/sandbox.ts";
 

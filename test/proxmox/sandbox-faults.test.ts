@@ -17,7 +17,7 @@ import {
   ProxmoxTlsError,
   ProxmoxTlsPinError,
 } from "../../src/proxmox/errors.ts";
-import { lxcCreateForm } from "../../src/proxmox/lxc.ts";
+import { lxcCreateForm } from "../../src/proxmox/lxc-types.ts";
 import { CT, FAST_RETRY, FAST_WAIT, TEMPLATE, count, sandbox, ticketClient, tokenClient } from "./helpers/sandbox.ts";
 import type { RunningSandbox } from "./helpers/sandbox.ts";
 
@@ -224,6 +224,41 @@ void describe("sandbox: locks", () => {
       assert.ok(lines.some((l) => /^retry POST \/nodes\/pve-01\/lxc\/150\/status\/start in \d+ ms \(lock, task UPID:.*\): CT 150: timed out waiting for its config lock/.test(l)), lines.join("\n"));
       assert.equal((await client.tasks.status(upid)).exitstatus, "OK");
       assert.equal((await client.lxc.status("pve-01", 150)).status, "running");
+      await client.close();
+    });
+  });
+});
+
+void describe("sandbox: locks inside a destroy task", () => {
+  void it("a destroy whose task times out on the config lock is sent again until the lock is free", async () => {
+    await using(sandbox({ taskDurationMs: 600, lockTimeoutMs: 50 }), async (sb) => {
+      const lines: string[] = [];
+      const client = tokenClient(sb, { retry: { ...FAST_RETRY, lockAttempts: 30, lockDelayMs: 60 }, logger: (line) => lines.push(line) });
+      const { vmid } = await client.lxc.create("pve-01", { ...CT }, { wait: FAST_WAIT });
+      // A start holds the config file lock while it works; the destroy's sync checks pass (the
+      // guest is not locked and not yet running), so only its task meets the lock.
+      const start = await client.http.call({ method: "POST", path: `/nodes/pve-01/lxc/${vmid}/status/start`, params: {} }, z.string());
+      await client.lxc.delete("pve-01", vmid, { force: true, wait: FAST_WAIT });
+      assert.ok(count(sb, "DELETE /nodes/{node}/lxc/{vmid}") > 1, "the refused destroy was sent again");
+      assert.ok(lines.some((l) => new RegExp(`^retry DELETE /nodes/pve-01/lxc/${vmid} in \\d+ ms \\(lock, task UPID:.*:vzdestroy:${vmid}:.*\\): CT ${vmid}: timed out waiting for its config lock`).test(l)), lines.join("\n"));
+      assert.equal((await client.tasks.status(start)).exitstatus, "OK");
+      assert.ok(!(await client.cluster.resources({ type: "vm" })).some((r) => r.vmid === vmid), "the container is gone");
+      await client.close();
+    });
+  });
+
+  void it("a destroy task refused on the lock every time gives up after the lock budget", async () => {
+    await using(sandbox({ taskDurationMs: 600, lockTimeoutMs: 50 }), async (sb) => {
+      const client = tokenClient(sb, { retry: { ...FAST_RETRY, lockAttempts: 3 } });
+      const { vmid } = await client.lxc.create("pve-01", { ...CT }, { wait: FAST_WAIT });
+      // A start that takes longer than the three tries: each destroy task times out on its lock.
+      sb.faults.set({ taskDelayMs: 2000, taskTypes: ["vzstart"] });
+      await client.http.call({ method: "POST", path: `/nodes/pve-01/lxc/${vmid}/status/start`, params: {} }, z.string());
+      const error = await client.lxc.delete("pve-01", vmid, { force: true, wait: FAST_WAIT }).catch((e: unknown) => e);
+      assert.ok(error instanceof ProxmoxLockedError);
+      assert.equal(error.kind, "timeout");
+      assert.equal(error.task?.type, "vzdestroy");
+      assert.equal(count(sb, "DELETE /nodes/{node}/lxc/{vmid}"), 3);
       await client.close();
     });
   });

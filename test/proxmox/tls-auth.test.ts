@@ -3,46 +3,16 @@ import { describe, it } from "node:test";
 import { parseApiToken, ticketAuthenticator, ticketNeedsRenewal, tokenAuthenticator, validateCredentials } from "../../src/proxmox/auth.ts";
 import type { Ticket } from "../../src/proxmox/auth.ts";
 import { ProxmoxConfigError } from "../../src/proxmox/errors.ts";
-import { normalizeFingerprint, resolveTlsPolicy } from "../../src/proxmox/tls.ts";
-import { tempFile, testCert } from "./helpers/fake-server.ts";
+import { createProxmoxClient } from "../../src/proxmox/client.ts";
 
-const FP = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
-
-void describe("normalizeFingerprint", () => {
-  void it("accepts colons or none, any case, and a sha256 prefix", () => {
-    assert.equal(normalizeFingerprint(FP.toLowerCase()), FP);
-    assert.equal(normalizeFingerprint(FP.replace(/:/g, "")), FP);
-    assert.equal(normalizeFingerprint(`sha256/${FP}`), FP);
-  });
-  void it("refuses anything but 32 bytes of hex", () => {
-    assert.throws(() => normalizeFingerprint("AB:CD"), ProxmoxConfigError);
-    assert.throws(() => normalizeFingerprint(FP.replace("AB", "ZZ")), ProxmoxConfigError);
-  });
-});
-
-void describe("resolveTlsPolicy", () => {
-  const base = { ci: false, endpoint: "https://pve:8006" };
-  void it("verifies against the system store by default", () => {
-    assert.deepEqual(resolveTlsPolicy(undefined, { ...base, warn: () => assert.fail("no warning expected") }), { ca: undefined, pin: undefined, insecure: false });
-  });
-  void it("warns about insecure, and refuses it in CI mode", () => {
-    const warnings: string[] = [];
-    assert.equal(resolveTlsPolicy({ insecure: true }, { ...base, warn: (l) => warnings.push(l) }).insecure, true);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /TLS verification is disabled/);
-    assert.throws(() => resolveTlsPolicy({ insecure: true }, { ...base, ci: true, warn: () => undefined }), /refused in CI mode/);
-  });
-  void it("refuses insecure combined with a pin", () => {
-    assert.throws(() => resolveTlsPolicy({ insecure: true, fingerprint: FP }, { ...base, warn: () => undefined }), ProxmoxConfigError);
-  });
-  void it("reads a CA file, and refuses a missing or non-PEM one", () => {
-    const cert = testCert();
-    assert.equal(resolveTlsPolicy({ caFile: cert.certFile }, { ...base, warn: () => undefined }).ca, cert.cert);
-    assert.throws(() => resolveTlsPolicy({ caFile: "/nonexistent/ca.pem" }, { ...base, warn: () => undefined }), /cannot read tls.caFile/);
-    assert.throws(() => resolveTlsPolicy({ caFile: tempFile("ca.pem", "hello") }, { ...base, warn: () => undefined }), /not a PEM/);
-  });
-  void it("normalises the pin", () => {
-    assert.equal(resolveTlsPolicy({ fingerprint: FP.toLowerCase() }, { ...base, warn: () => undefined }).pin, FP);
+void describe("client TLS settings", () => {
+  void it("refuses unusable TLS settings as a ProxmoxConfigError with the hint, before any request", () => {
+    const options = { endpoint: "https://pve:8006", auth: { tokenId: "root@pam!t", tokenSecret: "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0" } };
+    assert.throws(
+      () => createProxmoxClient({ ...options, tls: { fingerprint: "AB:CD" } }),
+      (e: unknown) => e instanceof ProxmoxConfigError && /not a SHA-256 fingerprint/.test(e.message) && /System → Certificates/.test(e.hint),
+    );
+    assert.throws(() => createProxmoxClient({ ...options, tls: { insecure: true }, ci: true }), (e: unknown) => e instanceof ProxmoxConfigError && /refused in CI mode/.test(e.message));
   });
 });
 

@@ -15,7 +15,7 @@ import { parseApiToken } from "../../../src/proxmox/auth.ts";
 import { createProxmoxClient } from "../../../src/proxmox/client.ts";
 import type { ProxmoxClient } from "../../../src/proxmox/client.ts";
 import { ProxmoxNotFoundError, ProxmoxTaskError } from "../../../src/proxmox/errors.ts";
-import type { LxcCreateParams } from "../../../src/proxmox/lxc.ts";
+import type { LxcCreateParams } from "../../../src/proxmox/lxc-types.ts";
 import { parseTemplateVolid } from "../../../src/proxmox/storage.ts";
 import { createLxcBackend } from "../../../src/sandbox/lxc/backend.ts";
 import type { LxcGuestBackend } from "../../../src/sandbox/lxc/backend.ts";

@@ -1,16 +1,45 @@
 /**
- * TLS for the Proxmox client: verified by default (system CAs), or against a
- * given CA, or by a pinned SHA-256 certificate fingerprint. Everything here
- * applies to the client's own sockets only; nothing touches process-wide TLS
- * settings (no NODE_TLS_REJECT_UNAUTHORIZED, no global dispatcher).
+ * TLS as the Proxmox client and the monitor's http checks do it: verified by
+ * default (system CAs), or against a given CA, or by a pinned SHA-256
+ * certificate fingerprint. Everything here applies to the caller's own
+ * sockets only; nothing touches process-wide TLS settings (no
+ * NODE_TLS_REJECT_UNAUTHORIZED, no global dispatcher). The hints speak of
+ * Proxmox, whose certificates are the usual case; callers may say more.
  */
 import { readFileSync } from "node:fs";
 import type { TLSSocket } from "node:tls";
 import { buildConnector } from "undici";
-import { ProxmoxConfigError, ProxmoxTlsPinError } from "./errors.ts";
+
+/** TLS settings that cannot be used, with what to do about them. */
+export class TlsSettingsError extends Error {
+  /** What the user can do about it. */
+  readonly hint: string;
+
+  constructor(message: string, hint: string) {
+    super(message);
+    this.name = "TlsSettingsError";
+    this.hint = hint;
+  }
+}
+
+/** The server's certificate does not have the pinned SHA-256 fingerprint. */
+export class TlsPinError extends Error {
+  readonly code = "ERR_TLS_PIN";
+  readonly host: string;
+  readonly expected: string;
+  readonly actual: string;
+
+  constructor(host: string, expected: string, actual: string) {
+    super(`TLS certificate of ${host} has fingerprint ${actual}, expected ${expected}`);
+    this.name = "TlsPinError";
+    this.host = host;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
 
 /** TLS options as a user gives them. */
-export interface ProxmoxTlsOptions {
+export interface TlsOptions {
   /** A PEM file with the CA that signed the node certificates (Proxmox: /etc/pve/pve-root-ca.pem). */
   caFile?: string;
   /** The same, inline. */
@@ -38,7 +67,7 @@ export function normalizeFingerprint(input: string): string {
     .replace(/[:\s]/g, "")
     .toUpperCase();
   if (!/^[0-9A-F]{64}$/.test(hex)) {
-    throw new ProxmoxConfigError(
+    throw new TlsSettingsError(
       "tls.fingerprint is not a SHA-256 fingerprint",
       "give 32 bytes of hex, e.g. AB:CD:...; Proxmox shows it under node → System → Certificates, or run `openssl x509 -noout -fingerprint -sha256 -in /etc/pve/local/pve-ssl.pem`",
     );
@@ -48,19 +77,19 @@ export function normalizeFingerprint(input: string): string {
 
 /** Validates TLS options into a policy. Pure apart from reading `caFile`; warns about `insecure`. */
 export function resolveTlsPolicy(
-  tls: ProxmoxTlsOptions | undefined,
+  tls: TlsOptions | undefined,
   opts: { ci: boolean; warn: (line: string) => void; endpoint: string },
 ): TlsPolicy {
   const options = tls ?? {};
   if (options.insecure === true) {
     if (opts.ci) {
-      throw new ProxmoxConfigError(
+      throw new TlsSettingsError(
         "tls.insecure is refused in CI mode",
         "give the cluster's CA (tls.caFile) or pin the certificate fingerprint (tls.fingerprint) instead",
       );
     }
     if (options.caFile !== undefined || options.caPem !== undefined || options.fingerprint !== undefined) {
-      throw new ProxmoxConfigError(
+      throw new TlsSettingsError(
         "tls.insecure cannot be combined with a CA or a fingerprint",
         "drop tls.insecure: the CA or fingerprint already makes a self-signed certificate work",
       );
@@ -71,27 +100,27 @@ export function resolveTlsPolicy(
     return { ca: undefined, pin: undefined, insecure: true };
   }
   if (options.caFile !== undefined && options.caPem !== undefined) {
-    throw new ProxmoxConfigError("give tls.caFile or tls.caPem, not both", "keep one of them");
+    throw new TlsSettingsError("give tls.caFile or tls.caPem, not both", "keep one of them");
   }
   let ca = options.caPem;
   if (options.caFile !== undefined) {
     try {
       ca = readFileSync(options.caFile, "utf8");
     } catch (error) {
-      throw new ProxmoxConfigError(
+      throw new TlsSettingsError(
         `cannot read tls.caFile ${options.caFile}: ${(error as Error).message}`,
         "copy the cluster CA from a node (/etc/pve/pve-root-ca.pem) and point tls.caFile at it",
       );
     }
   }
   if (ca !== undefined && !ca.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new ProxmoxConfigError("the CA is not a PEM certificate", "give the PEM text (-----BEGIN CERTIFICATE-----...)");
+    throw new TlsSettingsError("the CA is not a PEM certificate", "give the PEM text (-----BEGIN CERTIFICATE-----...)");
   }
   const pin = options.fingerprint !== undefined ? normalizeFingerprint(options.fingerprint) : undefined;
   return { ca, pin, insecure: false };
 }
 
-/** The connect function for the client's dispatcher: checks the pin before undici may write a request. */
+/** The connect function for a dispatcher: checks the pin before undici may write a request. */
 export function buildTlsConnector(policy: TlsPolicy, connectTimeoutMs: number): buildConnector.connector {
   const base = buildConnector({
     ...(policy.ca !== undefined ? { ca: policy.ca } : {}),
@@ -119,7 +148,7 @@ export function buildTlsConnector(policy: TlsPolicy, connectTimeoutMs: number): 
       const actual = cert?.fingerprint256 ?? "(no certificate)";
       if (actual.toUpperCase() !== pin) {
         socket.destroy();
-        callback(new ProxmoxTlsPinError(options.hostname, pin, actual), null);
+        callback(new TlsPinError(options.hostname, pin, actual), null);
         return;
       }
       callback(null, socket);
