@@ -81,7 +81,7 @@ export function changedSince(deployment: Record<string, unknown>, startMs: numbe
     if (!(modified >= startMs - 1000)) continue;
     out.push({ resource: urn.slice(urn.lastIndexOf("::") + 2), change: created >= startMs - 1000 ? "created" : "updated" });
   }
-  return out.sort((a, b) => a.resource.localeCompare(b.resource));
+  return out.sort((a, b) => (a.resource < b.resource ? -1 : a.resource > b.resource ? 1 : 0));
 }
 
 /** A last deploy from an update record and the current deployment. Pure. */

@@ -282,7 +282,7 @@ export class StatusHub {
     const changed: Fragment[] = [];
     for (const what of due) {
       let f: Fragment | undefined;
-      if (what === "summary") f = { id: "summary", html: summarySection(model, now) };
+      if (what === "summary") f = { id: "summary", html: summarySection(model) };
       else if (what === "nodes") f = { id: "nodes", html: nodesSection(model, now) };
       else {
         const s = model.services.find((x) => x.service === what);
@@ -320,6 +320,11 @@ export class StatusHub {
   /** The page's fragments in order, with the version they add up to. */
   page(): { fragments: Fragment[]; version: number } {
     if (this.#order.length === 0) this.#ensureRendered(this.model(), this.#o.clock.now());
+    // What changed since the last flush is drawn now, so a page is never behind the model.
+    else if (this.#hard.size > 0) {
+      this.#flushTimer?.cancel();
+      this.flush();
+    }
     return { fragments: this.#order.map((id) => ({ id, html: this.#fragments.get(id)?.html ?? "" })), version: this.#version };
   }
 

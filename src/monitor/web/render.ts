@@ -158,7 +158,7 @@ export function serviceCard(s: ServiceView, now: number): string {
 }
 
 /** The summary: counts per level and the services that need attention. Pure. */
-export function summarySection(m: StatusModel, now: number): string {
+export function summarySection(m: StatusModel): string {
   const pills = LEVELS.filter((l) => m.summary[l] > 0).map((l) => `<li class="pill lvl-${l}"><b>${m.summary[l]}</b> ${esc(LEVEL_LABELS[l].toLowerCase())}</li>`);
   const attention = m.services.filter((s) => s.level === "unhealthy" || s.level === "needs_human" || s.level === "remediating");
   const notes: string[] = [];
@@ -206,7 +206,7 @@ export interface Fragment {
 
 /** The page's fragments in order: summary, one card per service, nodes. Pure. */
 export function fragmentsOf(m: StatusModel, now: number): Fragment[] {
-  return [{ id: "summary", html: summarySection(m, now) }, ...m.services.map((s) => ({ id: cardId(s.service), html: serviceCard(s, now) })), { id: "nodes", html: nodesSection(m, now) }];
+  return [{ id: "summary", html: summarySection(m) }, ...m.services.map((s) => ({ id: cardId(s.service), html: serviceCard(s, now) })), { id: "nodes", html: nodesSection(m, now) }];
 }
 
 /** What the page links to and how it resumes its live stream. */
