@@ -234,7 +234,7 @@ export function serviceLinks(info: ServiceInfo | undefined, resources: readonly 
 /** The level and its reason for one service. Pure. */
 function levelOf(row: ServiceStatusRow | undefined, info: ServiceInfo | undefined, snap: ServiceSnapshot | undefined, monitor: MonitorInput | undefined): { level: StatusLevel; reason: string | null } {
   if (row?.state === "orphaned") return { level: "orphaned", reason: "its service folder is gone but its stack remains" };
-  if (row?.state === "never-deployed") return { level: "never_deployed", reason: null };
+  if (row?.state === "never-deployed") return { level: "never_deployed", reason: `not deployed yet (homelab deploy ${row.service})` };
   if (!info || info.checks.length === 0) return { level: info ? "unmonitored" : "unknown", reason: info ? "it has no monitoring.health_checks" : "its configuration is not valid now" };
   if (!snap) return { level: "unknown", reason: monitor ? "this monitor does not watch it" : "no monitor has run in this environment" };
   return { level: levelOfPhase(snap.phase), reason: snap.phase === "healthy" ? null : snap.reason };
@@ -250,9 +250,11 @@ export function serviceView(name: string, input: ModelInput, rowsByName: Readonl
   const lastDeploy = input.deploys.get(name) ?? lastDeployFromListing(row?.lastUpdate) ?? null;
   const preview = input.previews.get(name);
   const pending = preview && preview.status !== "unchanged" && preview.changes.length > 0 && (lastDeploy === null || Date.parse(preview.at) > Date.parse(lastDeploy.at)) ? { at: preview.at, status: preview.status, changes: preview.changes } : null;
-  const checks: CheckView[] = snap
+  // A service nobody deployed has nothing to check: its checks' "not deployed" results are no outage.
+  const checked = snap && level !== "never_deployed";
+  const checks: CheckView[] = checked
     ? snap.checks.map((c) => ({ label: c.label, ok: c.ok ?? null, detail: c.detail, at: c.at ?? null }))
-    : (info?.checks ?? []).map((c) => ({ label: c.label, ok: null, detail: "no result", at: null }));
+    : (info?.checks ?? []).map((c) => ({ label: c.label, ok: null, detail: level === "never_deployed" ? "not deployed" : "no result", at: null }));
   const monitorFile = input.monitor ? { environment: input.environment, updatedAt: input.monitor.updatedAt, pid: input.monitor.pid, hostname: input.monitor.hostname, services: [...input.monitor.services] } : undefined;
   return {
     service: name,
@@ -271,7 +273,7 @@ export function serviceView(name: string, input: ModelInput, rowsByName: Readonl
     since: snap?.since ?? null,
     failing: level === "healthy" ? [] : checks.filter((c) => c.ok === false).map((c) => ({ check: c.label, detail: c.detail })),
     checks,
-    uptime: input.series?.view(name, input.now) ?? null,
+    uptime: level === "never_deployed" ? null : (input.series?.view(name, input.now) ?? null),
     placement: containersOf(resources).map((r) => ({ resource: r.id, node: r.node ?? null, vmid: r.vmid ?? null, address: r.address ?? null, template: r.template ?? null, protect: r.protect })),
     links: serviceLinks(info, resources),
     lastDeploy,

@@ -104,7 +104,8 @@ export class StatusHub {
   readonly sink = (e: MonitorEvent): void => {
     if (e.type === "monitor") return;
     if (e.type === "check") {
-      this.series.record(e.service, Date.parse(e.at), e.ok, e.latencyMs);
+      // "Not deployed" is no outage of a service nobody deployed.
+      if (this.#rows?.find((r) => r.service === e.service)?.state !== "never-deployed") this.series.record(e.service, Date.parse(e.at), e.ok, e.latencyMs);
       const key = `${e.service}#${e.index}`;
       const verdict = `${e.ok}\0${e.detail}`;
       const changed = this.#lastCheck.get(key) !== verdict;

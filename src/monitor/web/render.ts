@@ -130,7 +130,7 @@ export function serviceCard(s: ServiceView, now: number): string {
     if (lines.length > 0 || since) out.push(`<p class="why">${lines.join("<br>")}${since}</p>`);
     if (s.failing.length > 0 && s.reason && s.level !== "unhealthy") out.push(`<p class="why-more">${esc(s.reason)}</p>`);
   }
-  if (s.checks.length > 0) {
+  if (s.checks.length > 0 && s.level !== "never_deployed" && s.level !== "orphaned") {
     const u = s.uptime;
     out.push(`<div class="perf">${uptimeChart(u, now)}<div class="axis"><span>24 h ago</span><span>now</span></div>`);
     out.push(
