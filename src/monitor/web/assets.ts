@@ -64,9 +64,10 @@ h3 { font-size: 1rem; margin: 0; }
 .perf { margin: 0.45rem 0 0.2rem; }
 svg.chart { display: block; width: 100%; height: 40px; }
 .chart-base { stroke: var(--base); stroke-width: 1; fill: none; }
-.bar-ok { fill: var(--bar); }
-.bar-partial { fill: var(--bar-partial); }
-.bar-down { fill: var(--bar-down); }
+.bar-ok, .bar-partial, .bar-down { fill: none; stroke-width: 2.4; }
+.bar-ok { stroke: var(--bar); }
+.bar-partial { stroke: var(--bar-partial); }
+.bar-down { stroke: var(--bar-down); }
 .axis { display: flex; justify-content: space-between; font-size: 0.72rem; color: var(--muted); }
 .figures { display: flex; flex-wrap: wrap; gap: 0.2rem 0.9rem; margin: 0.25rem 0; font-size: 0.88rem; }
 .checks { list-style: none; padding: 0; margin: 0.3rem 0; font-size: 0.86rem; overflow-wrap: anywhere; }

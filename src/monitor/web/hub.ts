@@ -4,7 +4,7 @@
  * deployment and the cluster at modest intervals, builds the status model,
  * and keeps the page's fragments rendered. A fragment is rendered again
  * only when what it shows changed (a check's verdict or reason, a state, a
- * remedy, a deploy at once; response times at most every `softMs`), and
+ * remedy, a deploy at once; response times at most every `softMs`, 60 s), and
  * changed fragments go to every open page over server-sent events, each
  * with a version so a reconnecting page gets only what it missed.
  */
@@ -107,7 +107,8 @@ export class StatusHub {
       // "Not deployed" is no outage of a service nobody deployed.
       if (this.#rows?.find((r) => r.service === e.service)?.state !== "never-deployed") this.series.record(e.service, Date.parse(e.at), e.ok, e.latencyMs);
       const key = `${e.service}#${e.index}`;
-      const verdict = `${e.ok}\0${e.detail}`;
+      // The detail ends in the response time ("status 200 (4 ms)"): only a new verdict or reason is a change to show at once.
+      const verdict = `${e.ok}\0${e.detail.replace(/ \([\d.]+ m?s\)$/, "")}`;
       const changed = this.#lastCheck.get(key) !== verdict;
       this.#lastCheck.set(key, verdict);
       this.#mark(e.service, changed);
@@ -268,7 +269,7 @@ export class StatusHub {
       this.#soft.clear();
       return;
     }
-    const softMs = this.#o.softMs ?? 30_000;
+    const softMs = this.#o.softMs ?? 60_000;
     const due = new Set(this.#hard);
     for (const s of this.#soft) {
       const f = this.#fragments.get(cardId(s));

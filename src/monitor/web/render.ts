@@ -67,8 +67,9 @@ export function uptimeChart(u: UptimeView | null, now: number): string {
     const i = BUCKETS - 1 - (newest - Math.floor(Date.parse(b.start) / BUCKET_MS));
     if (i < 0 || i >= BUCKETS) continue;
     const cls = b.ok === b.total ? "ok" : b.ok === 0 ? "down" : "partial";
-    const h = cls === "down" ? H : Math.max(2, Math.round(((b.avgMs ?? 0) / top) * (H - 4) * 10) / 10);
-    paths[cls].push(`M${i * 3} ${H}v-${h}h2.4v${h}z`);
+    const h = cls === "down" ? H : Math.max(2, Math.round(((b.avgMs ?? 0) / top) * (H - 4)));
+    // One stroked line per bar (2.4 wide, centred): a dozen bytes each, 96 bars a chart, 200 charts a page.
+    paths[cls].push(`M${i * 3 + 1.2} ${H}V${H - h}`);
   }
   const label = `uptime ${pct(u.ratio)} over the last ${u.windowHours} h${u.avgMs !== null ? `, response time ${ms(u.avgMs)} on average, at most ${ms(top)} in a ${u.bucketMinutes}-minute slot` : ""}`;
   const bars = (["ok", "partial", "down"] as const).filter((k) => paths[k].length > 0).map((k) => `<path class="bar-${k}" d="${paths[k].join("")}"/>`);

@@ -81,9 +81,9 @@ void describe("status page rendering", () => {
     s.record("a", base - BUCKET_MS, false, 0);
     s.record("a", base, false, 0);
     const svg = uptimeChart(s.view("a", base + 1) ?? null, base + 1);
-    assert.match(svg, /<path class="bar-ok" d="M279 40v-9h2\.4v9z"\/>/);
-    assert.match(svg, /<path class="bar-partial" d="M282 40v-36h2\.4v36z"\/>/);
-    assert.match(svg, /<path class="bar-down" d="M285 40v-40h2\.4v40z"\/>/);
+    assert.match(svg, /<path class="bar-ok" d="M280\.2 40V31"\/>/);
+    assert.match(svg, /<path class="bar-partial" d="M283\.2 40V4"\/>/);
+    assert.match(svg, /<path class="bar-down" d="M286\.2 40V0"\/>/);
     assert.match(svg, /aria-label="uptime 50\.0% over the last 24 h, response time 25 ms on average, at most 40 ms in a 15-minute slot"/);
     assert.match(uptimeChart(null, NOW), /no check results yet/);
   });
