@@ -101,6 +101,10 @@ void describe("status model: levels", () => {
     const level = Object.fromEntries(m.services.map((s) => [s.service, s.level]));
     assert.deepEqual(level, { fresh: "never_deployed", gone: "orphaned", lonely: "unknown", plain: "unmonitored", web: "healthy" });
     assert.equal(m.services.find((s) => s.service === "lonely")?.reason, "this monitor does not watch it");
+    const fresh = m.services.find((s) => s.service === "fresh");
+    assert.equal(fresh?.reason, "not deployed yet (homelab deploy fresh)");
+    assert.equal(fresh?.uptime, null);
+    assert.deepEqual(fresh?.failing, []);
     assert.deepEqual({ ...m.summary }, { total: 5, unhealthy: 0, needs_human: 0, remediating: 0, checking: 0, unknown: 1, never_deployed: 1, orphaned: 1, unmonitored: 1, healthy: 1 });
     const early = buildStatusModel(input({ rows: undefined }));
     assert.equal(early.deployment.read, false);

@@ -44,7 +44,7 @@ export function registerMonitor(program: Command<[], GlobalOptions>): void {
     .argument("[services...]", "only these services (default: every service with monitoring.health_checks)")
     .option("--once", "run every check once (a failing one up to its retries) and exit 1 if a service is unhealthy; repairs nothing (for CI after a deploy)")
     .option("--json", "print events as JSON lines")
-    .option("--listen <addr:port>", "serve /healthz and /metrics on [ADDR:]PORT (default: homelab:monitor listen, else off; ADDR defaults to 127.0.0.1)")
+    .option("--listen <addr:port>", "serve the status page at /, /healthz and /metrics on [ADDR:]PORT (default: homelab:monitor listen, else off; ADDR defaults to 127.0.0.1; any other address needs homelab:monitor token_file or token_env)")
     .addHelpText("after", "\nExamples:\n  homelab monitor --env prod\n  homelab monitor peach --once --env sandbox\n  homelab monitor --json --listen 127.0.0.1:9464")
     .action(async (services, opts, cmd) => {
       const ctx = makeContext(cmd.optsWithGlobals());
