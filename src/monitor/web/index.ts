@@ -5,6 +5,7 @@
  * engine's state, each stack's last deploy, the recorded previews) and the
  * nodes from the Proxmox API (one `GET /cluster/resources` per read).
  */
+import { hostname } from "node:os";
 import type { EnvironmentConfig, SecretRef } from "../../config/environment.ts";
 import type { Repository } from "../../config/repository.ts";
 import { envFileOf } from "../../config/homelab-dir.ts";
@@ -108,7 +109,7 @@ export async function startStatusPage(o: StatusPageOptions): Promise<StatusPage>
     names: o.names,
     config: o.config,
     snapshot: o.snapshot,
-    monitor: { source: "live", pid: process.pid, hostname: (await import("node:os")).hostname(), running: true },
+    monitor: { source: "live", pid: process.pid, hostname: hostname(), running: true },
     clock: o.clock,
     deployment: o.sources.deployment,
     nodes: o.sources.nodes,
