@@ -13,6 +13,7 @@ export PATH="$(dirname "$HOMELAB_NODE"):$PATH"
 extra=()
 if [ "$(id -u)" = 0 ]; then
   scripts/setup-sandbox-host.sh
+  scripts/setup-browser.sh
 else
   log "not root: tests marked [root] (LXC, Docker) will be reported as skipped; run as root to include them"
   extra+=(--test-skip-pattern='\[root\]')

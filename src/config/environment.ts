@@ -62,7 +62,8 @@ const monitorSchema = z
       .string()
       .regex(/^(?:(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+):)?\d{1,5}$/, { error: "listen must be PORT or ADDR:PORT, e.g. 127.0.0.1:9464" })
       .optional()
-      .describe("Serve /healthz and /metrics on [ADDR:]PORT (default: off; ADDR defaults to 127.0.0.1)."),
+      .describe("Serve the status page, /healthz and /metrics on [ADDR:]PORT (default: off; ADDR defaults to 127.0.0.1)."),
+    ...secretRefShape("token"),
     concurrency: z.int().positive().max(1024).optional().describe("Checks run at once (default 16)."),
     backoff: z.int().nonnegative().optional().describe("Seconds: base of the exponential backoff between remediations of one service (default 60)."),
     max_backoff: z.int().positive().optional().describe("Seconds: the longest backoff (default 1800)."),
@@ -146,6 +147,8 @@ export interface MonitorConfig {
   backoffSec: number | undefined;
   maxBackoffSec: number | undefined;
   historyMaxKb: number | undefined;
+  /** The status page's token (required to listen beyond loopback). */
+  token?: SecretRef;
   webhook: { kind: "ntfy" | "gotify" | "json"; url: string; token?: SecretRef } | undefined;
 }
 
@@ -308,8 +311,10 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     const w = m.webhook as (Record<string, unknown> & NonNullable<typeof m.webhook>) | undefined;
     const token = w ? ref(w, "token", base) : undefined;
     if (w?.kind === "gotify" && !token) report(["config", "homelab:monitor", "webhook"], "a Gotify webhook needs its application token", "add token_file or token_env");
+    const pageToken = ref(m, "token", base);
     monitor = {
       listen: m.listen,
+      ...(pageToken ? { token: pageToken } : {}),
       concurrency: m.concurrency,
       backoffSec: m.backoff,
       maxBackoffSec: m.max_backoff,

@@ -61,6 +61,11 @@ export function monitorDir(root: string, envName: string): string {
   return join(homelabDir(root), "monitor", envName);
 }
 
+/** Where `deploy --dry-run` records each service's last preview: `.homelab/previews/<env>/`. */
+export function previewsDir(root: string, envName: string): string {
+  return join(homelabDir(root), "previews", envName);
+}
+
 /** The default state folder of a repository's sandbox. */
 export function defaultSandboxDir(root: string): string {
   return join(homelabDir(root), "sandbox");

@@ -179,8 +179,8 @@ export function currentState(state: StackState | undefined): CurrentState {
   return out;
 }
 
-/** A container's facts for `status`: node, vmid, address. Pure. */
-export function resourceFacts(r: DeployedResource): { node: string | undefined; vmid: number | undefined; address: string | undefined; detail: string | undefined } {
+/** A container's facts for `status`: node, vmid, address, template. Pure. */
+export function resourceFacts(r: DeployedResource): { node: string | undefined; vmid: number | undefined; address: string | undefined; template?: string | undefined; detail: string | undefined } {
   if (r.type === IMAGE_TYPE) return { node: undefined, vmid: undefined, address: undefined, detail: str(r.outputs["ref"]) };
   if (r.type === DEPLOYMENT_TYPE) {
     const unit = str(r.outputs["unit"]);
@@ -193,6 +193,7 @@ export function resourceFacts(r: DeployedResource): { node: string | undefined; 
     node: str(r.outputs["node"]) ?? str(r.inputs["node"]),
     vmid: num(r.outputs["vmid"]) ?? (r.type === CONTAINER_TYPE ? num(r.physicalId) : undefined),
     address: str(r.outputs["address"]),
+    template: str(r.outputs["template"]) ?? str(r.inputs["template"]),
     detail: undefined,
   };
 }

@@ -16,6 +16,8 @@ export interface StatusResource {
   node: string | undefined;
   vmid: number | undefined;
   address: string | undefined;
+  /** A container's template (volid). */
+  template?: string | undefined;
   /** What else there is to know: an image's pushed reference, a compose project's unit and Docker. */
   detail: string | undefined;
   protect: boolean;

@@ -4,7 +4,7 @@
  * compose project, whether it is protected; and the environment's monitor
  * settings (`homelab:monitor`) with the monitor's defaults. Pure.
  */
-import type { EnvironmentConfig, MonitorConfig } from "../config/environment.ts";
+import type { EnvironmentConfig, MonitorConfig, SecretRef } from "../config/environment.ts";
 import { CHECK_DEFAULTS, MONITORING_DEFAULTS } from "../config/monitoring.ts";
 import type { Service } from "../config/service.ts";
 import type { ResolvedCheck } from "./checks.ts";
@@ -36,6 +36,8 @@ export interface MonitoredService {
 /** The environment-wide monitor settings, defaults applied. */
 export interface MonitorSettings {
   listen: string | undefined;
+  /** The status page's token, referenced (read when the endpoint starts). */
+  token: SecretRef | undefined;
   concurrency: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
@@ -53,6 +55,7 @@ export function monitorSettings(env: Pick<EnvironmentConfig, "monitor">): Monito
   const m = env.monitor;
   return {
     listen: m?.listen,
+    token: m?.token,
     concurrency: m?.concurrency ?? MONITOR_DEFAULTS.concurrency,
     backoffBaseMs: (m?.backoffSec ?? MONITOR_DEFAULTS.backoffSec) * 1000,
     backoffMaxMs: (m?.maxBackoffSec ?? MONITOR_DEFAULTS.maxBackoffSec) * 1000,

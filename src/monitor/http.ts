@@ -1,10 +1,13 @@
 /**
  * The monitor's optional HTTP endpoint: `/healthz` (the monitor runs; each
- * service's phase as JSON) and `/metrics` (Prometheus). Off by default; bound
- * to 127.0.0.1 unless an address is given. GET and HEAD only.
+ * service's phase as JSON), `/metrics` (Prometheus) and further routes (the
+ * status page, src/monitor/web/). Off by default; bound to 127.0.0.1 unless
+ * an address is given. GET and HEAD only, but for the login form's POST.
+ * With `auth`, only `/healthz` (liveness alone), `/login` and public paths
+ * answer without it.
  */
 import { createServer } from "node:http";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** `PORT` or `ADDR:PORT` (`[v6]:PORT`); ADDR defaults to 127.0.0.1. Throws on anything else. Pure. */
@@ -22,6 +25,16 @@ export interface EndpointSource {
   health(): unknown;
   /** Prometheus text for /metrics. */
   metrics(): string;
+  /** Further routes: answers and returns true, or returns false for a path it does not serve. */
+  routes?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+  /** Paths anyone may fetch through `routes` (assets that hold no data). */
+  isPublic?: (path: string) => boolean;
+  /** Who may read. */
+  auth?: {
+    authorized(req: IncomingMessage): boolean;
+    deny(req: IncomingMessage, res: ServerResponse): void;
+    login(req: IncomingMessage, res: ServerResponse): boolean;
+  };
 }
 
 /** A running endpoint. */
@@ -35,22 +48,33 @@ export interface Endpoint {
 /** Starts the endpoint. */
 export async function startEndpoint(listen: { host: string; port: number }, source: EndpointSource): Promise<Endpoint> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      res.writeHead(405, { allow: "GET, HEAD" }).end();
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const login = path === "/login" && source.auth !== undefined;
+    if (req.method !== "GET" && req.method !== "HEAD" && !(login && req.method === "POST")) {
+      res.writeHead(405, { allow: login ? "GET, HEAD, POST" : "GET, HEAD" }).end();
+      req.resume();
       return;
     }
     try {
+      const authorized = source.auth === undefined || source.auth.authorized(req);
       if (path === "/healthz") {
-        const body = JSON.stringify(source.health()) + "\n";
+        // Without credentials: that the monitor runs, nothing about the services.
+        const body = JSON.stringify(authorized ? source.health() : { status: "ok" }) + "\n";
         res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end(req.method === "HEAD" ? undefined : body);
+      } else if (login && source.auth?.login(req, res)) {
+        // The login form answered.
+      } else if (source.isPublic?.(path) && source.routes?.(req, res, path)) {
+        // A public asset.
+      } else if (!authorized) {
+        source.auth?.deny(req, res);
       } else if (path === "/metrics") {
         res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(req.method === "HEAD" ? undefined : source.metrics());
-      } else {
-        res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz or /metrics\n");
+      } else if (!source.routes?.(req, res, path)) {
+        res.writeHead(404, { "content-type": "text/plain" }).end(`not found: try ${source.routes ? "/, " : ""}/healthz or /metrics\n`);
       }
     } catch (e) {
-      res.writeHead(500, { "content-type": "text/plain" }).end(`${e instanceof Error ? e.message : String(e)}\n`);
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500, { "content-type": "text/plain" }).end(`${e instanceof Error ? e.message : String(e)}\n`);
     }
   });
   server.keepAliveTimeout = 5000;

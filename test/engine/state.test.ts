@@ -35,7 +35,7 @@ void describe("state parsing", () => {
     assert.equal(r.id, "peach_container");
     assert.equal(r.physicalId, "101");
     assert.equal(r.protect, true);
-    assert.deepEqual(resourceFacts(r), { node: "pve-01", vmid: 101, address: "10.0.0.5", detail: undefined });
+    assert.deepEqual(resourceFacts(r), { node: "pve-01", vmid: 101, address: "10.0.0.5", template: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", detail: undefined });
   });
 
   void it("gives the planner each container's node, template and vmid", () => {

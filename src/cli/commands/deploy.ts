@@ -135,6 +135,11 @@ export async function runDeploy(ctx: CliContext, names: readonly string[], opts:
     restoreSigint();
     progress.close();
   }
+  if (dryRun && report.outcomes.length > 0) {
+    // For the monitor's status page and `homelab status`: the changes waiting to be applied.
+    const { recordPreviews } = await import("../../status/previews.ts");
+    await recordPreviews(ctx.root, env.name, report.outcomes).catch((e: unknown) => ctx.stderr(ctx.err.yellow(`homelab: could not record the preview: ${e instanceof Error ? e.message : String(e)}`) + "\n"));
+  }
   const outcomes = [...invalid, ...report.outcomes];
   const code = deployExitCode(outcomes, { ci, interrupted: report.interrupted });
   const { summaryText } = await import("../render/changes.ts");

@@ -3,7 +3,7 @@ import type { Remediator, ServiceDeployer } from "../../monitor/actions.ts";
 import type { CheckFn, OnceReport } from "../../monitor/monitor.ts";
 import type { Clock } from "../../monitor/clock.ts";
 import type { TargetSource } from "../../monitor/targets.ts";
-import type { Endpoint } from "../../monitor/http.ts";
+import type { StatusPage, StatusSources } from "../../monitor/web/index.ts";
 import type { WebhookSender } from "../../monitor/webhook.ts";
 import type { ServiceOutcome } from "../../engine/deploy.ts";
 import type { Engine } from "../../engine/engine.ts";
@@ -32,6 +32,8 @@ export interface MonitorDeps {
   onListening?: (url: string) => void;
   /** Pause between tries of a failing check in --once (default 1 s). */
   onceRetryDelayMs?: number;
+  /** The status page's deployment and nodes (default: the engine's state, the Proxmox API). */
+  statusSources?: StatusSources;
 }
 
 /** `homelab monitor [SERVICE...]`: health checks and auto-remediation. */
@@ -42,7 +44,7 @@ export function registerMonitor(program: Command<[], GlobalOptions>): void {
     .argument("[services...]", "only these services (default: every service with monitoring.health_checks)")
     .option("--once", "run every check once (a failing one up to its retries) and exit 1 if a service is unhealthy; repairs nothing (for CI after a deploy)")
     .option("--json", "print events as JSON lines")
-    .option("--listen <addr:port>", "serve /healthz and /metrics on [ADDR:]PORT (default: homelab:monitor listen, else off; ADDR defaults to 127.0.0.1)")
+    .option("--listen <addr:port>", "serve the status page at /, /healthz and /metrics on [ADDR:]PORT (default: homelab:monitor listen, else off; ADDR defaults to 127.0.0.1; any other address needs homelab:monitor token_file or token_env)")
     .addHelpText("after", "\nExamples:\n  homelab monitor --env prod\n  homelab monitor peach --once --env sandbox\n  homelab monitor --json --listen 127.0.0.1:9464")
     .action(async (services, opts, cmd) => {
       const ctx = makeContext(cmd.optsWithGlobals());
@@ -206,17 +208,32 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
     return report.healthy ? EXIT.ok : EXIT.failed;
   }
 
-  let endpoint: Endpoint | undefined;
+  let endpoint: StatusPage | undefined;
   const listen = opts.listen ?? settings.listen;
   if (listen !== undefined) {
-    const { parseListen, startEndpoint } = await import("../../monitor/http.ts");
+    const { parseListen } = await import("../../monitor/http.ts");
+    const web = await import("../../monitor/web/index.ts");
     try {
-      endpoint = await startEndpoint(parseListen(listen), {
+      const page = await web.startStatusPage({
+        ...(await web.pageInputs({ root: ctx.root, repo, selected: names.length > 0 ? selected : undefined, engine, targets, processEnv, ci, sources: deps.statusSources })),
+        listen: parseListen(listen),
+        token: settings.token,
+        clock,
+        snapshot: () => monitor.snapshot(),
         health: () => ({ status: "ok", environment: env.name, services: Object.fromEntries(monitor.snapshot().map((s) => [s.service, { phase: s.phase, reason: s.reason, since: s.since }])) }),
         metrics: () => metrics.render(),
+        onError: (m) => note(m),
       });
+      endpoint = page;
+      const base = emit;
+      emit = (e) => {
+        base(e);
+        page.sink(e);
+      };
     } catch (e) {
-      ctx.stderr(ctx.err.red(`homelab: cannot serve /metrics on ${listen}: ${oneLine(e)}`) + "\n");
+      ctx.stderr(ctx.err.red(`homelab: cannot serve the status page on ${listen}: ${oneLine(e)}`) + "\n");
+      const hint = (e as { hint?: string }).hint;
+      if (hint) ctx.stderr(ctx.err.dim(`  hint: ${hint}`) + "\n");
       await finish();
       return EXIT.failed;
     }
@@ -226,7 +243,7 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
   const stop = takeStopSignals(deps.signal);
   try {
     monitor.start();
-    if (endpoint) note(`serving ${endpoint.url}/healthz and ${endpoint.url}/metrics`);
+    if (endpoint) note(`serving the status page at ${endpoint.url}/, and ${endpoint.url}/healthz and ${endpoint.url}/metrics`);
     note(`stopping (${await stop.requested})`);
     await endpoint?.close();
     await finish();

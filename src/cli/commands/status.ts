@@ -34,8 +34,13 @@ export function registerStatus(program: Command<[], GlobalOptions>): void {
         return;
       }
       if (opts.json) {
-        const services = rows.map((r) => ({ ...r, health: health.get(r.service) ?? null }));
-        ctx.stdout(JSON.stringify({ environment: envName, backend: engine.backend.url, services }, null, 2) + "\n");
+        // The status page's model: the same fields as before, and what the page shows.
+        const { collectStatusModel, configInfo } = await import("../../status/collect.ts");
+        const { checkLabel } = await import("../../monitor/checks.ts");
+        const { loadRepository } = await import("../../config/repository.ts");
+        const config = configInfo(loadRepository({ root: ctx.root, envName, ...(service !== undefined ? { only: [service] } : {}) }).services.values(), checkLabel);
+        const model = await collectStatusModel({ root: ctx.root, envName, backendUrl: engine.backend.url, reader: engine, rows, config, monitor });
+        ctx.stdout(JSON.stringify(model, null, 2) + "\n");
         return;
       }
       ctx.stdout(statusText(rows, ctx, engine.backend.url, Date.now(), health) + "\n");
