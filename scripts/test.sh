@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: set-up, type check, lint, then every test with node:test.
-# As root (CI is root) it also prepares the host for the LXC sandbox, so the
-# tests marked [root] run; elsewhere they are reported as skipped, never passed.
+# As root (CI is root) it also prepares the host for the LXC sandbox and
+# starts the test servers (scripts/setup-test-services.sh), so the tests
+# marked [root] run; elsewhere they are reported as skipped, never passed.
 # Extra arguments are passed to node --test (e.g. a file or --test-name-pattern).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -14,6 +15,8 @@ extra=()
 if [ "$(id -u)" = 0 ]; then
   scripts/setup-sandbox-host.sh
   scripts/setup-browser.sh
+  # PostgreSQL, an S3-compatible server, sops and age, on loopback.
+  scripts/setup-test-services.sh
 else
   log "not root: tests marked [root] (LXC, Docker) will be reported as skipped; run as root to include them"
   extra+=(--test-skip-pattern='\[root\]')

@@ -8,6 +8,7 @@ import { loadYamlFile, type YamlSource } from "./source.ts";
 import { zodIssuesToDiagnostics } from "./zod-diagnostics.ts";
 import { BUILTIN_DEFAULTS, defaultKind } from "./environment-defaults.ts";
 import { envFileName } from "./homelab-dir.ts";
+import { parseSecretCommand, type SecretCommand } from "./secret-command.ts";
 
 export { environmentFile, listEnvironments } from "./discover.ts";
 export { BUILTIN_DEFAULTS, emptyEnvironment } from "./environment-defaults.ts";
@@ -152,6 +153,13 @@ export interface MonitorConfig {
   webhook: { kind: "ntfy" | "gotify" | "json"; url: string; token?: SecretRef } | undefined;
 }
 
+/** A Pulumi ESC environment the environment file imports, and where. */
+export interface EscImport {
+  name: string;
+  line: number;
+  col: number;
+}
+
 /** An environment (`Pulumi.<env>.yaml`), resolved. */
 export interface EnvironmentConfig {
   name: string;
@@ -165,7 +173,9 @@ export interface EnvironmentConfig {
   registries: Record<string, RegistryConfig>;
   defaults: { memory: number; cores: number; disk: number; swap: number; storage: string; templateStorage: string; bridge: string };
   /** Pulumi ESC environments imported by this stack config. */
-  escEnvironments: string[];
+  escEnvironments: EscImport[];
+  /** `homelab:secrets_command`: fetches every secret no other source provides (`{service}`, `{key}`, `{env}` filled in). */
+  secretsCommand?: SecretCommand;
   /** `homelab:monitor`, when the file has it. */
   monitor?: MonitorConfig;
   /** Whether deploys build images and provision containers (false for state-only guests). */
@@ -223,20 +233,41 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
   }
   const keys: Record<string, unknown> = {};
   const tiers: Record<string, string[]> = {};
-  const esc: string[] = [];
+  const esc: EscImport[] = [];
+  const escAt = (path: (string | number)[], name: string): void => {
+    esc.push({ name, ...source.locate(path) });
+  };
+  let secretsCommand: SecretCommand | undefined;
   for (const [fullKey, value] of Object.entries(config as Record<string, unknown>)) {
     const [ns, ...rest] = fullKey.split(":");
     const key = rest.join(":");
     if (ns === "pulumi-esc") {
       // The original design's form: `pulumi-esc: {environments: [...]}`.
       const envs = (value as { environments?: unknown } | null)?.environments;
-      if (Array.isArray(envs) && envs.every((e) => typeof e === "string")) esc.push(...envs);
+      if (Array.isArray(envs) && envs.every((e) => typeof e === "string")) envs.forEach((e: string, i) => escAt(["config", fullKey, "environments", i], e));
       else report(["config", fullKey], "`pulumi-esc` expects `environments: [project/env, ...]`");
       continue;
     }
     if (ns !== "homelab") continue; // other namespaces belong to other Pulumi programs
     if (value !== null && typeof value === "object" && "secure" in value) {
       report(["config", fullKey], `"${fullKey}" is a Pulumi-encrypted value; homelab reads credentials by reference`, "use token_secret_file / token_secret_env (or *_file / *_env) instead");
+      continue;
+    }
+    if (key === "secrets_command") {
+      // Parsed here, not by the schema, for messages that say how to write it.
+      const mapping = value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+      for (const k of Object.keys(mapping ?? {})) {
+        if (k !== "command" && k !== "timeout") report(["config", fullKey, k], `unknown field "${k}" of homelab:secrets_command`, didYouMean(k, ["command", "timeout"]) ?? "expected command and timeout", true);
+      }
+      secretsCommand = parseSecretCommand(mapping ? mapping["command"] : value, {
+        file,
+        cwd: dirname(file),
+        path: mapping ? ["config", fullKey, "command"] : ["config", fullKey],
+        locate: (p, k) => source.locate(p, { key: k ?? false }),
+        field: mapping ? "homelab:secrets_command.command" : "homelab:secrets_command",
+        timeout: mapping?.["timeout"],
+        timeoutPath: ["config", fullKey, "timeout"],
+      }, diagnostics);
       continue;
     }
     const tier = TIER_KEY.exec(key);
@@ -249,10 +280,10 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     keys[key] = value;
   }
   if (Array.isArray(top["environment"])) {
-    for (const e of top["environment"]) if (typeof e === "string") esc.push(e);
+    top["environment"].forEach((e: unknown, i) => typeof e === "string" && escAt(["environment", i], e));
   } else if (top["environment"] !== undefined && top["environment"] !== null) {
     const imports = (top["environment"] as { imports?: unknown }).imports;
-    if (Array.isArray(imports)) for (const e of imports) if (typeof e === "string") esc.push(e);
+    if (Array.isArray(imports)) imports.forEach((e: unknown, i) => typeof e === "string" && escAt(["environment", "imports", i], e));
   }
 
   const parsed = environmentKeysSchema.safeParse(keys, { reportInput: true });
@@ -262,7 +293,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
       const [first, ...restPath] = issue.path;
       if (issue.code === "unrecognized_keys" && first === undefined) {
         for (const k of issue.keys) {
-          const hint = didYouMean(k, [...Object.keys(environmentKeysSchema.shape), "tier1_hosts"]);
+          const hint = didYouMean(k, [...Object.keys(environmentKeysSchema.shape), "tier1_hosts", "secrets_command"]);
           report(["config", `homelab:${k}`], `unknown setting "homelab:${k}"`, hint ? hint.replace('"', '"homelab:') : undefined, true);
         }
         continue;
@@ -342,6 +373,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
       bridge: k.default_bridge ?? BUILTIN_DEFAULTS.bridge,
     },
     escEnvironments: esc,
+    ...(secretsCommand ? { secretsCommand } : {}),
     provisioning: k.provisioning ?? true,
     docker: { host: k.docker_host, source: k.docker_source ?? "docker" },
     ...(monitor ? { monitor } : {}),

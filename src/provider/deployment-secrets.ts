@@ -1,14 +1,15 @@
 /**
  * The secret parts of a compose deployment, read where they live: the
- * service's secrets (environment variables, `services/<name>/.secrets.yaml`,
- * as `resolveSecrets` finds them) and registry credentials (the environment's
+ * service's secrets (as `resolveSecrets` finds them: environment variables,
+ * `.secrets.yaml`, the SOPS file decrypted in memory, commands) and registry credentials (the environment's
  * `password_file` / `password_env`). Their values are never resource inputs
  * or state; only `hash` is, as a Pulumi secret. The provider reads them at
  * check, create and update; the engine's program may call this too, to pass
  * `secretsHash` itself.
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import type { EnvironmentConfig } from "../config/environment.ts";
+import { describeBackend } from "../config/state-backend.ts";
 import { resolveSecrets } from "../config/secrets.ts";
 import type { RegistryAccess } from "../provision/compose-files.ts";
 import { registryAccess } from "../provision/inputs.ts";
@@ -16,6 +17,7 @@ import type { DeploymentRegistryInput } from "./deployment-inputs.ts";
 import { deploymentOf } from "./deployment-inputs.ts";
 import { ProviderError } from "./errors.ts";
 import { registryHost } from "./image-inputs.ts";
+import { readDeferredSecrets, type SecretRunner } from "./secret-values.ts";
 
 /** A deployment's secrets, ready to build it with, and their hash. */
 export interface DeploymentSecrets {
@@ -45,18 +47,21 @@ export async function registriesWithCredentials(env: EnvironmentConfig, registri
 }
 
 /**
- * Reads a service's secrets and its registries' credentials and hashes them. Fails, naming
- * keys and never values, when a required secret is missing or comes from Pulumi ESC (which the
- * plugin cannot read).
+ * Reads a service's secrets (decrypting and running commands as declared) and its
+ * registries' credentials, and hashes them. Fails, naming keys and never values, when a
+ * required secret is missing, cannot be read, or comes from Pulumi ESC (which the plugin
+ * cannot read).
  */
-export async function deploymentSecrets(o: { root: string; env: EnvironmentConfig; service: string; registries: readonly DeploymentRegistryInput[]; processEnv: NodeJS.ProcessEnv }): Promise<DeploymentSecrets> {
-  const resolved = resolveSecrets(o.service, serviceDir(o.root, o.service), o.env, o.processEnv);
-  const missing = resolved.statuses.filter((s) => s.provided === undefined);
-  if (missing.length > 0) {
-    throw new ProviderError(
-      `service ${o.service} is missing secrets: ${missing.map((s) => s.key).join(", ")}`,
-      `set ${missing.map((s) => s.envVar).join(", ")}, or add them to services/${o.service}/.secrets.yaml`,
-    );
+export async function deploymentSecrets(o: { root: string; env: EnvironmentConfig; service: string; registries: readonly DeploymentRegistryInput[]; processEnv: NodeJS.ProcessEnv; run?: SecretRunner }): Promise<DeploymentSecrets> {
+  // The engine gives the plugin the backend's URL; ESC exists only with Pulumi Cloud.
+  const backend = describeBackend(o.processEnv["PULUMI_BACKEND_URL"]);
+  const resolved = resolveSecrets(o.service, serviceDir(o.root, o.service), o.env, o.processEnv, { backend });
+  // Missing secrets, ESC on a self-managed backend, a broken secrets file: as validation says them.
+  const errors = resolved.diagnostics.filter((d) => d.severity === "error");
+  const first = errors[0];
+  if (first) {
+    const more = errors.length > 1 ? ` (and ${errors.length - 1} more: homelab validate ${o.service} lists them)` : "";
+    throw new ProviderError(`${relative(o.root, first.file)}:${first.line}:${first.col}: ${first.message}${more}`, first.hint ?? "fix the secrets file");
   }
   const esc = resolved.statuses.filter((s) => s.provided === "esc");
   if (esc.length > 0) {
@@ -65,10 +70,9 @@ export async function deploymentSecrets(o: { root: string; env: EnvironmentConfi
       `set ${esc.map((s) => s.envVar).join(", ")} or add them to services/${o.service}/.secrets.yaml`,
     );
   }
-  const broken = resolved.diagnostics.find((d) => d.severity === "error");
-  if (broken) throw new ProviderError(`${broken.file}: ${broken.message}`, broken.hint ?? "fix the secrets file");
+  const secrets = new Map([...resolved.values, ...(await readDeferredSecrets(o.service, resolved.deferred, o.processEnv, o.run))]);
   const registries = await registriesWithCredentials(o.env, o.registries, o.processEnv);
   // The secret files do not depend on the compose files: any stands in.
-  const hash = deploymentOf({ service: o.service, composeFiles: [{ path: "docker-compose.yaml", content: "" }], images: [] }, resolved.values, registries).hashes.secrets;
-  return { secrets: resolved.values, registries, hash };
+  const hash = deploymentOf({ service: o.service, composeFiles: [{ path: "docker-compose.yaml", content: "" }], images: [] }, secrets, registries).hashes.secrets;
+  return { secrets, registries, hash };
 }

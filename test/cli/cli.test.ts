@@ -84,7 +84,7 @@ test("show --json resolves defaults from the environment and reports secrets wit
   assert.deepEqual(ct?.depends_on.map((d) => d.ref), ["peach_reverse_proxy_image"]);
   const img = s.resources.find((x) => x.id === "peach_reverse_proxy_image");
   assert.equal(img?.spec["registry_url"], "registry.lan:5000");
-  assert.deepEqual(s.secrets, [{ key: "api_key", envVar: "PEACH_API_KEY", provided: "env" }]);
+  assert.deepEqual(s.secrets, [{ key: "api_key", envVar: "PEACH_API_KEY", provided: "env", from: "$PEACH_API_KEY" }]);
 });
 
 test("show (human) lists health checks and remediation", async () => {

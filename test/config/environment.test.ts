@@ -56,8 +56,8 @@ test("credentials are references; a token needs its secret; plaintext encrypted 
 });
 
 test("Pulumi ESC imports are read in both the original and Pulumi's own form", () => {
-  assert.deepEqual(env("config:\n  pulumi-esc:\n    environments: [homelab/prod]\n").env?.escEnvironments, ["homelab/prod"]);
-  assert.deepEqual(env("environment:\n  - homelab/lab\nconfig: {}\n").env?.escEnvironments, ["homelab/lab"]);
+  assert.deepEqual(env("config:\n  pulumi-esc:\n    environments: [homelab/prod]\n").env?.escEnvironments, [{ name: "homelab/prod", line: 3, col: 20 }]);
+  assert.deepEqual(env("environment:\n  - homelab/lab\nconfig: {}\n").env?.escEnvironments, [{ name: "homelab/lab", line: 2, col: 5 }]);
 });
 
 test("a missing environment names the ones that exist", () => {

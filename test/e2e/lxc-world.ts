@@ -79,6 +79,8 @@ export class LxcWorld {
   readonly subnet: string;
   /** Timings the test reports at the end. */
   readonly figures: string[] = [];
+  /** Variables added to every CLI run (after the world's own), e.g. a tool's folder on PATH. */
+  readonly cliEnv: Record<string, string> = {};
   #admin: ProxmoxClient | undefined;
   #started = false;
 
@@ -115,6 +117,7 @@ export class LxcWorld {
       PULUMI_HOME: join(this.repo, ".pulumi-home"),
       NO_COLOR: "1",
       CI: "",
+      ...this.cliEnv,
     };
   }
 

@@ -186,7 +186,13 @@ void describe("homelab:compose:Deployment inputs and diff", () => {
     await writeFile(join(root, "services/hello/.secrets.example.yaml"), "api_key: the key\ndb_password: another\n");
     try {
       const missing = await p.check(DEPLOY_URN, {}, base());
-      assert.deepEqual(missing.failures, [{ property: "secretsHash", reason: "service hello is missing secrets: db_password: set HELLO_DB_PASSWORD, or add them to services/hello/.secrets.yaml" }]);
+      assert.deepEqual(missing.failures, [
+        {
+          property: "secretsHash",
+          reason:
+            'services/hello/.secrets.example.yaml:2:1: required secret "db_password" of service hello is not provided: set HELLO_DB_PASSWORD, add "db_password" to services/hello/.secrets.yaml or (encrypted) .secrets.sops.yaml, or give it a command in .secrets.example.yaml, or provide it from a Pulumi ESC environment',
+        },
+      ]);
     } finally {
       await writeFile(join(root, "services/hello/.secrets.example.yaml"), "api_key: the key\n");
     }

@@ -85,6 +85,7 @@ export async function runDeploy(ctx: CliContext, names: readonly string[], opts:
   const dryRun = opts.dryRun === true;
   const { loadRepository } = await import("../../config/repository.ts");
   const { resolveSecrets } = await import("../../config/secrets.ts");
+  const { secretsContext } = await import("../secrets-context.ts");
   const envName = requireEnvName(ctx);
   if (!envName) return EXIT.failed;
   const repo = loadRepository({ root: ctx.root, envName, ...(opts.all ? {} : { only: names }) });
@@ -105,11 +106,12 @@ export async function runDeploy(ctx: CliContext, names: readonly string[], opts:
       invalid.push(failedOutcome(name, env.name, "the service's configuration is not valid (see above)", `homelab validate ${name}`));
       continue;
     }
-    const secrets = resolveSecrets(name, s.dir, env, processEnv);
+    const secrets = resolveSecrets(name, s.dir, env, processEnv, secretsContext(ctx.root, processEnv));
     const missing = secrets.diagnostics.filter((d) => d.severity === "error");
     if (missing.length > 0) {
       printDiagnostics(missing, ctx.root, ctx.err, ctx.stderr);
-      invalid.push(failedOutcome(name, env.name, `missing secrets: ${secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key).join(", ")}`, "see above"));
+      const absent = secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key);
+      invalid.push(failedOutcome(name, env.name, absent.length > 0 ? `secrets not provided: ${absent.join(", ")}` : "its secrets files have problems", "see above"));
     }
   }
   const deployable = selected.filter((n) => !invalid.some((x) => x.service === n));

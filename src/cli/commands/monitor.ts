@@ -367,6 +367,7 @@ function firstLine(s: string): string {
 async function deployOne(root: string, engine: Engine, envName: string, service: string, processEnv: NodeJS.ProcessEnv): Promise<ServiceOutcome> {
   const { loadRepository } = await import("../../config/repository.ts");
   const { resolveSecrets } = await import("../../config/secrets.ts");
+  const { secretsContext } = await import("../secrets-context.ts");
   const { connectProxmox } = await import("../../engine/proxmox.ts");
   const { ensureSshKey } = await import("../../provision/ssh-key.ts");
   const { planService } = await import("../../plan/plan.ts");
@@ -377,9 +378,10 @@ async function deployOne(root: string, engine: Engine, envName: string, service:
   const env = repo.env;
   const s = repo.services.get(service);
   if (!repo.envFromFile || !s) throw new Error(`the configuration of ${service} is not valid now (homelab validate --env ${envName} ${service})`);
-  const secrets = resolveSecrets(service, s.dir, env, processEnv);
+  const secrets = resolveSecrets(service, s.dir, env, processEnv, secretsContext(root, processEnv));
   if (secrets.diagnostics.some((d) => d.severity === "error")) {
-    throw new Error(`missing secrets of ${service}: ${secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key).join(", ")}`);
+    const absent = secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key);
+    throw new Error(`${absent.length > 0 ? `missing secrets of ${service}: ${absent.join(", ")}` : `the secrets files of ${service} have problems`} (homelab validate --env ${envName} ${service})`);
   }
   const client = connectProxmox(env, processEnv, false);
   let inventory: Inventory;

@@ -19,6 +19,7 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
       const { loadRepository } = await import("../../config/repository.ts");
       const { resolveService } = await import("../../config/resolve.ts");
       const { resolveSecrets } = await import("../../config/secrets.ts");
+      const { secretsContext } = await import("../secrets-context.ts");
       const ctx = makeContext(cmd.optsWithGlobals());
       const repo = loadRepository({ root: ctx.root, envName: ctx.envName, only: [name] });
       const service = repo.services.get(name);
@@ -35,7 +36,7 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
         process.exitCode = EXIT.failed;
         return;
       }
-      const secrets = resolveSecrets(name, service.dir, repo.envFromFile ? repo.env : undefined, process.env);
+      const secrets = resolveSecrets(name, service.dir, repo.envFromFile ? repo.env : undefined, process.env, secretsContext(ctx.root, process.env));
       const resolved = resolveService(service, repo.env, secrets.statuses, ctx.root);
       if (opts.json) {
         ctx.stdout(JSON.stringify(resolved, null, 2) + "\n");
@@ -121,8 +122,11 @@ function printHuman(s: ResolvedService, envFromFile: boolean, ctx: CliContext): 
     const state =
       sec.provided === "env" ? o.green(`provided by $${sec.envVar}`)
       : sec.provided === "file" ? o.green("provided by .secrets.yaml")
+      : sec.provided === "sops" ? o.green("provided by .secrets.sops.yaml (decrypted at deploy)")
+      : sec.provided === "command" ? o.green(`fetched at deploy by \`${sec.from ?? "a command"}\``)
       : sec.provided === "esc" ? o.yellow("expected from Pulumi ESC (checked at deploy)")
-      : o.red(`MISSING: set $${sec.envVar} or add it to .secrets.yaml`);
+      : sec.from !== undefined ? o.red(`MISSING: it would come from ${sec.from} (homelab validate says what to do)`)
+      : o.red(`MISSING: set $${sec.envVar} or add it to .secrets.yaml (homelab validate says every way)`);
     lines.push(`  ${sec.key.padEnd(20)} ${state}`);
   }
   lines.push("");

@@ -14,6 +14,7 @@ export function registerValidate(program: Command<[], GlobalOptions>): void {
     .option("--no-cache", "check every service afresh: neither read nor update the cache of valid services, .homelab/cache/validate.json (a service valid before, whose files, environment and tool are unchanged, is otherwise not re-checked); off anyway when CI=true")
     .action(async (services, opts, cmd) => {
       const { resolveSecrets } = await import("../../config/secrets.ts");
+      const { secretsContext } = await import("../secrets-context.ts");
       const ctx = makeContext(cmd.optsWithGlobals());
       const load = { root: ctx.root, envName: ctx.envName, ...(services.length ? { only: services } : {}) };
       // CI (as deploy's CI mode reads it) always checks afresh: it is the gate, and its checkouts start empty anyway.
@@ -24,7 +25,7 @@ export function registerValidate(program: Command<[], GlobalOptions>): void {
       if (!opts.skipSecrets) {
         for (const name of names) {
           const s = repo.services.get(name);
-          if (s) diagnostics.push(...resolveSecrets(name, s.dir, repo.envFromFile ? repo.env : undefined, process.env).diagnostics);
+          if (s) diagnostics.push(...resolveSecrets(name, s.dir, repo.envFromFile ? repo.env : undefined, process.env, secretsContext(ctx.root, process.env)).diagnostics);
         }
       }
       const errors = diagnostics.filter((d) => d.severity === "error").length;
