@@ -163,13 +163,13 @@ interface PrepareInput {
 async function prepareAndDeploy(ctx: CliContext, p: PrepareInput): Promise<DeployReport | number> {
   const { repo, progress, note } = p;
   const env = repo.env;
-  const { connectProxmox } = await import("../../engine/proxmox.ts");
+  const { connectProxmox, isRequestLogLine } = await import("../../proxmox/connect.ts");
   const { EngineSetupError } = await import("../../engine/settings.ts");
   const { ensureSshKey } = await import("../../provision/ssh-key.ts");
   const { planService, serviceWaves } = await import("../../plan/plan.ts");
   let inventory: Inventory;
   try {
-    const client = connectProxmox(env, p.processEnv, p.ci, ctx.verbose ? (l) => note(`proxmox: ${l}`) : undefined);
+    const client = connectProxmox(env, { processEnv: p.processEnv, ci: p.ci, logger: (l) => (ctx.verbose ? note(`proxmox: ${l}`) : isRequestLogLine(l) ? undefined : ctx.stderr(`homelab: ${l}\n`)) });
     try {
       inventory = await client.loadInventory();
     } finally {

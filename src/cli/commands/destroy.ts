@@ -65,8 +65,8 @@ async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: bool
   let inventory: Pick<Inventory, "guests"> | undefined;
   const state = await engine.readState(stackName(env.name, service));
   if ((state?.pending.length ?? 0) > 0) {
-    const { connectProxmox } = await import("../../engine/proxmox.ts");
-    const client = connectProxmox(env, process.env, false);
+    const { connectProxmox, isRequestLogLine } = await import("../../proxmox/connect.ts");
+    const client = connectProxmox(env, { processEnv: process.env, ci: false, logger: (l) => void (isRequestLogLine(l) || ctx.stderr(`homelab: ${l}\n`)) });
     try {
       inventory = await client.loadInventory();
     } finally {

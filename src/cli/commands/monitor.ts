@@ -350,7 +350,7 @@ function firstLine(s: string): string {
 async function deployOne(root: string, engine: Engine, envName: string, service: string, processEnv: NodeJS.ProcessEnv): Promise<ServiceOutcome> {
   const { loadRepository } = await import("../../config/repository.ts");
   const { resolveSecrets } = await import("../../config/secrets.ts");
-  const { connectProxmox } = await import("../../engine/proxmox.ts");
+  const { connectProxmox, isRequestLogLine } = await import("../../proxmox/connect.ts");
   const { ensureSshKey } = await import("../../provision/ssh-key.ts");
   const { planService } = await import("../../plan/plan.ts");
   const { deploy } = await import("../../engine/deploy.ts");
@@ -364,7 +364,7 @@ async function deployOne(root: string, engine: Engine, envName: string, service:
   if (secrets.diagnostics.some((d) => d.severity === "error")) {
     throw new Error(`missing secrets of ${service}: ${secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key).join(", ")}`);
   }
-  const client = connectProxmox(env, processEnv, false);
+  const client = connectProxmox(env, { processEnv, ci: false, logger: (l) => void (isRequestLogLine(l) || process.stderr.write(`homelab: ${l}\n`)) });
   let inventory: Inventory;
   try {
     inventory = await client.loadInventory();

@@ -55,13 +55,13 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
  * hostname and service tag runs; its template is re-chosen as for a new one.
  */
 async function printPlacement(service: Service, env: EnvironmentConfig, ctx: CliContext): Promise<number> {
-  const { connectProxmox } = await import("../../engine/proxmox.ts");
+  const { connectProxmox, isRequestLogLine } = await import("../../proxmox/connect.ts");
   const { planService } = await import("../../plan/plan.ts");
   const { explainPlacement } = await import("../render/changes.ts");
   const o = ctx.out;
   let inventory: Inventory;
   try {
-    const client = connectProxmox(env, process.env, process.env["CI"] === "true");
+    const client = connectProxmox(env, { processEnv: process.env, ci: process.env["CI"] === "true", logger: (l) => void (isRequestLogLine(l) || ctx.stderr(`homelab: ${l}\n`)) });
     try {
       inventory = await client.loadInventory();
     } finally {
