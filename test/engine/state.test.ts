@@ -4,8 +4,9 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { after, describe, it } from "node:test";
-import { describeLock, lockDir, lockOwner, parseLockError, readLocks, removeLock } from "../../src/engine/locks.ts";
-import { currentState, parseDeployment, readFileBackendState, resolvePendingOperations, resourceFacts, withoutPendingOperations } from "../../src/engine/state.ts";
+import { describeLock, lockOwner } from "../../src/engine/locks.ts";
+import { lockDir, parseLockError, readFileBackendState, readLocks, removeLock } from "../../src/engine/pulumi-internals.ts";
+import { currentState, parseDeployment, resolvePendingOperations, resourceFacts, withoutPendingOperations } from "../../src/engine/state.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "homelab-engine-state-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
