@@ -21,6 +21,11 @@ export interface CliContext {
   stderr: (s: string) => void;
 }
 
+/** Whether CI mode is on: `--ci`, or `CI=true` as CI services set it. */
+export function ciMode(flag: boolean | undefined, env: NodeJS.ProcessEnv): boolean {
+  return flag === true || /^(1|true|yes)$/i.test(env["CI"] ?? "");
+}
+
 /** Resolves the repository root and environment from the global options. */
 export function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): CliContext {
   const start = opts.dir ? resolve(opts.dir) : process.cwd();

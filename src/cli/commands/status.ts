@@ -18,16 +18,8 @@ export function registerStatus(program: Command<[], GlobalOptions>): void {
         process.exitCode = EXIT.failed;
         return;
       }
-      const { discoverServices } = await import("../../config/discover.ts");
-      const names = discoverServices(ctx.root).map((s) => s.name);
-      const { Engine } = await import("../../engine/engine.ts");
-      const { environmentStatus } = await import("../../engine/status.ts");
-      const engine = await Engine.open({ root: ctx.root, envName, readOnly: true });
-      const rows = await environmentStatus(engine, envName, names, service);
-      // What `homelab monitor` last recorded for this environment, if it ran.
-      const { readMonitorState, healthLines } = await import("../../monitor/status.ts");
-      const monitor = await readMonitorState(ctx.root, envName);
-      const health = new Map(rows.map((r) => [r.service, healthLines(monitor, r.service)]));
+      const { DeploySession } = await import("../../session/session.ts");
+      const { rows, health, backend } = await new DeploySession({ root: ctx.root, envName }).status(service);
       if (service !== undefined && rows.length === 0) {
         ctx.stderr(`homelab: no service "${service}" here and no stack ${envName}.${service}\n`);
         process.exitCode = EXIT.failed;
@@ -35,10 +27,10 @@ export function registerStatus(program: Command<[], GlobalOptions>): void {
       }
       if (opts.json) {
         const services = rows.map((r) => ({ ...r, health: health.get(r.service) ?? null }));
-        ctx.stdout(JSON.stringify({ environment: envName, backend: engine.backend.url, services }, null, 2) + "\n");
+        ctx.stdout(JSON.stringify({ environment: envName, backend, services }, null, 2) + "\n");
         return;
       }
-      ctx.stdout(statusText(rows, ctx, engine.backend.url, Date.now(), health) + "\n");
+      ctx.stdout(statusText(rows, ctx, backend, Date.now(), health) + "\n");
     });
 }
 

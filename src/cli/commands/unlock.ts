@@ -16,10 +16,8 @@ export function registerUnlock(program: Command<[], GlobalOptions>): void {
         process.exitCode = EXIT.failed;
         return;
       }
-      const { Engine } = await import("../../engine/engine.ts");
-      const { unlockService } = await import("../../engine/unlock.ts");
-      const engine = await Engine.open({ root: ctx.root, envName, readOnly: true });
-      const r = await unlockService(engine, envName, service, opts.force === true);
+      const { DeploySession } = await import("../../session/session.ts");
+      const r = await new DeploySession({ root: ctx.root, envName }).unlock(service, opts.force === true);
       const write = r.status === "refused" ? ctx.stderr : ctx.stdout;
       const style = r.status === "refused" ? ctx.err : ctx.out;
       write((r.status === "refused" ? style.red(`homelab: ${r.message}`) : r.message) + "\n");
