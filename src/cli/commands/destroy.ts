@@ -1,6 +1,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { DestroyOutcome } from "../../engine/destroy.ts";
-import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
+import { withEnvironment, type CliContext, type EnvContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
 import { askYesNo, takeSigint } from "../terminal.ts";
@@ -27,15 +27,10 @@ export function registerDestroy(program: Command<[], GlobalOptions>): void {
     .argument("<service>", "the service to destroy (also one whose folder is gone: an orphaned stack)")
     .option("--dry-run", "show what would be deleted")
     .option("-y, --yes", "do not ask (required when not on a terminal)")
-    .action(async (service, opts, cmd) => {
-      const ctx = makeContext(cmd.optsWithGlobals());
-      process.exitCode = await runDestroy(ctx, service, { dryRun: opts.dryRun === true, yes: opts.yes === true });
-    });
+    .action((service, opts, cmd) => withEnvironment(cmd, (ctx) => runDestroy(ctx, service, { dryRun: opts.dryRun === true, yes: opts.yes === true })));
 }
 
-async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: boolean; yes: boolean }): Promise<number> {
-  const envName = requireEnvName(ctx);
-  if (!envName) return EXIT.failed;
+async function runDestroy(ctx: EnvContext, service: string, opts: { dryRun: boolean; yes: boolean }): Promise<number> {
   const interactive = process.stdin.isTTY && process.stdout.isTTY;
   if (!opts.dryRun && !opts.yes && !interactive) {
     ctx.stderr(`homelab: destroy deletes ${service}'s containers; not on a terminal, so it cannot ask: pass --yes to confirm (or --dry-run to look first)\n`);
@@ -44,7 +39,7 @@ async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: bool
   const { DeploySession } = await import("../../session/session.ts");
   const session = new DeploySession({
     root: ctx.root,
-    envName,
+    envName: ctx.envName,
     verbose: ctx.verbose,
     reporter: { event: (e) => void (e.type === "proxmox" && !e.request && ctx.stderr(`homelab: ${e.line}\n`)) },
   });

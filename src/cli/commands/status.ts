@@ -1,7 +1,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { ServiceStatusRow } from "../../engine/status.ts";
 import { CONTAINER_TYPE } from "../../provider/tokens.ts";
-import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
+import { withEnvironment, type CliContext, type EnvContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 
 /** `homelab status [SERVICE]`: what is deployed, from the state. */
@@ -11,27 +11,23 @@ export function registerStatus(program: Command<[], GlobalOptions>): void {
     .description("what is deployed per service (stack, last update, resources with node, vmid, address), orphaned stacks, services never deployed")
     .argument("[service]", "only this service")
     .option("--json", "print {environment, backend, services: [...]}")
-    .action(async (service, opts, cmd) => {
-      const ctx = makeContext(cmd.optsWithGlobals());
-      const envName = requireEnvName(ctx);
-      if (!envName) {
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      const { DeploySession } = await import("../../session/session.ts");
-      const { rows, health, backend } = await new DeploySession({ root: ctx.root, envName }).status(service);
-      if (service !== undefined && rows.length === 0) {
-        ctx.stderr(`homelab: no service "${service}" here and no stack ${envName}.${service}\n`);
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      if (opts.json) {
-        const services = rows.map((r) => ({ ...r, health: health.get(r.service) ?? null }));
-        ctx.stdout(JSON.stringify({ environment: envName, backend, services }, null, 2) + "\n");
-        return;
-      }
-      ctx.stdout(statusText(rows, ctx, backend, Date.now(), health) + "\n");
-    });
+    .action((service, opts, cmd) => withEnvironment(cmd, (ctx) => runStatus(ctx, service, opts.json === true)));
+}
+
+async function runStatus(ctx: EnvContext, service: string | undefined, json: boolean): Promise<number> {
+  const { DeploySession } = await import("../../session/session.ts");
+  const { rows, health, backend } = await new DeploySession({ root: ctx.root, envName: ctx.envName }).status(service);
+  if (service !== undefined && rows.length === 0) {
+    ctx.stderr(`homelab: no service "${service}" here and no stack ${ctx.envName}.${service}\n`);
+    return EXIT.failed;
+  }
+  if (json) {
+    const services = rows.map((r) => ({ ...r, health: health.get(r.service) ?? null }));
+    ctx.stdout(JSON.stringify({ environment: ctx.envName, backend, services }, null, 2) + "\n");
+    return EXIT.ok;
+  }
+  ctx.stdout(statusText(rows, ctx, backend, Date.now(), health) + "\n");
+  return EXIT.ok;
 }
 
 function ago(iso: string, now: number): string {
