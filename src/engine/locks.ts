@@ -3,6 +3,7 @@
  * backend's lock files (a crash leaves them behind) are read and removed in
  * pulumi-internals.ts; `homelab unlock` never removes one whose owner runs.
  */
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 
 /** A lock on a stack. */
@@ -18,14 +19,32 @@ export interface StackLock {
 /** Whether a lock's owner is running: `alive`, `gone`, or `unknown` (another host). */
 export type LockOwner = "alive" | "gone" | "unknown";
 
-/** Whether a process runs on this machine. */
+/** Whether a process runs on this machine (an ended one not yet reaped, a zombie, does not). */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+  return !isZombie(pid);
+}
+
+/**
+ * Whether a process has ended but was not reaped. A `pulumi` whose homelab
+ * was killed is reparented to PID 1, and where PID 1 does not reap (a
+ * container without an init, some VM agents) it stays a zombie, which signal
+ * 0 still reaches: its lock would look held for ever. Linux only (`/proc`);
+ * elsewhere, or when the process is gone by now, false.
+ */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
+  }
+  // `pid (comm) state ...`; comm may itself hold parentheses.
+  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
 }
 
 /** Whether a lock's owner still runs; only decidable for locks taken on this host. */
