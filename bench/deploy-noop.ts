@@ -19,8 +19,8 @@ import { promisify } from "node:util";
 import { loadRepository } from "../src/config/repository.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { serviceProgram } from "../src/engine/program.ts";
-import { connectProxmox } from "../src/engine/proxmox.ts";
 import { resolvePulumiCli } from "../src/engine/pulumi-cli.ts";
+import { connectProxmox } from "../src/proxmox/connect.ts";
 import { ensureSshKey } from "../src/provision/ssh-key.ts";
 import { currentState } from "../src/engine/state.ts";
 import { planService } from "../src/plan/plan.ts";
@@ -103,7 +103,7 @@ try {
   console.log(`  engine open (CLI check, workspace):          ${ms(openMs)}`);
   const repo = loadRepository({ root: w.root, envName: "sandbox" });
   const [inventory, invMs] = await timed(async () => {
-    const client = connectProxmox(repo.env, env, false);
+    const client = connectProxmox(repo.env, { processEnv: env, ci: false });
     try {
       return await client.loadInventory();
     } finally {

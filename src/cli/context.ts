@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { chooseEnvironmentName, findRoot, listEnvironments, RepositoryError } from "../config/discover.ts";
+import { EXIT } from "./exit-codes.ts";
 import { colorWanted, makeStyle, type Style } from "./output.ts";
 
 /** The global options every command accepts. */
@@ -19,6 +20,11 @@ export interface CliContext {
   err: Style;
   stdout: (s: string) => void;
   stderr: (s: string) => void;
+}
+
+/** Whether CI mode is on: `--ci`, or `CI=true` as CI services set it. */
+export function ciMode(flag: boolean | undefined, env: NodeJS.ProcessEnv): boolean {
+  return flag === true || /^(1|true|yes)$/i.test(env["CI"] ?? "");
 }
 
 /** Resolves the repository root and environment from the global options. */
@@ -49,4 +55,18 @@ export function requireEnvName(ctx: Pick<CliContext, "root" | "envName" | "stder
   const known = listEnvironments(ctx.root);
   ctx.stderr(`homelab: no environment selected: pass --env NAME${known.length ? ` (environments here: ${known.join(", ")})` : " (none here yet: homelab sandbox start writes one, --env sandbox)"}\n`);
   return undefined;
+}
+
+/** A command's context once its environment is known. */
+export type EnvContext = CliContext & { envName: string };
+
+/**
+ * The preamble of a command that needs an environment: the context from the
+ * global options, the environment required (else the message and exit 1),
+ * then `run`, whose result is the exit code.
+ */
+export async function withEnvironment(cmd: { optsWithGlobals(): GlobalOptions }, run: (ctx: EnvContext) => Promise<number>): Promise<void> {
+  const ctx = makeContext(cmd.optsWithGlobals());
+  const envName = requireEnvName(ctx);
+  process.exitCode = envName ? await run({ ...ctx, envName }) : EXIT.failed;
 }

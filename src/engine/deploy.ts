@@ -19,6 +19,7 @@ import type { StackLock } from "./locks.ts";
 import { resourceSpecs, serviceProgram } from "./program.ts";
 import type { CrossRefMode, SkippedResource } from "./program.ts";
 import { runGraph } from "./scheduler.ts";
+import type { TaskResult } from "./scheduler.ts";
 import { currentState } from "./state.ts";
 import type { AdoptedResource, FoundResource, PendingOperation, StackState } from "./state.ts";
 import { stackName } from "./stacks.ts";
@@ -45,43 +46,43 @@ export type ServiceStatus =
   /** The user answered no. */
   | "declined";
 
-/** One service's outcome. */
+/** One service's outcome, built from what each phase returned (never changed afterwards: a phase returns a new one). */
 export interface ServiceOutcome {
-  service: string;
-  stack: string;
-  status: ServiceStatus;
-  plan: ServicePlan | undefined;
-  problems: PlanProblem[];
+  readonly service: string;
+  readonly stack: string;
+  readonly status: ServiceStatus;
+  readonly plan: ServicePlan | undefined;
+  readonly problems: PlanProblem[];
   /** Planned resources left out (docker:image, for now). */
-  skippedResources: SkippedResource[];
+  readonly skippedResources: SkippedResource[];
   /** What the preview showed. */
-  preview: ResourceChange[] | undefined;
+  readonly preview: ResourceChange[] | undefined;
   /** What the update did (with --dry-run: undefined). */
-  applied: ResourceChange[] | undefined;
-  violations: GuardViolation[];
-  error: { message: string; detail: string; hint: string | undefined } | undefined;
+  readonly applied: ResourceChange[] | undefined;
+  readonly violations: GuardViolation[];
+  readonly error: { message: string; detail: string; hint: string | undefined } | undefined;
   /** Operations an interrupted run had left in the state. */
-  pending: PendingOperation[];
+  readonly pending: PendingOperation[];
   /** Whether this run cleared them (not with --dry-run). */
-  pendingCleared: boolean;
+  readonly pendingCleared: boolean;
   /** Pending creations found to exist after all, adopted into the state: `id` → provider id. */
-  adopted: AdoptedResource[];
+  readonly adopted: AdoptedResource[];
   /** Why it was skipped: the service that failed. */
-  skippedBecause: string | undefined;
+  readonly skippedBecause: string | undefined;
   /** Known unchanged from the state alone, without an engine run (see unchanged.ts). */
-  shortcut: boolean;
+  readonly shortcut: boolean;
   /**
    * Unchanged, but deployed by other code (or before fingerprints): an update
    * with no resource change records the current fingerprint, so later runs
    * can take the shortcut.
    */
-  recordFingerprint: boolean;
+  readonly recordFingerprint: boolean;
   /** Applied without a separate preview (`applyWithoutPreview`): the update itself reported the changes. */
-  previewSkipped: boolean;
+  readonly previewSkipped: boolean;
   /** True for a stack created by this run. */
-  newStack: boolean;
-  diagnostics: Diagnostic[];
-  durationMs: number;
+  readonly newStack: boolean;
+  readonly diagnostics: Diagnostic[];
+  readonly durationMs: number;
 }
 
 /** Live progress, for the renderer. */
@@ -183,14 +184,27 @@ export function lockHint(service: string, lock: StackLock | undefined, owner: st
   return `if no other run is deploying ${service}, clear the lock with \`homelab unlock ${service}\``;
 }
 
+/** What the phases of one run share: the request, the states read at its start, and whether the shortcut applies. */
+interface Run {
+  req: DeployRequest;
+  states: ReadonlyMap<string, StackState | undefined>;
+  /** Services deployed in this run (a dependency among them may not exist yet during the preview). */
+  inRun: ReadonlySet<string>;
+  /** The fingerprint, when a state matching its plan may be reported unchanged without an engine run. */
+  shortcut: string | undefined;
+  programOpts: { secretInputs?: ReadonlySet<string>; fingerprint?: string };
+}
+
 /** Deploys (or previews) the selected services. */
 export async function deploy(req: DeployRequest): Promise<DeployReport> {
   const { engine, env, services } = req;
   const rep = req.reporter ?? {};
   const concurrency = req.concurrency ?? 4;
+  // One outcome per service, replaced (never changed) as each phase returns a new one.
   const outcomes = new Map(req.selected.map((s) => [s, emptyOutcome(s, env.name)]));
   const states = new Map<string, StackState | undefined>();
   const interrupted = (): boolean => req.signal?.aborted === true;
+  const report = (declined = false): DeployReport => ({ outcomes: [...outcomes.values()], interrupted: !declined && interrupted(), declined });
 
   // What is deployed now, for sticky placement and pending operations.
   await Promise.all(
@@ -205,14 +219,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
     const o = outcomes.get(name);
     const service = services.get(name);
     if (!o || !service) continue;
-    const { plan, problems } = req.planner(service, currentState(states.get(name)));
-    o.plan = plan;
-    o.problems = problems;
-    if (plan) o.skippedResources = resourceSpecs(plan).skipped;
-    if (!plan || problems.length > 0) {
-      o.status = "failed";
-      o.error = { message: problems.map((p) => `${p.resource ? `${p.resource}: ` : ""}${p.message}`).join("\n") || "planning failed", detail: "", hint: problems.find((p) => p.hint)?.hint };
-    }
+    outcomes.set(name, plannedOutcome(o, req.planner(service, currentState(states.get(name)))));
   }
 
   // States of the services depended on but not deployed here, for the shortcut's check that they still exist.
@@ -222,145 +229,70 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       states.set(name, await engine.readState(stackName(env.name, name)));
     }),
   );
-  const shortcut = req.fingerprint !== undefined && req.skipUnchanged !== false && !req.refresh;
+  const run: Run = {
+    req,
+    states,
+    inRun: new Set(outcomes.keys()),
+    shortcut: req.fingerprint !== undefined && req.skipUnchanged !== false && !req.refresh ? req.fingerprint : undefined,
+    programOpts: { ...(req.secretInputs ? { secretInputs: req.secretInputs } : {}), ...(req.fingerprint !== undefined ? { fingerprint: req.fingerprint } : {}) },
+  };
   const depsOf = (name: string): string[] => outcomes.get(name)?.plan?.dependsOnServices ?? [];
   const names = [...(req.order ?? req.selected)].filter((n) => outcomes.has(n));
 
-  const programOpts = { ...(req.secretInputs ? { secretInputs: req.secretInputs } : {}), ...(req.fingerprint !== undefined ? { fingerprint: req.fingerprint } : {}) };
-
   // ---- preview ----
   rep.phase?.("preview");
-  const previewOne = async (name: string): Promise<"ok" | "stop"> => {
-    const o = outcomes.get(name);
-    if (!o) return "stop";
-    if (!o.plan || o.status === "failed") {
-      // Planning failed: say so where the preview would have been.
-      rep.serviceDone?.(o, "preview");
-      return "stop";
+  const previewOne = async (name: string): Promise<TaskResult> => {
+    const planned = outcomes.get(name);
+    if (!planned) return "stop";
+    let o = planned;
+    // Planning failed: say so where the preview would have been.
+    if (planned.plan && planned.status !== "failed") {
+      const started = Date.now();
+      rep.serviceStart?.(name, "preview");
+      o = { ...(await previewService(run, planned, planned.plan)), durationMs: Date.now() - started };
+      outcomes.set(name, o);
     }
-    const started = Date.now();
-    rep.serviceStart?.(name, "preview");
-    try {
-      if (!(await checkLocks(engine, o))) return "stop";
-      const state = states.get(name);
-      if (shortcut && req.fingerprint !== undefined) {
-        const { specs } = resourceSpecs(o.plan);
-        if (whyChanged({ state, specs, fingerprint: req.fingerprint, deployedIn: (s) => deployedIds(states.get(s)) }) === undefined) {
-          o.preview = specs.map((s) => sameChange(o.stack, s.id, s.type, s.protect));
-          o.shortcut = true;
-          // The production guard is about the plan, changed or not.
-          if (req.ci) o.violations = productionGuard(o.plan, env.production, env.name);
-          o.status = o.violations.length > 0 ? "blocked" : "unchanged";
-          return o.status === "blocked" ? "stop" : "ok";
-        }
-      }
-      o.newStack = !(await engine.hasStack(o.stack));
-      o.pending = state?.pending ?? [];
-      if (state && state.pending.length > 0 && !req.dryRun) {
-        const taken = new Set(state.resources.flatMap((r) => (r.physicalId !== undefined ? [r.physicalId] : [])));
-        const r = await engine.resolvePendingOperations(o.stack, state, (op) => req.locatePending?.(name, op, taken));
-        o.pendingCleared = true;
-        o.adopted = r.adopted;
-      }
-      // An adopted resource's recorded outputs are a guess: read the real ones first.
-      const refresh = req.refresh || o.adopted.length > 0;
-      await engine.ensureStack(o.stack);
-      if (req.applyWithoutPreview === true && !req.dryRun && !req.ci && req.confirm === undefined) {
-        o.previewSkipped = true;
-        o.status = "pending";
-        return "ok";
-      }
-      const crossRefs = new Map<string, CrossRefMode>();
-      for (const dep of o.plan.dependsOnServices) {
-        // A dependency deploying earlier in this run may not exist yet: there is nothing to read during the preview.
-        if (outcomes.has(dep) && !deployedIds(states.get(dep)).size) crossRefs.set(dep, "pending");
-      }
-      const result: RunResult = await engine.preview(o.stack, serviceProgram({ plan: o.plan, crossRefs, ...programOpts }), {
-        refresh,
-        ...(req.signal ? { signal: req.signal } : {}),
-        onDiagnostic: (d) => rep.diagnostic?.(name, d),
-      });
-      o.preview = result.changes;
-      o.diagnostics.push(...result.diagnostics);
-      if (req.dryRun && o.newStack) await engine.removeStack(o.stack);
-      if (req.ci) {
-        o.violations = [...deletionGuard(name, result.changes, req.allowDelete), ...productionGuard(o.plan, env.production, env.name)];
-      }
-      if (o.violations.length > 0) o.status = "blocked";
-      // An adopted resource is written to the state by the update even when nothing else changes.
-      else o.status = hasChanges(result.changes) || o.adopted.length > 0 ? "pending" : "unchanged";
-      o.recordFingerprint = o.status === "unchanged" && shortcut && !req.dryRun && recordedFingerprint(state) !== req.fingerprint;
-      return o.status === "blocked" ? "stop" : "ok";
-    } catch (e) {
-      failWith(o, e, name);
-      if (req.dryRun && o.newStack) await engine.removeStack(o.stack).catch(() => undefined);
-      return "stop";
-    } finally {
-      o.durationMs = Date.now() - started;
-      rep.serviceDone?.(o, "preview");
-    }
+    rep.serviceDone?.(o, "preview");
+    return goesOn(o);
   };
   const previewed = await runGraph(names, depsOf, previewOne, {
     concurrency,
     signal: req.signal,
     onSkip: (n, because) => {
       const o = outcomes.get(n);
-      skip(o, because);
-      if (o) rep.serviceDone?.(o, "preview");
+      if (!o) return;
+      const s = skipped(o, because);
+      outcomes.set(n, s);
+      rep.serviceDone?.(s, "preview");
     },
   });
   markCancelled(outcomes, previewed, ["unchanged"]);
 
   const toApply = names.filter((n) => outcomes.get(n)?.status === "pending");
   const toRecord = names.filter((n) => outcomes.get(n)?.recordFingerprint === true);
-  if (req.dryRun || interrupted() || toApply.length + toRecord.length === 0) {
-    return { outcomes: [...outcomes.values()], interrupted: interrupted(), declined: false };
-  }
+  if (req.dryRun || interrupted() || toApply.length + toRecord.length === 0) return report();
   if (toApply.length > 0 && req.confirm && !(await req.confirm([...outcomes.values()]))) {
     for (const n of toApply) {
       const o = outcomes.get(n);
-      if (o) o.status = "declined";
+      if (o) outcomes.set(n, { ...o, status: "declined" });
     }
-    return { outcomes: [...outcomes.values()], interrupted: false, declined: true };
+    return report(true);
   }
 
   // ---- apply ----
   if (toApply.length > 0) rep.phase?.("apply");
-  const applyOne = async (name: string): Promise<"ok" | "stop"> => {
-    const o = outcomes.get(name);
-    if (!o?.plan) return "stop";
-    if (o.status === "unchanged" && o.recordFingerprint) {
-      // Bookkeeping only: no resource changes, so nothing to report or ask about.
-      try {
-        await engine.up(o.stack, serviceProgram({ plan: o.plan, ...programOpts }), { ...(req.signal ? { signal: req.signal } : {}) });
-      } catch (e) {
-        failWith(o, e, name);
-        return "stop";
-      }
-      return "ok";
-    }
-    // Unchanged services (and those blocked or failed in the preview) are settled already.
-    if (o.status !== "pending") return o.status === "unchanged" ? "ok" : "stop";
+  const applyOne = async (name: string): Promise<TaskResult> => {
+    const previewedOutcome = outcomes.get(name);
+    if (!previewedOutcome?.plan) return "stop";
+    // Only services with changes are reported; a fingerprint recorded is bookkeeping.
+    const shown = previewedOutcome.status === "pending";
     const started = Date.now();
-    rep.serviceStart?.(name, "apply");
-    try {
-      const result = await engine.up(o.stack, serviceProgram({ plan: o.plan, ...programOpts }), {
-        refresh: req.refresh || o.adopted.length > 0,
-        ...(req.signal ? { signal: req.signal } : {}),
-        onStep: (s) => rep.step?.(name, s),
-        onDiagnostic: (d) => rep.diagnostic?.(name, d),
-      });
-      o.applied = result.changes;
-      o.diagnostics.push(...result.diagnostics);
-      o.status = o.previewSkipped && !hasChanges(result.changes) && o.adopted.length === 0 ? "unchanged" : "applied";
-      return "ok";
-    } catch (e) {
-      failWith(o, e, name);
-      return "stop";
-    } finally {
-      o.durationMs += Date.now() - started;
-      rep.serviceDone?.(o, "apply");
-    }
+    if (shown) rep.serviceStart?.(name, "apply");
+    let o = await applyService(run, previewedOutcome, previewedOutcome.plan);
+    if (shown) o = { ...o, durationMs: previewedOutcome.durationMs + (Date.now() - started) };
+    outcomes.set(name, o);
+    if (shown) rep.serviceDone?.(o, "apply");
+    return goesOn(o);
   };
   const applied = await runGraph(names, depsOf, applyOne, {
     concurrency,
@@ -369,12 +301,123 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       // Only services with changes are held back; the others had nothing to do anyway.
       const o = outcomes.get(n);
       if (o?.status !== "pending") return;
-      skip(o, because);
-      rep.serviceDone?.(o, "apply");
+      const s = skipped(o, because);
+      outcomes.set(n, s);
+      rep.serviceDone?.(s, "apply");
     },
   });
   markCancelled(outcomes, applied, ["pending"]);
-  return { outcomes: [...outcomes.values()], interrupted: interrupted(), declined: false };
+  return report();
+}
+
+/** A service's outcome once planned: its plan, or failed with the planner's problems. Pure. */
+function plannedOutcome(o: ServiceOutcome, { plan, problems }: { plan: ServicePlan | undefined; problems: PlanProblem[] }): ServiceOutcome {
+  const planned: ServiceOutcome = { ...o, plan, problems, skippedResources: plan ? resourceSpecs(plan).skipped : [] };
+  if (plan && problems.length === 0) return planned;
+  const message = problems.map((p) => `${p.resource ? `${p.resource}: ` : ""}${p.message}`).join("\n") || "planning failed";
+  return { ...planned, status: "failed", error: { message, detail: "", hint: problems.find((p) => p.hint)?.hint } };
+}
+
+/** Whether the services that depend on this one may go on. */
+function goesOn(o: ServiceOutcome): TaskResult {
+  return o.status === "unchanged" || o.status === "pending" || o.status === "applied" ? "ok" : "stop";
+}
+
+/**
+ * The preview of one planned service: known unchanged from the state (the
+ * shortcut), else pending operations resolved, the stack made, and the
+ * engine's preview with the CI guards. Returns the outcome (its duration is
+ * the caller's).
+ */
+async function previewService(run: Run, planned: ServiceOutcome, plan: ServicePlan): Promise<ServiceOutcome> {
+  const { req, states } = run;
+  const { engine, env } = req;
+  const name = planned.service;
+  const stack = planned.stack;
+  const state = states.get(name);
+  // What is known so far, kept when a later step fails.
+  let found: Pick<ServiceOutcome, "newStack" | "pending" | "pendingCleared" | "adopted"> = { newStack: false, pending: [], pendingCleared: false, adopted: [] };
+  try {
+    const locked = await lockError(engine, planned);
+    if (locked) return { ...planned, status: "failed", error: locked };
+    if (run.shortcut !== undefined) {
+      const { specs } = resourceSpecs(plan);
+      if (whyChanged({ state, specs, fingerprint: run.shortcut, deployedIn: (s) => deployedIds(states.get(s)) }) === undefined) {
+        // The production guard is about the plan, changed or not.
+        const violations = req.ci ? productionGuard(plan, env.production, env.name) : [];
+        return { ...planned, preview: specs.map((s) => sameChange(stack, s.id, s.type, s.protect)), shortcut: true, violations, status: violations.length > 0 ? "blocked" : "unchanged" };
+      }
+    }
+    found = { ...found, newStack: !(await engine.hasStack(stack)), pending: state?.pending ?? [] };
+    if (state && state.pending.length > 0 && !req.dryRun) {
+      const taken = new Set(state.resources.flatMap((r) => (r.physicalId !== undefined ? [r.physicalId] : [])));
+      const r = await engine.resolvePendingOperations(stack, state, (op) => req.locatePending?.(name, op, taken));
+      found = { ...found, pendingCleared: true, adopted: r.adopted };
+    }
+    await engine.ensureStack(stack);
+    if (req.applyWithoutPreview === true && !req.dryRun && !req.ci && req.confirm === undefined) {
+      return { ...planned, ...found, previewSkipped: true, status: "pending" };
+    }
+    const crossRefs = new Map<string, CrossRefMode>();
+    for (const dep of plan.dependsOnServices) {
+      // A dependency deploying earlier in this run may not exist yet: there is nothing to read during the preview.
+      if (run.inRun.has(dep) && !deployedIds(states.get(dep)).size) crossRefs.set(dep, "pending");
+    }
+    const result: RunResult = await engine.preview(stack, serviceProgram({ plan, crossRefs, ...run.programOpts }), {
+      // An adopted resource's recorded outputs are a guess: read the real ones first.
+      refresh: req.refresh || found.adopted.length > 0,
+      ...(req.signal ? { signal: req.signal } : {}),
+      onDiagnostic: (d) => req.reporter?.diagnostic?.(name, d),
+    });
+    if (req.dryRun && found.newStack) await engine.removeStack(stack);
+    const violations = req.ci ? [...deletionGuard(name, result.changes, req.allowDelete), ...productionGuard(plan, env.production, env.name)] : [];
+    // An adopted resource is written to the state by the update even when nothing else changes.
+    const status = violations.length > 0 ? "blocked" : hasChanges(result.changes) || found.adopted.length > 0 ? "pending" : "unchanged";
+    return {
+      ...planned,
+      ...found,
+      preview: result.changes,
+      diagnostics: [...planned.diagnostics, ...result.diagnostics],
+      violations,
+      status,
+      recordFingerprint: status === "unchanged" && run.shortcut !== undefined && !req.dryRun && recordedFingerprint(state) !== run.shortcut,
+    };
+  } catch (e) {
+    if (req.dryRun && found.newStack) await engine.removeStack(stack).catch(() => undefined);
+    return { ...planned, ...found, ...failure(e, planned) };
+  }
+}
+
+/**
+ * The update of one previewed service: a pending one is applied; an
+ * unchanged one that lacks the current fingerprint gets it recorded (an
+ * update that changes no resource); any other is settled already.
+ */
+async function applyService(run: Run, o: ServiceOutcome, plan: ServicePlan): Promise<ServiceOutcome> {
+  const { req } = run;
+  const { engine } = req;
+  const signal = req.signal ? { signal: req.signal } : {};
+  if (o.status === "unchanged" && o.recordFingerprint) {
+    try {
+      await engine.up(o.stack, serviceProgram({ plan, ...run.programOpts }), signal);
+      return o;
+    } catch (e) {
+      return { ...o, ...failure(e, o) };
+    }
+  }
+  if (o.status !== "pending") return o;
+  try {
+    const result = await engine.up(o.stack, serviceProgram({ plan, ...run.programOpts }), {
+      refresh: req.refresh || o.adopted.length > 0,
+      ...signal,
+      onStep: (s) => req.reporter?.step?.(o.service, s),
+      onDiagnostic: (d) => req.reporter?.diagnostic?.(o.service, d),
+    });
+    const unchanged = o.previewSkipped && !hasChanges(result.changes) && o.adopted.length === 0;
+    return { ...o, applied: result.changes, diagnostics: [...o.diagnostics, ...result.diagnostics], status: unchanged ? "unchanged" : "applied" };
+  } catch (e) {
+    return { ...o, ...failure(e, o) };
+  }
 }
 
 function recordedFingerprint(state: StackState | undefined): unknown {
@@ -391,53 +434,39 @@ function deployedIds(state: StackState | undefined): Set<string> {
   return new Set((state?.resources ?? []).map((r) => r.id));
 }
 
-function skip(o: ServiceOutcome | undefined, because: string): void {
-  if (!o || o.status === "failed" || o.status === "blocked") return;
-  o.status = "skipped";
-  o.skippedBecause = because;
+/** Skipped because `because` did not deploy; a failure or refusal of its own stays what it is. */
+function skipped(o: ServiceOutcome, because: string): ServiceOutcome {
+  return o.status === "failed" || o.status === "blocked" ? o : { ...o, status: "skipped", skippedBecause: because };
 }
 
 function markCancelled(outcomes: Map<string, ServiceOutcome>, result: Map<string, { state: string }>, from: readonly ServiceStatus[]): void {
   for (const [n, r] of result) {
     const o = outcomes.get(n);
-    if (o && r.state === "cancelled" && from.includes(o.status)) o.status = "cancelled";
+    if (o && r.state === "cancelled" && from.includes(o.status)) outcomes.set(n, { ...o, status: "cancelled" });
   }
 }
 
-/** Refuses early, with the way out, when the stack is locked (file backends). */
-async function checkLocks(engine: Engine, o: ServiceOutcome): Promise<boolean> {
-  const locks = await engine.locks(o.stack);
-  if (locks.length === 0) return true;
-  const lock = locks[0];
-  if (!lock) return true;
+/** The error that refuses early, with the way out, when the stack is locked (file backends). */
+async function lockError(engine: Engine, o: ServiceOutcome): Promise<ServiceOutcome["error"]> {
+  const lock = (await engine.locks(o.stack))[0];
+  if (!lock) return undefined;
   const owner = lockOwner(lock);
-  o.status = "failed";
-  o.error = {
-    message: `stack ${o.stack} is locked by ${describeLock(lock, owner)}`,
-    detail: lock.file ?? "",
-    hint: lockHint(o.service, lock, owner),
-  };
-  return false;
+  return { message: `stack ${o.stack} is locked by ${describeLock(lock, owner)}`, detail: lock.file ?? "", hint: lockHint(o.service, lock, owner) };
 }
 
-function failWith(o: ServiceOutcome, e: unknown, service: string): void {
-  if (e instanceof EngineRunError) {
-    o.diagnostics.push(...e.diagnostics);
-    if (o.applied === undefined && e.changes.some((c) => c.status !== "planned")) o.applied = e.changes;
-    if (e.kind === "cancelled") {
-      o.status = "cancelled";
-      o.error = { message: "interrupted", detail: e.detail, hint: `run \`homelab deploy ${service}\` again to finish; operations left pending are cleared then` };
-      return;
-    }
-    o.status = "failed";
-    if (e.kind === "locked") {
-      const owner = e.lock ? lockOwner(e.lock) : "unknown";
-      o.error = { message: `stack ${o.stack} is locked by ${e.lock ? describeLock(e.lock, owner) : "another run"}`, detail: e.detail, hint: lockHint(service, e.lock, owner) };
-      return;
-    }
-    o.error = { message: e.message, detail: e.detail, hint: undefined };
-    return;
+/** What a failure adds to an outcome: its status and error, the diagnostics and any changes made before it. */
+function failure(e: unknown, o: ServiceOutcome): Pick<ServiceOutcome, "status" | "error" | "diagnostics" | "applied"> {
+  if (!(e instanceof EngineRunError)) {
+    return { status: "failed", error: { message: e instanceof Error ? e.message : String(e), detail: e instanceof Error ? (e.stack ?? "") : "", hint: undefined }, diagnostics: o.diagnostics, applied: o.applied };
   }
-  o.status = "failed";
-  o.error = { message: e instanceof Error ? e.message : String(e), detail: e instanceof Error ? (e.stack ?? "") : "", hint: undefined };
+  const diagnostics = [...o.diagnostics, ...e.diagnostics];
+  const applied = o.applied === undefined && e.changes.some((c) => c.status !== "planned") ? e.changes : o.applied;
+  if (e.kind === "cancelled") {
+    return { status: "cancelled", diagnostics, applied, error: { message: "interrupted", detail: e.detail, hint: `run \`homelab deploy ${o.service}\` again to finish; operations left pending are cleared then` } };
+  }
+  if (e.kind === "locked") {
+    const owner = e.lock ? lockOwner(e.lock) : "unknown";
+    return { status: "failed", diagnostics, applied, error: { message: `stack ${o.stack} is locked by ${e.lock ? describeLock(e.lock, owner) : "another run"}`, detail: e.detail, hint: lockHint(o.service, e.lock, owner) } };
+  }
+  return { status: "failed", diagnostics, applied, error: { message: e.message, detail: e.detail, hint: undefined } };
 }

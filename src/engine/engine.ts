@@ -8,7 +8,6 @@
  * `select`ed (every command names its stack), the state of a file backend is
  * read from disk, and `up` does not re-read outputs and history afterwards.
  */
-import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { CommandError, ConcurrentUpdateError, LocalWorkspace, PulumiCommand, Stack, StackAlreadyExistsError } from "@pulumi/pulumi/automation/index.js";
@@ -18,11 +17,11 @@ import type { PulumiCli } from "./pulumi-cli.ts";
 import { ChangeTracker, loadChangeDescriber } from "./events.ts";
 import type { ChangeDescriber } from "./events.ts";
 import type { Diagnostic, ResourceChange, StepProgress } from "./events.ts";
-import { parseLockError, readLocks } from "./locks.ts";
 import type { StackLock } from "./locks.ts";
 import { chooseBackend, ensurePassphrase, TOOL_ROOT, workspaceDir, workspaceEnv } from "./settings.ts";
 import type { Backend, Passphrase } from "./settings.ts";
-import { parseDeployment, readFileBackendState, resolvePendingOperations } from "./state.ts";
+import { boundStack as bind, cliIsCancelling, commandOutput, errorLines, fileBackendIsEmpty, isRunSummaryLine, parseLockError, readFileBackendState, readLocks, saysCancelled, saysLocked } from "./pulumi-internals.ts";
+import { parseDeployment, resolvePendingOperations } from "./state.ts";
 import type { AdoptedResource, FoundResource, PendingOperation, StackState } from "./state.ts";
 import { parseStackName, PROJECT } from "./stacks.ts";
 
@@ -101,29 +100,9 @@ export class EngineRunError extends Error {
   }
 }
 
-/** The error lines of a failed CLI run (Pulumi prints them as `error: ...`). Pure. */
-export function errorLines(stderr: string, stdout = ""): string[] {
-  const lines = `${stderr}\n${stdout}`.split("\n").map((l) => l.trimEnd());
-  const errors = lines.filter((l) => /^\s*error: /.test(l)).map((l) => l.replace(/^\s*error: /, ""));
-  return [...new Set(errors)];
-}
-
-// The Automation API's `Stack` has no public constructor that skips
-// `pulumi stack select` (a CLI start per stack, and a write to the shared
-// workspace file that parallel runs would race on). Every command the engine
-// runs names its stack with --stack, so a Stack bound to its name is enough.
-// `outputs()` and `info()` are what `up` and `destroy` call afterwards (three
-// more CLI starts); homelab reads results from the engine events instead.
+/** A Stack bound to its name, without `pulumi stack select` (see pulumi-internals.ts). */
 function boundStack(name: string, workspace: LocalWorkspace): Stack {
-  const stack = Object.create(Stack.prototype) as Stack;
-  Object.assign(stack, {
-    name,
-    workspace,
-    ready: Promise.resolve(),
-    outputs: () => Promise.resolve({}),
-    info: () => Promise.resolve(undefined),
-  });
-  return stack;
+  return bind(Stack, name, workspace);
 }
 
 /** The engine for one repository and environment. */
@@ -180,7 +159,7 @@ export class Engine {
 
   /** Every stack of the project in the backend (all environments). */
   async listAllStacks(): Promise<StackInfo[]> {
-    if (this.backend.dir !== undefined && !existsSync(path.join(this.backend.dir, ".pulumi"))) {
+    if (this.backend.dir !== undefined && fileBackendIsEmpty(this.backend.dir)) {
       // A file backend nothing was ever deployed to: no CLI start needed to say so.
       this.known = new Set();
       return [];
@@ -313,7 +292,7 @@ export class Engine {
     if (opts.signal?.aborted) onAbort();
     else opts.signal?.addEventListener("abort", onAbort, { once: true });
     const onOutput = (text: string): void => {
-      if (text.includes("received; cancelling")) cliCancelling = true;
+      if (cliIsCancelling(text)) cliCancelling = true;
       opts.onOutput?.(text);
     };
     try {
@@ -328,12 +307,12 @@ export class Engine {
   }
 
   private failure(name: string, e: unknown, tracker: ChangeTracker, aborted: boolean): EngineRunError {
-    const stderr = e instanceof CommandError ? commandText(e, "stderr") : "";
-    const stdout = e instanceof CommandError ? commandText(e, "stdout") : "";
+    const stderr = e instanceof CommandError ? commandOutput(e, "stderr") : "";
+    const stdout = e instanceof CommandError ? commandOutput(e, "stdout") : "";
     const lines = errorLines(stderr, stdout);
     const changes = tracker.changes();
     const diagnostics = tracker.diagnostics();
-    const lock = e instanceof ConcurrentUpdateError || /currently locked/.test(stderr) ? parseLockError(stderr) : undefined;
+    const lock = e instanceof ConcurrentUpdateError || saysLocked(stderr) ? parseLockError(stderr) : undefined;
     if (lock) {
       return new EngineRunError({ kind: "locked", stack: name, message: `stack ${name} is locked by another run`, detail: lines.join("\n"), changes, diagnostics, lock });
     }
@@ -341,16 +320,10 @@ export class Engine {
     // A resource that reported an error failed, whatever else was said: the
     // engine also sends its cancel event when an update ends, and a resource's
     // error may well say "interrupted" (apt's "dpkg was interrupted").
-    if (aborted || (diagErrors.length === 0 && (tracker.cancelled || /update canceled|operation cancell?ed|interrupted/i.test(stderr)))) {
+    if (aborted || (diagErrors.length === 0 && (tracker.cancelled || saysCancelled(stderr)))) {
       return new EngineRunError({ kind: "cancelled", stack: name, message: `stack ${name}: interrupted`, detail: lines.join("\n"), changes, diagnostics });
     }
-    const message = diagErrors[0] ?? lines.find((l) => !/^update failed$|^preview failed$/.test(l)) ?? lines[0] ?? (e instanceof Error ? e.message.split("\n")[0] ?? "failed" : String(e));
+    const message = diagErrors[0] ?? lines.find((l) => !isRunSummaryLine(l)) ?? lines[0] ?? (e instanceof Error ? e.message.split("\n")[0] ?? "failed" : String(e));
     return new EngineRunError({ kind: "failed", stack: name, message, detail: [...diagErrors, ...lines].join("\n"), changes, diagnostics });
   }
-}
-
-function commandText(e: CommandError, which: "stdout" | "stderr"): string {
-  // The result is internal to the SDK; its text is all we need.
-  const result = (e as unknown as { commandResult?: { stdout?: string; stderr?: string } }).commandResult;
-  return result?.[which] ?? "";
 }

@@ -9,6 +9,7 @@
 import { DEPLOYMENT_TYPE } from "../provider/tokens.ts";
 import { urnName } from "./stacks.ts";
 import { isServiceResource } from "./state.ts";
+import { isAmbientPluginNotice, stripColorMarkup } from "./pulumi-internals.ts";
 
 /** The state of a resource in a step event. */
 export interface StepStateLike {
@@ -321,13 +322,12 @@ export class ChangeTracker {
 /** Engine chatter that says nothing to a homelab user. Pure. */
 export function isNoise(message: string): boolean {
   // The provider plugin is found on PATH by design (an ambient plugin), on every run.
-  return /^using pulumi-resource-[\w-]+ from \$PATH/.test(message.trim());
+  return isAmbientPluginNotice(message);
 }
 
 /** Strips colour codes and the engine's trailing newline from a diagnostic. Pure. */
 export function cleanMessage(s: string): string {
-  return s
-    .replace(/<\{%[a-z]*%\}>/gi, "")
+  return stripColorMarkup(s)
     // eslint-disable-next-line no-control-regex
     .replace(/\u001b\[[0-9;]*m/g, "")
     .trimEnd();

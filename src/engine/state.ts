@@ -5,11 +5,8 @@
  * file backend's state is read straight from disk (no CLI start), other
  * backends through `pulumi stack export` (see engine.ts).
  */
-import { gunzipSync } from "node:zlib";
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import type { CurrentResource, CurrentState } from "../plan/types.ts";
-import { PROJECT, urnName, urnType } from "./stacks.ts";
+import { urnName, urnType } from "./stacks.ts";
 
 import { CONTAINER_TYPE, DEPLOYMENT_TYPE, IMAGE_TYPE } from "../provider/tokens.ts";
 
@@ -196,32 +193,4 @@ export function resourceFacts(r: DeployedResource): { node: string | undefined; 
     template: str(r.outputs["template"]) ?? str(r.inputs["template"]),
     detail: undefined,
   };
-}
-
-/** The state file of a stack in a file backend (project-scoped layout). */
-export function fileBackendStackFile(backendDir: string, stack: string): string {
-  return path.join(backendDir, ".pulumi", "stacks", PROJECT, `${stack}.json`);
-}
-
-/**
- * Reads a stack's state straight from a file backend; undefined when the
- * stack has no state file. Saves a CLI start per service on every run.
- */
-export async function readFileBackendState(backendDir: string, stack: string): Promise<StackState | undefined> {
-  const file = fileBackendStackFile(backendDir, stack);
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-    try {
-      // PULUMI_DIY_BACKEND_GZIP writes compressed state.
-      text = gunzipSync(await readFile(`${file}.gz`)).toString("utf8");
-    } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw e2;
-    }
-  }
-  const checkpoint = asRecord(asRecord(JSON.parse(text))["checkpoint"]);
-  return parseDeployment(asRecord(checkpoint["latest"]));
 }

@@ -5,7 +5,8 @@
  * is required there and `pulumi cancel` does the work.
  */
 import type { Engine } from "./engine.ts";
-import { describeLock, lockOwner, removeLock } from "./locks.ts";
+import { describeLock, lockOwner } from "./locks.ts";
+import { removeLock } from "./pulumi-internals.ts";
 import type { LockOwner, StackLock } from "./locks.ts";
 import { stackName } from "./stacks.ts";
 

@@ -9,13 +9,11 @@
  */
 import { loadEnvironment } from "../config/environment.ts";
 import type { EnvironmentConfig, ProxmoxConfig, SecretRef } from "../config/environment.ts";
-import type { ProxmoxCredentials } from "../proxmox/auth.ts";
-import { createProxmoxClient } from "../proxmox/client.ts";
-import { proxmoxAuth, proxmoxTls, rootAvailable as rootAvailableIn } from "../proxmox/connect.ts";
+import { connectProxmox, rootAvailable as rootAvailableIn } from "../proxmox/connect.ts";
 import { readSecretRef, SecretRefError } from "../config/secret-ref.ts";
 import type { ProxmoxClient, ProxmoxClientOptions } from "../proxmox/client.ts";
 import { ProviderError } from "./errors.ts";
-import { envFileName, envFileOf } from "../config/homelab-dir.ts";
+import { envFileOf } from "../config/homelab-dir.ts";
 
 /** Which credentials an operation needs: the environment's usual ones, or `root@pam` itself (feature flags). */
 export type ClientPurpose = "default" | "root";
@@ -115,26 +113,24 @@ export class ProviderContext {
     const wanted: ClientPurpose = purpose === "root" && this.auth().rootAvailable && this.auth().kind === "token" ? "root" : "default";
     const cached = this.clients.get(wanted);
     if (cached) return cached;
-    const p = this.proxmoxConfig();
-    const file = this.environment?.file ?? envFileName(this.env.HOMELAB_ENV ?? "<env>");
-    let auth: ProxmoxCredentials;
+    // Checked here first, so a missing section is reported in the plugin's words.
+    this.proxmoxConfig();
+    const debug = TRUE.test(this.env.HOMELAB_DEBUG ?? "");
+    let client: ProxmoxClient;
     try {
-      auth = proxmoxAuth(p, wanted, file, this.env);
+      client = connectProxmox(this.loadEnvironment(), {
+        purpose: wanted,
+        processEnv: this.env,
+        ci: this.ci,
+        // Request lines only on demand (without a logger the client's warnings go to process warnings, on stderr):
+        // stdout belongs to the plugin protocol.
+        ...(debug ? { logger: (line: string) => void process.stderr.write(`homelab provider: ${line}\n`) } : {}),
+        ...(this.clientOptions ? { tuning: this.clientOptions } : {}),
+      });
     } catch (e) {
       if (e instanceof SecretRefError) throw new ProviderError(e.message, e.hint);
       throw e;
     }
-    const debug = TRUE.test(this.env.HOMELAB_DEBUG ?? "");
-    const client = createProxmoxClient({
-      endpoint: p.endpoint,
-      auth,
-      tls: proxmoxTls(p),
-      ci: this.ci,
-      // Request lines only on demand (without a logger the client's warnings go to process warnings, on stderr):
-      // stdout belongs to the plugin protocol.
-      ...(debug ? { logger: (line: string) => void process.stderr.write(`homelab provider: ${line}\n`) } : {}),
-      ...this.clientOptions,
-    });
     this.clients.set(wanted, client);
     return client;
   }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { readFileBackendState } from "../../src/engine/state.ts";
+import { readFileBackendState } from "../../src/engine/pulumi-internals.ts";
 import { sandboxEnvFile, startWorld } from "./helpers.ts";
 import type { World } from "./helpers.ts";
 

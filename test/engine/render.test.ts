@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ciMode, deployExitCode, locateContainer } from "../../src/cli/commands/deploy.ts";
+import { deployExitCode } from "../../src/cli/commands/deploy.ts";
+import { ciMode } from "../../src/cli/context.ts";
 import { destroyExitCode } from "../../src/cli/commands/destroy.ts";
 import { statusText } from "../../src/cli/commands/status.ts";
 import { makeStyle } from "../../src/cli/output.ts";
@@ -11,6 +12,7 @@ import { failedOutcome } from "../../src/engine/deploy.ts";
 import type { ServiceOutcome } from "../../src/engine/deploy.ts";
 import type { ResourceChange } from "../../src/engine/events.ts";
 import type { PlannedContainer } from "../../src/plan/types.ts";
+import { locateContainer } from "../../src/session/session.ts";
 
 const o = makeStyle(false);
 const T = "homelab:proxmox:Container";

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { after, describe, it } from "node:test";
-import { describeLock, lockDir, lockOwner, parseLockError, readLocks, removeLock } from "../../src/engine/locks.ts";
-import { currentState, parseDeployment, readFileBackendState, resolvePendingOperations, resourceFacts, withoutPendingOperations } from "../../src/engine/state.ts";
+import { describeLock, lockOwner, processAlive } from "../../src/engine/locks.ts";
+import { lockDir, parseLockError, readFileBackendState, readLocks, removeLock } from "../../src/engine/pulumi-internals.ts";
+import { currentState, parseDeployment, resolvePendingOperations, resourceFacts, withoutPendingOperations } from "../../src/engine/state.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "homelab-engine-state-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -118,6 +121,21 @@ void describe("locks", () => {
     assert.equal(lockOwner({ ...lock, hostname: "elsewhere" }), "unknown");
     assert.equal(lockOwner({ ...lock, pid: undefined }), "unknown");
     assert.match(describeLock({ ...lock, pid: 7 }, "gone"), /^pid 7 on .+ \(root\), no longer running$/);
+  });
+
+  void it("a lock owner that ended but was not reaped (a zombie) is gone, though signal 0 still reaches it", async () => {
+    // `sleep 0.1` ends while its new parent (`exec sleep 5`) never waits for it.
+    const child = spawn("sh", ["-c", "sleep 0.1 & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const pid = Number((await once(child.stdout, "data")).toString().trim());
+      await new Promise((r) => setTimeout(r, 400));
+      assert.match(readFileSync(`/proc/${pid}/stat`, "utf8"), /\) Z /, "the test made a zombie");
+      assert.doesNotThrow(() => process.kill(pid, 0));
+      assert.equal(processAlive(pid), false);
+      assert.equal(processAlive(child.pid ?? -1), true);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 
   void it("reads the owner out of Pulumi's lock error", () => {

@@ -1,11 +1,9 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { DestroyOutcome } from "../../engine/destroy.ts";
-import type { PendingOperation } from "../../engine/state.ts";
-import type { Inventory } from "../../proxmox/inventory.ts";
-import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
+import { withEnvironment, type CliContext, type EnvContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
-import { locateContainer, takeSigint } from "./deploy.ts";
+import { askYesNo, takeSigint } from "../terminal.ts";
 
 /** The exit code of a destroy. Pure. */
 export function destroyExitCode(status: DestroyOutcome["status"]): number {
@@ -29,67 +27,45 @@ export function registerDestroy(program: Command<[], GlobalOptions>): void {
     .argument("<service>", "the service to destroy (also one whose folder is gone: an orphaned stack)")
     .option("--dry-run", "show what would be deleted")
     .option("-y, --yes", "do not ask (required when not on a terminal)")
-    .action(async (service, opts, cmd) => {
-      const ctx = makeContext(cmd.optsWithGlobals());
-      process.exitCode = await runDestroy(ctx, service, { dryRun: opts.dryRun === true, yes: opts.yes === true });
-    });
+    .action((service, opts, cmd) => withEnvironment(cmd, (ctx) => runDestroy(ctx, service, { dryRun: opts.dryRun === true, yes: opts.yes === true })));
 }
 
-async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: boolean; yes: boolean }): Promise<number> {
-  const envName = requireEnvName(ctx);
-  if (!envName) return EXIT.failed;
+async function runDestroy(ctx: EnvContext, service: string, opts: { dryRun: boolean; yes: boolean }): Promise<number> {
   const interactive = process.stdin.isTTY && process.stdout.isTTY;
   if (!opts.dryRun && !opts.yes && !interactive) {
     ctx.stderr(`homelab: destroy deletes ${service}'s containers; not on a terminal, so it cannot ask: pass --yes to confirm (or --dry-run to look first)\n`);
     return EXIT.usage;
   }
-  const { loadEnvironment } = await import("../../config/environment.ts");
-  const { discoverServices } = await import("../../config/discover.ts");
-  const loaded = loadEnvironment(ctx.root, envName);
-  if (!loaded.env) {
+  const { DeploySession } = await import("../../session/session.ts");
+  const session = new DeploySession({
+    root: ctx.root,
+    envName: ctx.envName,
+    verbose: ctx.verbose,
+    reporter: { event: (e) => void (e.type === "proxmox" && !e.request && ctx.stderr(`homelab: ${e.line}\n`)) },
+  });
+  const loaded = await session.environment();
+  if (loaded.status === "invalid") {
     printDiagnostics(loaded.diagnostics, ctx.root, ctx.err, ctx.stderr);
     return EXIT.failed;
   }
   const env = loaded.env;
-  const orphaned = !discoverServices(ctx.root).some((s) => s.name === service);
-  const { Engine } = await import("../../engine/engine.ts");
-  const { destroyService } = await import("../../engine/destroy.ts");
-  const { stackName } = await import("../../engine/stacks.ts");
-  const engine = await Engine.open({ root: ctx.root, envName: env.name, verbose: ctx.verbose });
   const { Progress } = await import("../render/progress.ts");
   const { changeLines } = await import("../render/changes.ts");
   const o = ctx.out;
   const progress = new Progress({ write: ctx.stdout, style: o, live: !ctx.verbose && process.stdout.isTTY, verbose: ctx.verbose });
-
-  // Only a stack a killed run left with pending operations needs the cluster's inventory.
-  let inventory: Pick<Inventory, "guests"> | undefined;
-  const state = await engine.readState(stackName(env.name, service));
-  if ((state?.pending.length ?? 0) > 0) {
-    const { connectProxmox } = await import("../../engine/proxmox.ts");
-    const client = connectProxmox(env, process.env, false);
-    try {
-      inventory = await client.loadInventory();
-    } finally {
-      await client.close();
-    }
-  }
   const abort = new AbortController();
   const restore = takeSigint(() => {
     progress.line(o.dim("interrupting: running deletions finish cleanly first (Ctrl-C again to quit at once)"));
     abort.abort();
   });
   let out: DestroyOutcome;
+  let orphaned: boolean;
   try {
-    out = await destroyService({
-      engine,
-      envName: env.name,
-      service,
+    ({ outcome: out, orphaned } = await session.destroy(service, {
       dryRun: opts.dryRun,
-      orphaned,
       signal: abort.signal,
       onStep: (s) => progress.step(service, s),
       onDiagnostic: (d) => progress.diagnostic(service, d),
-      locatePending: (op: PendingOperation, taken) => (inventory ? locateContainer(inventory, service, op, taken) : undefined),
       ...(opts.yes || opts.dryRun
         ? {}
         : {
@@ -98,7 +74,7 @@ async function runDestroy(ctx: CliContext, service: string, opts: { dryRun: bool
               return askYesNo(`Delete these ${preview.preview?.length ?? 0} resource(s) of ${service} in ${env.name}?`);
             },
           }),
-    });
+    }));
   } finally {
     restore();
     progress.close();
@@ -138,14 +114,4 @@ function previewText(out: DestroyOutcome, ctx: CliContext): string {
     lines.push(`  ${o.red("- delete")}  ${r.id}  ${o.dim([r.type, typeof vmid === "number" ? `vmid ${vmid}` : "", typeof r.outputs["node"] === "string" ? `on ${r.outputs["node"]}` : ""].filter(Boolean).join(", "))}`);
   }
   return lines.join("\n");
-}
-
-async function askYesNo(question: string): Promise<boolean> {
-  const { createInterface } = await import("node:readline/promises");
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
-  } finally {
-    rl.close();
-  }
 }

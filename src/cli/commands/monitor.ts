@@ -1,14 +1,13 @@
 import type { Command } from "@commander-js/extra-typings";
-import type { Remediator, ServiceDeployer } from "../../monitor/actions.ts";
+import type { Remediator } from "../../monitor/actions.ts";
 import type { CheckFn, OnceReport } from "../../monitor/monitor.ts";
 import type { Clock } from "../../monitor/clock.ts";
 import type { TargetSource } from "../../monitor/targets.ts";
 import type { StatusPage, StatusSources } from "../../monitor/web/index.ts";
 import type { WebhookSender } from "../../monitor/webhook.ts";
-import type { ServiceOutcome } from "../../engine/deploy.ts";
 import type { Engine } from "../../engine/engine.ts";
-import type { Inventory } from "../../proxmox/inventory.ts";
-import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
+import type { DeploySession } from "../../session/session.ts";
+import { ciMode, makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
 
@@ -59,17 +58,20 @@ function oneLine(e: unknown): string {
 /** Runs the monitor for the CLI; returns the exit code. */
 export async function runMonitor(ctx: CliContext, names: readonly string[], opts: MonitorFlags, deps: MonitorDeps = {}): Promise<number> {
   const processEnv = deps.processEnv ?? process.env;
-  if (!requireEnvName(ctx)) return EXIT.failed;
-  const { loadRepository } = await import("../../config/repository.ts");
-  const repo = loadRepository({ root: ctx.root, envName: ctx.envName, ...(names.length > 0 ? { only: names } : {}) });
-  const env = repo.env;
-  if (!repo.envFromFile) {
-    printDiagnostics(repo.diagnostics.filter((d) => !d.file.includes("/services/")), ctx.root, ctx.err, ctx.stderr);
+  const envName = requireEnvName(ctx);
+  if (!envName) return EXIT.failed;
+  const { DeploySession } = await import("../../session/session.ts");
+  // A recreate's redeploy is shown by the monitor's events; only the Proxmox client's warnings go to stderr.
+  const session = new DeploySession({ root: ctx.root, envName, processEnv, reporter: { event: (e) => void (e.type === "proxmox" && !e.request && ctx.stderr(`homelab: ${e.line}\n`)) } });
+  const loaded = await session.load(names.length > 0 ? names : undefined);
+  if (loaded.status === "environment-invalid") {
+    printDiagnostics(loaded.diagnostics, ctx.root, ctx.err, ctx.stderr);
     ctx.stderr(ctx.err.red(`homelab: environment ${ctx.envName} could not be loaded; fix the problems above (homelab validate --env ${ctx.envName})`) + "\n");
     return EXIT.failed;
   }
-  const errors = repo.diagnostics.filter((d) => d.severity === "error");
-  if (errors.length > 0) printDiagnostics(errors, ctx.root, ctx.err, ctx.stderr);
+  const repo = loaded.repo;
+  const env = repo.env;
+  if (loaded.errors.length > 0) printDiagnostics(loaded.errors, ctx.root, ctx.err, ctx.stderr);
   const selected = names.length > 0 ? [...names] : [...repo.services.keys()].sort();
   const invalid = selected.filter((n) => !repo.services.has(n));
   if (names.length > 0 && invalid.length > 0) {
@@ -100,9 +102,8 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
   let engine: Engine | undefined;
   const needEngine = deps.targets === undefined || (remediating && deps.remediator === undefined);
   if (needEngine) {
-    const { Engine } = await import("../../engine/engine.ts");
     try {
-      engine = await Engine.open({ root: ctx.root, envName: env.name, processEnv, readOnly: !remediating });
+      engine = await session.engine(remediating ? "write" : "read");
     } catch (e) {
       ctx.stderr(ctx.err.red(`homelab: cannot open the deployment state of ${env.name}: ${oneLine(e)}`) + "\n");
       const hint = (e as { hint?: string }).hint;
@@ -118,7 +119,7 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
   const { sshCommandExecutor } = await import("../../monitor/ssh.ts");
   const warnings: string[] = [];
   // As for Proxmox: `tls.insecure` is refused in CI mode.
-  const ci = /^(1|true|yes)$/i.test(processEnv["CI"] ?? "");
+  const ci = ciMode(undefined, processEnv);
   const runner = new CheckRunner({ executor: sshCommandExecutor(ctx.root, env.name), warn: (l) => warnings.push(l), ci });
   for (const s of watched) {
     for (const c of s.checks) {
@@ -181,7 +182,7 @@ export async function runMonitor(ctx: CliContext, names: readonly string[], opts
     };
   }
 
-  const remediator = deps.remediator ?? (await realRemediator(ctx, { engine, targets, watched, envName: env.name, processEnv }));
+  const remediator = deps.remediator ?? (await realRemediator(ctx, { session: engine ? session : undefined, targets, watched, envName: env.name }));
   const { Monitor } = await import("../../monitor/monitor.ts");
   const monitor = new Monitor({
     services: watched,
@@ -293,123 +294,17 @@ function onceSummary(r: OnceReport, ctx: CliContext): string {
   return [`${bad.length === 0 ? o.green("all healthy") : o.red(`${bad.length} of ${r.services.length} service(s) unhealthy`)}`, ...lines].join("\n");
 }
 
+/** Restarts over SSH; recreates through the session, with the engine and planner `homelab deploy` uses (when the engine is open). */
 async function realRemediator(
   ctx: CliContext,
-  o: { engine: Engine | undefined; targets: TargetSource; watched: readonly { name: string; composeContainers: string[] }[]; envName: string; processEnv: NodeJS.ProcessEnv },
+  o: { session: DeploySession | undefined; targets: TargetSource; watched: readonly { name: string; composeContainers: string[] }[]; envName: string },
 ): Promise<Remediator> {
   const { ServiceRemediator, sshComposeRestarter } = await import("../../monitor/actions.ts");
+  const { sessionDeployer } = await import("../../session/monitor-deployer.ts");
   return new ServiceRemediator({
     targets: o.targets,
     composeContainers: new Map(o.watched.map((s) => [s.name, s.composeContainers])),
     restarter: sshComposeRestarter(ctx.root, o.envName),
-    ...(o.engine ? { deployer: await engineDeployer(ctx, o.engine, o.envName, o.processEnv) } : {}),
+    ...(o.session ? { deployer: sessionDeployer(o.session) } : {}),
   });
-}
-
-/**
- * Recreate through the same engine and planner as `homelab deploy`: destroy
- * the service's stack (refused for protected resources), forget the old
- * containers' SSH host keys, then deploy that one service again from the
- * repository as it is now. A stack that another run holds is a
- * DeployInProgressError (the monitor waits for it). No signal handlers of
- * its own: Ctrl-C and SIGTERM stay with the monitor, which asks to stop and
- * waits. And once started it runs to its end: stopped halfway, it could leave
- * the service destroyed, and no monitor deploys what is not deployed.
- */
-async function engineDeployer(ctx: CliContext, engine: Engine, envName: string, processEnv: NodeJS.ProcessEnv): Promise<ServiceDeployer> {
-  const { DeployInProgressError, engineLockHolder } = await import("../../monitor/actions.ts");
-  const lockHolder = engineLockHolder(engine, envName);
-  /** Throws DeployInProgressError when someone else holds the stack now (the likely reason `what` failed). */
-  const heldBy = async (service: string, what: string): Promise<void> => {
-    const holder = await lockHolder(service).catch(() => undefined);
-    if (holder !== undefined) throw new DeployInProgressError(`${what}: a deploy holds the stack of ${service} (${holder})`);
-  };
-  return {
-    lockHolder,
-    async recreate(service) {
-      const { destroyService } = await import("../../engine/destroy.ts");
-      const { resourceFacts } = await import("../../engine/state.ts");
-      const { forgetHost } = await import("../../provision/ssh.ts");
-      const { knownHostsFile } = await import("../../config/homelab-dir.ts");
-      // The engine remembers which stacks exist from its last listing, which in a
-      // long-running monitor is old news (deploys and destroys by other runs).
-      await engine.listAllStacks();
-      const out = await destroyService({ engine, envName, service, dryRun: false, orphaned: false });
-      if (out.status === "blocked") throw new Error(`destroy refused: ${out.violations.map((v) => v.message).join("; ")}`);
-      if (out.status !== "destroyed" && out.status !== "nothing") {
-        await heldBy(service, `destroying ${service}`);
-        throw new Error(`destroying ${service} ${out.status}${out.error ? `: ${firstLine(out.error.message)}` : ""}`);
-      }
-      for (const r of out.resources) {
-        const address = resourceFacts(r).address;
-        if (address !== undefined) await forgetHost(knownHostsFile(ctx.root, envName), address);
-      }
-      // Listed again: the destroy removed the stack without the engine noting it, and the deploy must create it anew.
-      await engine.listAllStacks();
-      const deployed = await deployOne(ctx.root, engine, envName, service, processEnv);
-      if (deployed.status === "applied" || deployed.status === "unchanged") return `destroyed and redeployed ${service}`;
-      await heldBy(service, `redeploying ${service}`);
-      const why = [deployed.error?.message, ...deployed.problems.map((p) => `${p.resource}: ${p.message}`), ...deployed.diagnostics.filter((d) => d.severity === "error").map((d) => d.message)].filter((m): m is string => m !== undefined && m !== "");
-      throw new Error(`destroyed ${service}, but redeploying it ${deployed.status === "failed" ? "failed" : `ended ${deployed.status}`}${why.length > 0 ? `: ${why.slice(0, 2).map(firstLine).join(" / ")}` : ""}`);
-    },
-  };
-}
-
-function firstLine(s: string): string {
-  return s.split("\n")[0] ?? s;
-}
-
-/**
- * Deploys one service as `homelab deploy SERVICE --yes` would (outside CI):
- * the configuration read afresh, its secrets, one inventory snapshot of the
- * cluster, the environment's SSH key, the planner; with the monitor's engine.
- */
-async function deployOne(root: string, engine: Engine, envName: string, service: string, processEnv: NodeJS.ProcessEnv): Promise<ServiceOutcome> {
-  const { loadRepository } = await import("../../config/repository.ts");
-  const { resolveSecrets } = await import("../../config/secrets.ts");
-  const { secretsContext } = await import("../secrets-context.ts");
-  const { connectProxmox } = await import("../../engine/proxmox.ts");
-  const { ensureSshKey } = await import("../../provision/ssh-key.ts");
-  const { planService } = await import("../../plan/plan.ts");
-  const { deploy } = await import("../../engine/deploy.ts");
-  const { toolFingerprint } = await import("../../engine/fingerprint.ts");
-  const { locateContainer } = await import("./deploy.ts");
-  const repo = loadRepository({ root, envName, only: [service] });
-  const env = repo.env;
-  const s = repo.services.get(service);
-  if (!repo.envFromFile || !s) throw new Error(`the configuration of ${service} is not valid now (homelab validate --env ${envName} ${service})`);
-  const secrets = resolveSecrets(service, s.dir, env, processEnv, secretsContext(root, processEnv));
-  if (secrets.diagnostics.some((d) => d.severity === "error")) {
-    const absent = secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key);
-    throw new Error(`${absent.length > 0 ? `missing secrets of ${service}: ${absent.join(", ")}` : `the secrets files of ${service} have problems`} (homelab validate --env ${envName} ${service})`);
-  }
-  const client = connectProxmox(env, processEnv, false);
-  let inventory: Inventory;
-  try {
-    inventory = await client.loadInventory();
-  } finally {
-    await client.close();
-  }
-  const key = ensureSshKey(root, env.name);
-  const reservations = new Map<string, number>();
-  const report = await deploy({
-    engine,
-    env,
-    services: repo.services,
-    selected: [service],
-    planner: (svc, current) => planService({ service: svc, env, inventory, current, sshPublicKey: key.publicKey, reservations }),
-    locatePending: (svc, op, taken) => locateContainer(inventory, svc, op, taken),
-    dryRun: false,
-    ci: false,
-    allowDelete: false,
-    refresh: false,
-    concurrency: 1,
-    fingerprint: toolFingerprint(),
-    skipUnchanged: true,
-    // As `homelab deploy --yes`: no separate preview, the engine and plugin start once.
-    applyWithoutPreview: true,
-  });
-  const outcome = report.outcomes.find((o) => o.service === service);
-  if (!outcome) throw new Error(`deploying ${service} reported no outcome`);
-  return outcome;
 }

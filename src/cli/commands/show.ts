@@ -19,7 +19,7 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
       const { loadRepository } = await import("../../config/repository.ts");
       const { resolveService } = await import("../../config/resolve.ts");
       const { resolveSecrets } = await import("../../config/secrets.ts");
-      const { secretsContext } = await import("../secrets-context.ts");
+      const { secretsContext } = await import("../../session/secrets-context.ts");
       const ctx = makeContext(cmd.optsWithGlobals());
       const repo = loadRepository({ root: ctx.root, envName: ctx.envName, only: [name] });
       const service = repo.services.get(name);
@@ -56,13 +56,13 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
  * hostname and service tag runs; its template is re-chosen as for a new one.
  */
 async function printPlacement(service: Service, env: EnvironmentConfig, ctx: CliContext): Promise<number> {
-  const { connectProxmox } = await import("../../engine/proxmox.ts");
+  const { connectProxmox, isRequestLogLine } = await import("../../proxmox/connect.ts");
   const { planService } = await import("../../plan/plan.ts");
   const { explainPlacement } = await import("../render/changes.ts");
   const o = ctx.out;
   let inventory: Inventory;
   try {
-    const client = connectProxmox(env, process.env, process.env["CI"] === "true");
+    const client = connectProxmox(env, { processEnv: process.env, ci: process.env["CI"] === "true", logger: (l) => void (isRequestLogLine(l) || ctx.stderr(`homelab: ${l}\n`)) });
     try {
       inventory = await client.loadInventory();
     } finally {

@@ -1,7 +1,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { ServiceStatusRow } from "../../engine/status.ts";
 import { CONTAINER_TYPE } from "../../provider/tokens.ts";
-import { makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
+import { withEnvironment, type CliContext, type EnvContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 
 /** `homelab status [SERVICE]`: what is deployed, from the state. */
@@ -11,40 +11,27 @@ export function registerStatus(program: Command<[], GlobalOptions>): void {
     .description("what is deployed per service (stack, last update, resources with node, vmid, address), orphaned stacks, services never deployed")
     .argument("[service]", "only this service")
     .option("--json", "print {environment, backend, services: [...]}")
-    .action(async (service, opts, cmd) => {
-      const ctx = makeContext(cmd.optsWithGlobals());
-      const envName = requireEnvName(ctx);
-      if (!envName) {
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      const { discoverServices } = await import("../../config/discover.ts");
-      const names = discoverServices(ctx.root).map((s) => s.name);
-      const { Engine } = await import("../../engine/engine.ts");
-      const { environmentStatus } = await import("../../engine/status.ts");
-      const engine = await Engine.open({ root: ctx.root, envName, readOnly: true });
-      const rows = await environmentStatus(engine, envName, names, service);
-      // What `homelab monitor` last recorded for this environment, if it ran.
-      const { readMonitorState, healthLines } = await import("../../monitor/status.ts");
-      const monitor = await readMonitorState(ctx.root, envName);
-      const health = new Map(rows.map((r) => [r.service, healthLines(monitor, r.service)]));
-      if (service !== undefined && rows.length === 0) {
-        ctx.stderr(`homelab: no service "${service}" here and no stack ${envName}.${service}\n`);
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      if (opts.json) {
-        // The status page's model: the same fields as before, and what the page shows.
-        const { collectStatusModel, configInfo } = await import("../../status/collect.ts");
-        const { checkLabel } = await import("../../monitor/checks.ts");
-        const { loadRepository } = await import("../../config/repository.ts");
-        const config = configInfo(loadRepository({ root: ctx.root, envName, ...(service !== undefined ? { only: [service] } : {}) }).services.values(), checkLabel);
-        const model = await collectStatusModel({ root: ctx.root, envName, backendUrl: engine.backend.url, reader: engine, rows, config, monitor });
-        ctx.stdout(JSON.stringify(model, null, 2) + "\n");
-        return;
-      }
-      ctx.stdout(statusText(rows, ctx, engine.backend.url, Date.now(), health) + "\n");
-    });
+    .action((service, opts, cmd) => withEnvironment(cmd, (ctx) => runStatus(ctx, service, opts.json === true)));
+}
+
+async function runStatus(ctx: EnvContext, service: string | undefined, json: boolean): Promise<number> {
+  const { DeploySession } = await import("../../session/session.ts");
+  const session = new DeploySession({ root: ctx.root, envName: ctx.envName });
+  const noSuchService = (): number => {
+    ctx.stderr(`homelab: no service "${service ?? ""}" here and no stack ${ctx.envName}.${service ?? ""}\n`);
+    return EXIT.failed;
+  };
+  if (json) {
+    // The status page's model: the same fields as before, and what the page shows.
+    const { rows, model } = await session.statusModel(service);
+    if (service !== undefined && rows.length === 0) return noSuchService();
+    ctx.stdout(JSON.stringify(model, null, 2) + "\n");
+    return EXIT.ok;
+  }
+  const { rows, health, backend } = await session.status(service);
+  if (service !== undefined && rows.length === 0) return noSuchService();
+  ctx.stdout(statusText(rows, ctx, backend, Date.now(), health) + "\n");
+  return EXIT.ok;
 }
 
 function ago(iso: string, now: number): string {

@@ -1,5 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
-import { makeContext, requireEnvName, type GlobalOptions } from "../context.ts";
+import { withEnvironment, type EnvContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 
 /** `homelab unlock SERVICE`: clear the lock a crashed run left on a service's stack. */
@@ -9,21 +9,15 @@ export function registerUnlock(program: Command<[], GlobalOptions>): void {
     .description("clear the lock a crashed or killed deploy left on a service's stack (refused while that run is alive)")
     .argument("<service>", "the service whose stack is locked")
     .option("--force", "also when homelab cannot check the lock's owner (another machine, or a backend other than files)")
-    .action(async (service, opts, cmd) => {
-      const ctx = makeContext(cmd.optsWithGlobals());
-      const envName = requireEnvName(ctx);
-      if (!envName) {
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      const { Engine } = await import("../../engine/engine.ts");
-      const { unlockService } = await import("../../engine/unlock.ts");
-      const engine = await Engine.open({ root: ctx.root, envName, readOnly: true });
-      const r = await unlockService(engine, envName, service, opts.force === true);
-      const write = r.status === "refused" ? ctx.stderr : ctx.stdout;
-      const style = r.status === "refused" ? ctx.err : ctx.out;
-      write((r.status === "refused" ? style.red(`homelab: ${r.message}`) : r.message) + "\n");
-      if (r.hint) write(style.dim(`  hint: ${r.hint}`) + "\n");
-      process.exitCode = r.status === "refused" ? EXIT.failed : EXIT.ok;
-    });
+    .action((service, opts, cmd) => withEnvironment(cmd, (ctx) => runUnlock(ctx, service, opts.force === true)));
+}
+
+async function runUnlock(ctx: EnvContext, service: string, force: boolean): Promise<number> {
+  const { DeploySession } = await import("../../session/session.ts");
+  const r = await new DeploySession({ root: ctx.root, envName: ctx.envName }).unlock(service, force);
+  const write = r.status === "refused" ? ctx.stderr : ctx.stdout;
+  const style = r.status === "refused" ? ctx.err : ctx.out;
+  write((r.status === "refused" ? style.red(`homelab: ${r.message}`) : r.message) + "\n");
+  if (r.hint) write(style.dim(`  hint: ${r.hint}`) + "\n");
+  return r.status === "refused" ? EXIT.failed : EXIT.ok;
 }

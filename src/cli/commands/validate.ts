@@ -14,7 +14,7 @@ export function registerValidate(program: Command<[], GlobalOptions>): void {
     .option("--no-cache", "check every service afresh: neither read nor update the cache of valid services, .homelab/cache/validate.json (a service valid before, whose files, environment and tool are unchanged, is otherwise not re-checked); off anyway when CI=true")
     .action(async (services, opts, cmd) => {
       const { resolveSecrets } = await import("../../config/secrets.ts");
-      const { secretsContext } = await import("../secrets-context.ts");
+      const { secretsContext } = await import("../../session/secrets-context.ts");
       const ctx = makeContext(cmd.optsWithGlobals());
       const load = { root: ctx.root, envName: ctx.envName, ...(services.length ? { only: services } : {}) };
       // CI (as deploy's CI mode reads it) always checks afresh: it is the gate, and its checkouts start empty anyway.

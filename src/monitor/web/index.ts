@@ -205,13 +205,13 @@ export async function pageInputs(o: {
 /** Nodes and guests from the environment's Proxmox API, one cluster listing per read; one connection kept. */
 export async function proxmoxNodes(env: EnvironmentConfig, processEnv: NodeJS.ProcessEnv, ci: boolean): Promise<NodesSource | undefined> {
   if (!env.proxmox) return undefined;
-  const { connectProxmox } = await import("../../engine/proxmox.ts");
+  const { connectProxmox, isRequestLogLine } = await import("../../proxmox/connect.ts");
   const { inventoryFromResources } = await import("../../proxmox/inventory.ts");
   let client: ReturnType<typeof connectProxmox> | undefined;
   return {
     async read() {
       // Request lines stay quiet; a failing read is shown on the page and reported once.
-      client ??= connectProxmox(env, processEnv, ci);
+      client ??= connectProxmox(env, { processEnv, ci, logger: (l) => void (isRequestLogLine(l) || process.stderr.write(`homelab: ${l}\n`)) });
       const { nodes, guests } = inventoryFromResources(await client.cluster.resources());
       return { nodes, guests };
     },

@@ -1,0 +1,488 @@
+/**
+ * The deploy use-case below the CLI: one object per command run (or per
+ * monitor) that owns the wiring every operation on an environment needs, so
+ * `homelab deploy`, `destroy`, `status`, `unlock` and the monitor's recreate
+ * all get it the same way:
+ *   - the repository and environment, loaded once, problems returned as outcomes;
+ *   - the cluster's inventory, one snapshot per deploy run;
+ *   - the environment's SSH key, and the engine, each made or opened once, when first needed;
+ *   - the dependency order and the planner, with the run's placement reservations.
+ * It reports through `SessionReporter` and never prints. It loads Pulumi (and
+ * the Proxmox client) only inside the operations that need them.
+ *
+ * What comes next has its place here: a `restore` of a service is one more
+ * operation on the same engine and planner; a backup before a destructive
+ * step goes into `destroyStack`, which every destroy of the session
+ * (`destroy`, `recreate`) goes through.
+ */
+import type { Diagnostic } from "../util/diagnostics.ts";
+import type { EnvironmentConfig } from "../config/environment.ts";
+import type { Repository } from "../config/repository.ts";
+import type { DeployReport, DeployReporter, Planner, ServiceOutcome } from "../engine/deploy.ts";
+import type { DestroyOutcome, DestroyRequest } from "../engine/destroy.ts";
+import type { Engine } from "../engine/engine.ts";
+import type { FoundResource, PendingOperation } from "../engine/state.ts";
+import type { ServiceStatusRow } from "../engine/status.ts";
+import type { UnlockResult } from "../engine/unlock.ts";
+import type { GuardViolation } from "../engine/guards.ts";
+import type { Inventory } from "../proxmox/inventory.ts";
+import type { SshKey } from "../provision/ssh-key.ts";
+import type { MonitorStateFile } from "../monitor/status.ts";
+import type { StatusModel } from "../status/model.ts";
+import { CONTAINER_TYPE } from "../provider/tokens.ts";
+
+/** Something the session did that the user should know about; the CLI decides how to show it. */
+export type SessionEvent =
+  /** The environment's SSH key was generated (provisioning uses it to reach inside containers). */
+  | { type: "ssh-key-generated"; file: string }
+  /** The passphrase that encrypts secrets in the state was generated: it needs a backup. */
+  | { type: "passphrase-generated"; file: string }
+  /** A line of the Proxmox client: a request or retry (`request`), else a warning. */
+  | { type: "proxmox"; line: string; request: boolean }
+  /** A deploy run starts, after its set-up: the services in the order they are planned, and whether the environment is production. */
+  | { type: "deploy-start"; order: readonly string[]; production: boolean };
+
+/** How the session reports: its own events, and a deploy's progress. */
+export interface SessionReporter extends DeployReporter {
+  event?(e: SessionEvent): void;
+}
+
+/** What a session is for. */
+export interface SessionOptions {
+  root: string;
+  envName: string;
+  /** The variables secrets, credentials, the backend and the passphrase are read from (default `process.env`). */
+  processEnv?: NodeJS.ProcessEnv;
+  /** CI mode: the guards apply, and Proxmox TLS verification may not be off. */
+  ci?: boolean;
+  /** Passed to the provider: image builds and provisioning stream their whole output. */
+  verbose?: boolean;
+  reporter?: SessionReporter;
+}
+
+/** The environment, or why it cannot be used. */
+export type EnvironmentOutcome = { status: "loaded"; env: EnvironmentConfig } | { status: "invalid"; diagnostics: Diagnostic[] };
+
+/** The repository, or why its environment cannot be used (then only the environment's problems, not the services'). */
+export type LoadOutcome = { status: "loaded"; repo: Repository; errors: Diagnostic[] } | { status: "environment-invalid"; diagnostics: Diagnostic[] };
+
+/** Which of the selected services can be deployed; the others as failed outcomes, with the missing secrets' diagnostics. */
+export interface Checked {
+  deployable: string[];
+  invalid: ServiceOutcome[];
+  /** The diagnostics of missing secrets, per service in the order of the selection (the services' own problems are in LoadOutcome.errors). */
+  missingSecrets: { service: string; diagnostics: Diagnostic[] }[];
+}
+
+/** A step of the set-up that failed before anything was deployed, with what to do. */
+export interface SetupFailure {
+  /** `cluster`: the inventory could not be read; `engine`: the engine could not be opened. */
+  step: "cluster" | "engine";
+  message: string;
+  hint: string | undefined;
+}
+
+/** The options of a deploy, as `homelab deploy` takes them. */
+export interface DeployOptions {
+  dryRun: boolean;
+  allowDelete: boolean;
+  refresh: boolean;
+  /** Stacks deployed at once. */
+  concurrency: number;
+  /** Report services whose state matches their plan unchanged without an engine run. */
+  skipUnchanged: boolean;
+  /** Outside CI and without `confirm`: apply without a separate preview. */
+  applyWithoutPreview: boolean;
+  /** Asked once after the previews when something would change. */
+  confirm?: (outcomes: readonly ServiceOutcome[]) => Promise<boolean>;
+  signal?: AbortSignal;
+}
+
+/** How a deploy ended: run (whatever each service's outcome), or stopped in its set-up. */
+export type DeployResult = { status: "done"; report: DeployReport } | { status: "setup-failed"; failure: SetupFailure };
+
+/** The options of a destroy, as `homelab destroy` takes them. */
+export type DestroyOptions = Pick<DestroyRequest, "dryRun" | "confirm" | "onStep" | "onDiagnostic" | "signal">;
+
+/** What `status` shows: a row per service and stack, what the monitor last recorded, the backend. */
+export interface StatusReport {
+  rows: ServiceStatusRow[];
+  health: Map<string, { health: string; remediation: string | undefined } | undefined>;
+  backend: string;
+  /** What `homelab monitor` last recorded for this environment, if it ran. */
+  monitor: MonitorStateFile | undefined;
+}
+
+/** How a recreate ended; `heldBy` says who holds the stack when a step failed (the likely reason). */
+export type RecreateOutcome =
+  | { status: "recreated" }
+  | { status: "destroy-refused"; violations: GuardViolation[] }
+  | { status: "destroy-failed"; outcome: DestroyOutcome; heldBy: string | undefined }
+  | { status: "redeploy-failed"; outcome: ServiceOutcome; heldBy: string | undefined };
+
+/** Why a selected service cannot be deployed. */
+/** `absent`: the keys no source provides; empty when only a secrets file has problems (e.g. a broken SOPS file). */
+type ServiceProblem = { service: string; kind: "invalid" } | { service: string; kind: "secrets"; absent: string[]; diagnostics: Diagnostic[] };
+
+/** The state of one deploy run: its inventory snapshot and placement reservations. */
+interface RunState {
+  inventory: Promise<Inventory> | undefined;
+  reservations: Map<string, number>;
+}
+
+/** The wiring of deploy, destroy, status, unlock and recreate for one environment. */
+export class DeploySession {
+  readonly root: string;
+  readonly envName: string;
+  readonly processEnv: NodeJS.ProcessEnv;
+  readonly ci: boolean;
+  readonly verbose: boolean;
+  private readonly reporter: SessionReporter;
+  private loadedEnv: EnvironmentOutcome | undefined;
+  private repo: Repository | undefined;
+  private key: SshKey | undefined;
+  private opened: { engine: Promise<Engine>; readOnly: boolean } | undefined;
+  private run: RunState = { inventory: undefined, reservations: new Map() };
+
+  constructor(o: SessionOptions) {
+    this.root = o.root;
+    this.envName = o.envName;
+    this.processEnv = o.processEnv ?? process.env;
+    this.ci = o.ci === true;
+    this.verbose = o.verbose === true;
+    this.reporter = o.reporter ?? {};
+  }
+
+  // ---- what the session loads and opens ----
+
+  /** The environment alone (destroy needs nothing else: it works for services whose folder is gone). */
+  async environment(): Promise<EnvironmentOutcome> {
+    if (this.loadedEnv) return this.loadedEnv;
+    const { loadEnvironment } = await import("../config/environment.ts");
+    const loaded = loadEnvironment(this.root, this.envName);
+    this.loadedEnv = loaded.env ? { status: "loaded", env: loaded.env } : { status: "invalid", diagnostics: loaded.diagnostics };
+    return this.loadedEnv;
+  }
+
+  /** Loads the environment and the services (`only` these, else all) for this session's deploys; a name with no folder is a RepositoryError. */
+  async load(only?: readonly string[]): Promise<LoadOutcome> {
+    const out = await this.readRepository(only);
+    if (out.status === "loaded") this.repo = out.repo;
+    return out;
+  }
+
+  /** Which of the selected services are valid and have their secrets (after `load`). */
+  async check(selected: readonly string[]): Promise<Checked> {
+    const { failedOutcome } = await import("../engine/deploy.ts");
+    const invalid: ServiceOutcome[] = [];
+    const missingSecrets: Checked["missingSecrets"] = [];
+    for (const p of await this.problems(this.loaded(), selected)) {
+      if (p.kind === "invalid") {
+        invalid.push(failedOutcome(p.service, this.envName, "the service's configuration is not valid (see above)", `homelab validate ${p.service}`));
+        continue;
+      }
+      missingSecrets.push({ service: p.service, diagnostics: p.diagnostics });
+      invalid.push(failedOutcome(p.service, this.envName, p.absent.length > 0 ? `secrets not provided: ${p.absent.join(", ")}` : "its secrets files have problems", "see above"));
+    }
+    return { deployable: selected.filter((n) => !invalid.some((x) => x.service === n)), invalid, missingSecrets };
+  }
+
+  /**
+   * The engine, opened on first use. `read`: commands that only read (no
+   * passphrase generated, no state folder made); a session whose engine is
+   * open for reading cannot write later.
+   */
+  async engine(access: "read" | "write" = "write"): Promise<Engine> {
+    const readOnly = access === "read";
+    if (this.opened) {
+      if (this.opened.readOnly && !readOnly) throw new Error("the engine of this session was opened to read only");
+      return this.opened.engine;
+    }
+    const open = async (): Promise<Engine> => {
+      const { Engine } = await import("../engine/engine.ts");
+      const engine = await Engine.open({ root: this.root, envName: this.envName, processEnv: this.processEnv, ci: this.ci, verbose: this.verbose, readOnly });
+      if (engine.passphrase.origin === "generated") this.reporter.event?.({ type: "passphrase-generated", file: engine.passphrase.file ?? "" });
+      return engine;
+    };
+    const engine = open();
+    this.opened = { engine, readOnly };
+    // A failed opening is not kept: the next call tries again.
+    engine.catch(() => {
+      if (this.opened?.engine === engine) this.opened = undefined;
+    });
+    return engine;
+  }
+
+  /** The environment's SSH key pair, generated on first use. */
+  async sshKey(): Promise<SshKey> {
+    if (this.key) return this.key;
+    const { ensureSshKey } = await import("../provision/ssh-key.ts");
+    this.key = ensureSshKey(this.root, this.envName);
+    if (this.key.generated) this.reporter.event?.({ type: "ssh-key-generated", file: this.key.privateKeyFile });
+    return this.key;
+  }
+
+  // ---- deploy ----
+
+  /** Deploys (or previews) services of the loaded repository, dependencies first. */
+  async deploy(names: readonly string[], o: DeployOptions): Promise<DeployResult> {
+    return this.deployRun(this.loaded(), names, o);
+  }
+
+  // ---- destroy ----
+
+  /**
+   * Destroys (or previews destroying) one service's resources and stack; also
+   * of a service whose folder is gone (`orphaned`). A stack a killed run left
+   * with pending operations gets the cluster's inventory, so what that run
+   * created is found and deleted too.
+   */
+  async destroy(service: string, o: DestroyOptions): Promise<{ outcome: DestroyOutcome; orphaned: boolean }> {
+    const env = await this.environment();
+    if (env.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
+    const { discoverServices } = await import("../config/discover.ts");
+    const { stackName } = await import("../engine/stacks.ts");
+    const orphaned = !discoverServices(this.root).some((s) => s.name === service);
+    const engine = await this.engine("write");
+    // Only a stack a killed run left with pending operations needs the cluster's inventory.
+    let inventory: Pick<Inventory, "guests"> | undefined;
+    const state = await engine.readState(stackName(this.envName, service));
+    if ((state?.pending.length ?? 0) > 0) inventory = await this.inventory(env.env);
+    const outcome = await this.destroyStack({
+      service,
+      orphaned,
+      ...o,
+      locatePending: (op, taken) => (inventory ? locateContainer(inventory, service, op, taken) : undefined),
+    });
+    return { outcome, orphaned };
+  }
+
+  // ---- status and unlock ----
+
+  /** What is deployed (all services, or `only`), from the state alone, with what the monitor last recorded. */
+  async status(only?: string): Promise<StatusReport> {
+    const { discoverServices } = await import("../config/discover.ts");
+    const { environmentStatus } = await import("../engine/status.ts");
+    const { readMonitorState, healthLines } = await import("../monitor/status.ts");
+    const names = discoverServices(this.root).map((s) => s.name);
+    const engine = await this.engine("read");
+    const rows = await environmentStatus(engine, this.envName, names, only);
+    const monitor = await readMonitorState(this.root, this.envName);
+    return { rows, health: new Map(rows.map((r) => [r.service, healthLines(monitor, r.service)])), backend: engine.backend.url, monitor };
+  }
+
+  /** The status model (`homelab status --json`, the same the monitor's page shows), with the rows it was built from. */
+  async statusModel(only?: string): Promise<{ rows: ServiceStatusRow[]; model: StatusModel }> {
+    const { rows, backend, monitor } = await this.status(only);
+    const { collectStatusModel, configInfo } = await import("../status/collect.ts");
+    const { checkLabel } = await import("../monitor/checks.ts");
+    const { loadRepository } = await import("../config/repository.ts");
+    const config = configInfo(loadRepository({ root: this.root, envName: this.envName, ...(only !== undefined ? { only: [only] } : {}) }).services.values(), checkLabel);
+    const model = await collectStatusModel({ root: this.root, envName: this.envName, backendUrl: backend, reader: await this.engine("read"), rows, config, monitor });
+    return { rows, model };
+  }
+
+  /** Clears a service's stale stack lock (never one whose owner runs). */
+  async unlock(service: string, force: boolean): Promise<UnlockResult> {
+    const { unlockService } = await import("../engine/unlock.ts");
+    return unlockService(await this.engine("read"), this.envName, service, force);
+  }
+
+  // ---- the monitor's recreate ----
+
+  /** Who holds a service's stack now (a deploy or destroy of another run), or undefined. */
+  async lockHolder(service: string): Promise<string | undefined> {
+    const { engineLockHolder } = await import("../monitor/actions.ts");
+    return engineLockHolder(await this.engine("read"), this.envName)(service);
+  }
+
+  /**
+   * Destroys a service's stack (refused for protected resources), forgets
+   * its containers' SSH host keys, then deploys that one service again as
+   * `homelab deploy SERVICE --yes` would (outside CI): the configuration and
+   * its secrets read afresh, a new inventory snapshot. Throws when the
+   * configuration is not valid now, a secret is missing, or the cluster
+   * cannot be read. Once started it runs to its end (no signal): stopped
+   * halfway it could leave the service destroyed.
+   */
+  async recreate(service: string): Promise<RecreateOutcome> {
+    const engine = await this.engine("write");
+    // The engine remembers which stacks exist from its last listing, which in a
+    // long-running monitor is old news (deploys and destroys by other runs).
+    await engine.listAllStacks();
+    // As before the session: no inventory for the destroy, so operations a killed run left pending are dropped, not adopted.
+    const destroyed = await this.destroyStack({ service, dryRun: false, orphaned: false });
+    if (destroyed.status === "blocked") return { status: "destroy-refused", violations: destroyed.violations };
+    if (destroyed.status !== "destroyed" && destroyed.status !== "nothing") return { status: "destroy-failed", outcome: destroyed, heldBy: await this.heldBy(service) };
+    const { resourceFacts } = await import("../engine/state.ts");
+    const { forgetHost } = await import("../provision/ssh.ts");
+    const { knownHostsFile } = await import("../config/homelab-dir.ts");
+    for (const r of destroyed.resources) {
+      const address = resourceFacts(r).address;
+      if (address !== undefined) await forgetHost(knownHostsFile(this.root, this.envName), address);
+    }
+    // Listed again: the destroy removed the stack without the engine noting it, and the deploy must create it anew.
+    await engine.listAllStacks();
+    const deployed = await this.redeploy(service);
+    if (deployed.status === "applied" || deployed.status === "unchanged") return { status: "recreated" };
+    return { status: "redeploy-failed", outcome: deployed, heldBy: await this.heldBy(service) };
+  }
+
+  // ---- the wiring ----
+
+  private loaded(): Repository {
+    if (!this.repo) throw new Error("load() the repository first");
+    return this.repo;
+  }
+
+  private async readRepository(only: readonly string[] | undefined): Promise<LoadOutcome> {
+    const { loadRepository } = await import("../config/repository.ts");
+    const repo = loadRepository({ root: this.root, envName: this.envName, ...(only ? { only } : {}) });
+    if (!repo.envFromFile) return { status: "environment-invalid", diagnostics: repo.diagnostics.filter((d) => !d.file.includes("/services/")) };
+    return { status: "loaded", repo, errors: repo.diagnostics.filter((d) => d.severity === "error") };
+  }
+
+  /** The cluster's inventory: one snapshot per run. */
+  private inventory(env: EnvironmentConfig): Promise<Inventory> {
+    this.run.inventory ??= (async () => {
+      const { connectProxmox, isRequestLogLine } = await import("../proxmox/connect.ts");
+      const client = connectProxmox(env, { processEnv: this.processEnv, ci: this.ci, logger: (line) => this.reporter.event?.({ type: "proxmox", line, request: isRequestLogLine(line) }) });
+      try {
+        return await client.loadInventory();
+      } finally {
+        await client.close();
+      }
+    })();
+    return this.run.inventory;
+  }
+
+  /** The services in planning order: dependency waves, then any not in them. */
+  private async order(repo: Repository, names: readonly string[]): Promise<string[]> {
+    const { serviceWaves } = await import("../plan/plan.ts");
+    const order = serviceWaves(repo.services).flat().filter((n) => names.includes(n));
+    for (const n of names) if (!order.includes(n)) order.push(n);
+    return order;
+  }
+
+  /** The planner of this run: the inventory snapshot, the SSH key, and the placements made so far (reservations). */
+  private async planner(env: EnvironmentConfig, inventory: Inventory, key: SshKey): Promise<Planner> {
+    const { planService } = await import("../plan/plan.ts");
+    const reservations = this.run.reservations;
+    return (service, current) => planService({ service, env, inventory, current, sshPublicKey: key.publicKey, reservations });
+  }
+
+  /** One deploy run: a fresh inventory and reservations, then the engine's deploy. */
+  private async deployRun(repo: Repository, names: readonly string[], o: DeployOptions): Promise<DeployResult> {
+    this.run = { inventory: undefined, reservations: new Map() };
+    const env = repo.env;
+    let inventory: Inventory;
+    try {
+      inventory = await this.inventory(env);
+    } catch (e) {
+      return { status: "setup-failed", failure: { step: "cluster", message: e instanceof Error ? e.message : String(e), hint: hintOf(e) } };
+    }
+    const key = await this.sshKey();
+    let engine: Engine;
+    try {
+      engine = await this.engine("write");
+    } catch (e) {
+      return { status: "setup-failed", failure: { step: "engine", message: e instanceof Error ? e.message : String(e), hint: hintOf(e) } };
+    }
+    const order = await this.order(repo, names);
+    const { deploy } = await import("../engine/deploy.ts");
+    const { toolFingerprint } = await import("../engine/fingerprint.ts");
+    this.reporter.event?.({ type: "deploy-start", order, production: env.production });
+    const report = await deploy({
+      engine,
+      env,
+      services: repo.services,
+      selected: names,
+      order,
+      planner: await this.planner(env, inventory, key),
+      locatePending: (service, op, taken) => locateContainer(inventory, service, op, taken),
+      dryRun: o.dryRun,
+      ci: this.ci,
+      allowDelete: o.allowDelete,
+      refresh: o.refresh,
+      concurrency: o.concurrency,
+      fingerprint: toolFingerprint(),
+      skipUnchanged: o.skipUnchanged,
+      applyWithoutPreview: o.applyWithoutPreview,
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.confirm ? { confirm: o.confirm } : {}),
+      reporter: this.reporter,
+    });
+    return { status: "done", report };
+  }
+
+  /** Every destroy of the session goes through here (the place for a backup before it). */
+  private async destroyStack(request: Omit<DestroyRequest, "engine" | "envName">): Promise<DestroyOutcome> {
+    const { destroyService } = await import("../engine/destroy.ts");
+    return destroyService({ engine: await this.engine("write"), envName: this.envName, ...request });
+  }
+
+  /** Deploys one service as `homelab deploy SERVICE --yes` would (outside CI), from the repository as it is now. */
+  private async redeploy(service: string): Promise<ServiceOutcome> {
+    const loaded = await this.readRepository([service]);
+    if (loaded.status !== "loaded" || !loaded.repo.services.has(service)) throw new Error(`the configuration of ${service} is not valid now (homelab validate --env ${this.envName} ${service})`);
+    for (const p of await this.problems(loaded.repo, [service])) {
+      if (p.kind === "secrets") throw new Error(`${p.absent.length > 0 ? `missing secrets of ${service}: ${p.absent.join(", ")}` : `the secrets files of ${service} have problems`} (homelab validate --env ${this.envName} ${service})`);
+    }
+    const run = await this.deployRun(loaded.repo, [service], {
+      dryRun: false,
+      allowDelete: false,
+      refresh: false,
+      concurrency: 1,
+      skipUnchanged: true,
+      // As `homelab deploy --yes`: no separate preview, the engine and plugin start once.
+      applyWithoutPreview: true,
+    });
+    if (run.status === "setup-failed") throw Object.assign(new Error(run.failure.message), { hint: run.failure.hint });
+    const outcome = run.report.outcomes.find((x) => x.service === service);
+    if (!outcome) throw new Error(`deploying ${service} reported no outcome`);
+    return outcome;
+  }
+
+  /** Why selected services cannot be deployed: not valid, or secrets missing (with their diagnostics). */
+  private async problems(repo: Repository, selected: readonly string[]): Promise<ServiceProblem[]> {
+    const { resolveSecrets } = await import("../config/secrets.ts");
+    const { secretsContext } = await import("./secrets-context.ts");
+    const out: ServiceProblem[] = [];
+    for (const service of selected) {
+      const s = repo.services.get(service);
+      if (!s) {
+        out.push({ service, kind: "invalid" });
+        continue;
+      }
+      const secrets = resolveSecrets(service, s.dir, repo.env, this.processEnv, secretsContext(this.root, this.processEnv));
+      const diagnostics = secrets.diagnostics.filter((d) => d.severity === "error");
+      if (diagnostics.length > 0) out.push({ service, kind: "secrets", absent: secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key), diagnostics });
+    }
+    return out;
+  }
+
+  private async heldBy(service: string): Promise<string | undefined> {
+    return this.lockHolder(service).catch(() => undefined);
+  }
+}
+
+function hintOf(e: unknown): string | undefined {
+  const hint: unknown = e !== null && typeof e === "object" ? Reflect.get(e, "hint") : undefined;
+  return typeof hint === "string" ? hint : undefined;
+}
+
+/**
+ * The container a killed run's pending creation made, by its hostname and
+ * homelab tags on the planned node; undefined unless exactly one matches.
+ * It is complete when it runs and no task holds it. Pure.
+ */
+export function locateContainer(inventory: Pick<Inventory, "guests">, service: string, op: PendingOperation, taken: ReadonlySet<string>): FoundResource | undefined {
+  if (op.type !== CONTAINER_TYPE) return undefined;
+  const hostname = op.inputs["hostname"];
+  const node = op.inputs["node"];
+  const found = inventory.guests.filter(
+    (g) => g.type === "lxc" && g.name === hostname && g.tags.includes("homelab") && g.tags.includes(service.toLowerCase()) && (typeof node !== "string" || g.node === node) && !taken.has(String(g.vmid)),
+  );
+  const g = found.length === 1 ? found[0] : undefined;
+  return g ? { physicalId: String(g.vmid), complete: g.status === "running" && g.lock === undefined } : undefined;
+}
