@@ -38,7 +38,7 @@ void describe("[pulumi] the deploy session against the sandbox", { timeout: 600_
     assert.deepEqual(
       checked.invalid.map((o) => [o.service, o.status, o.error?.message]),
       [
-        ["peach", "failed", "missing secrets: api_key"],
+        ["peach", "failed", "secrets not provided: api_key"],
         ["ghost", "failed", "the service's configuration is not valid (see above)"],
       ],
     );
