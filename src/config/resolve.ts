@@ -38,7 +38,7 @@ export interface ResolvedService {
 export function resolveService(service: Service, env: EnvironmentConfig, secrets: SecretStatus[], root: string): ResolvedService {
   const resources = service.resources.map((r): ResolvedResource => {
     const def = RESOURCE_TYPES.get(r.type);
-    const spec = def ? def.resolve(r.spec, env, service.dir) : r.spec;
+    const spec: Record<string, unknown> = def ? { ...def.resolve(r.spec, env, service.dir) } : { ...r.spec };
     for (const k of ["id", "type", "protect", "depends_on"]) delete spec[k];
     for (const [k, v] of Object.entries(spec)) if (typeof v === "string" && v.startsWith(service.dir + "/")) spec[k] = relative(root, v);
     const docker = spec["docker"] as { compose_files?: string[] } | undefined;

@@ -1,5 +1,5 @@
 import type { InventoryNode } from "../proxmox/inventory.ts";
-import type { NodeCandidate } from "./types.ts";
+import type { NodeCandidate, NodeCandidateCode } from "./types.ts";
 
 /** What a container asks of its node. */
 export interface PlacementRequest {
@@ -80,29 +80,35 @@ export function placeContainer(
     const memFreeMb = Math.floor(node.memFree / (1024 * 1024)) - (reservedMb.get(node.name) ?? 0);
     const tags = hostTags[node.name] ?? [];
     const missing = req.tags.filter((t) => !tags.includes(t));
-    const push = (eligibleNow: boolean, reason: string): void => void candidates.push({ node: node.name, eligible: eligibleNow, reason, memFreeMb });
-    if (missing.length > 0) push(false, `missing tag${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`);
-    else if (!req.nodesWithTemplate.has(node.name)) push(false, "no matching template on its storages");
+    const push = (eligibleNow: boolean, code: NodeCandidateCode, reason: string): void => void candidates.push({ node: node.name, eligible: eligibleNow, code, reason, memFreeMb });
+    if (missing.length > 0) push(false, "missing-tags", `missing tag${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`);
+    else if (!req.nodesWithTemplate.has(node.name)) push(false, "no-template", "no matching template on its storages");
     else if (node.name === req.current) {
       // Its own memory is already in the node's usage; being offline is not a reason to move it either.
       sticky = node.name;
-      push(true, node.online ? "deployed here, and its constraints still hold" : "deployed here (node is offline now)");
-    } else if (!node.online) push(false, "offline");
-    else if (memFreeMb < req.memoryMb) push(false, `not enough free memory: ${gib(memFreeMb)} < ${gib(req.memoryMb)}`);
+      push(true, "sticky", node.online ? "deployed here, and its constraints still hold" : "deployed here (node is offline now)");
+    } else if (!node.online) push(false, "offline", "offline");
+    else if (memFreeMb < req.memoryMb) push(false, "low-memory", `not enough free memory: ${gib(memFreeMb)} < ${gib(req.memoryMb)}`);
     else {
       eligible.push({ node, memFreeMb, cpuFree: node.cpuFree });
-      push(true, "");
+      push(true, "ranked-lower", "");
     }
   }
   if (sticky !== undefined) {
-    for (const c of candidates) if (c.node !== sticky && c.eligible) c.reason = "eligible, but the container stays where it is";
+    for (const c of candidates) {
+      if (c.node === sticky || !c.eligible) continue;
+      c.code = "stays";
+      c.reason = "eligible, but the container stays where it is";
+    }
     return { chosen: sticky, sticky: true, candidates: order(candidates, sticky) };
   }
   eligible.sort((a, b) => strategy.compare(a, b));
   const best = eligible[0];
   for (const e of eligible) {
     const c = candidates.find((x) => x.node === e.node.name);
-    if (c) c.reason = e === best ? `chosen by ${strategy.name}: ${strategy.describe(e)}` : `eligible, ranked lower by ${strategy.name}: ${strategy.describe(e)}`;
+    if (!c) continue;
+    c.code = e === best ? "chosen" : "ranked-lower";
+    c.reason = e === best ? `chosen by ${strategy.name}: ${strategy.describe(e)}` : `eligible, ranked lower by ${strategy.name}: ${strategy.describe(e)}`;
   }
   return { chosen: best?.node.name, sticky: false, candidates: order(candidates, best?.node.name) };
 }

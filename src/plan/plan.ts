@@ -1,4 +1,4 @@
-import { RESOURCE_TYPES } from "../config/resource-types/index.ts";
+import { dockerImage, proxmoxContainer } from "../config/resource-types/index.ts";
 import { parseDependency } from "../config/repository.ts";
 import type { EnvironmentConfig } from "../config/environment.ts";
 import type { Service, ResourceDecl } from "../config/service.ts";
@@ -6,7 +6,7 @@ import type { Inventory } from "../proxmox/inventory.ts";
 import { topologicalWaves } from "../util/graph.ts";
 import { DEFAULT_STRATEGY, placeContainer, STRATEGIES } from "./placement.ts";
 import { matchTemplate } from "./templates.ts";
-import type { ContainerInputs, CurrentState, PlanProblem, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "./types.ts";
+import type { ContainerInputs, CurrentState, NodeCandidateCode, PlanProblem, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "./types.ts";
 import { envFileOf } from "../config/homelab-dir.ts";
 
 /** Memory (MB) placed per node so far in one run, so services planned together spread out. */
@@ -29,23 +29,6 @@ export function stackName(env: string, service: string): string {
   return `${env}.${service}`;
 }
 
-interface ResolvedContainerSpec {
-  hostname: string;
-  unprivileged: boolean;
-  image: { name: string; version: string };
-  host: { tags: string[]; resources: { memory: number; cores: number; disk: number; swap: number } };
-  docker: { compose: boolean; compose_files: string[] };
-  network: { mode: string; ports: string[]; bridge: string; ip: string; gateway?: string };
-}
-
-interface ResolvedImageSpec {
-  name: string;
-  context: string;
-  dockerfile: string;
-  build_args: Record<string, string>;
-  registry?: string;
-}
-
 /** Turns one service into a plan: templates matched, nodes chosen, every input decided. Pure. */
 export function planService(input: PlanInput): { plan: ServicePlan | undefined; problems: PlanProblem[] } {
   const { service, env, inventory } = input;
@@ -62,11 +45,9 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
   const tokenOnly = env.proxmox !== undefined && env.proxmox.username === undefined;
   for (const decl of service.resources) {
     const deps = splitDeps(decl, service.name);
-    const def = RESOURCE_TYPES.get(decl.type);
-    const spec = def ? def.resolve(decl.spec, env, service.dir) : decl.spec;
-    if (decl.type === "docker:image") {
+    if (decl.type === dockerImage.type) {
       wantsProvisioning = true;
-      const s = spec as unknown as ResolvedImageSpec;
+      const s = dockerImage.resolve(decl.spec, env, service.dir);
       const reg = s.registry !== undefined ? env.registries[s.registry] : undefined;
       const image: PlannedImage = {
         kind: "docker:image",
@@ -82,11 +63,11 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       resources.push(image);
       continue;
     }
-    if (decl.type !== "proxmox:container") {
+    if (decl.type !== proxmoxContainer.type) {
       notes.push(`${decl.id}: resource type ${decl.type} has no planner`);
       continue;
     }
-    const s = spec as unknown as ResolvedContainerSpec;
+    const s = proxmoxContainer.resolve(decl.spec, env, service.dir);
     const current = input.current.get(decl.id);
     const nodesWithTemplate = new Set<string>();
     for (const t of inventory.templates) {
@@ -98,7 +79,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
         service: service.name,
         resource: decl.id,
         message: `no node can take ${decl.id}: ${placement.candidates.map((c) => `${c.node}: ${c.reason}`).join("; ") || "the cluster reports no nodes"}`,
-        hint: placementHint(placement.candidates.map((c) => c.reason), s.host.tags, s.image, env),
+        hint: placementHint(placement.candidates.map((c) => c.code), s.host.tags, s.image, env),
       });
       continue;
     }
@@ -162,15 +143,16 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
   return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes, provisioning: { enabled: env.provisioning, dockerSource: env.docker.source } }, problems };
 }
 
-/** What to do when no node can take a container, from the reasons the nodes gave. */
-function placementHint(reasons: string[], tags: string[], image: { name: string; version: string }, env: EnvironmentConfig): string {
+/** What to do when no node can take a container, from why each node could not. */
+function placementHint(codes: readonly NodeCandidateCode[], tags: string[], image: { name: string; version: string }, env: EnvironmentConfig): string {
   const file = envFileOf(env);
-  if (reasons.length === 0) return "check that the Proxmox API lists the cluster's nodes";
-  if (reasons.every((r) => r.startsWith("missing tag"))) return `tag a node with ${tags.join(", ")} under homelab:hosts in ${file}`;
-  if (reasons.every((r) => r.startsWith("missing tag") || r === "no matching template on its storages")) {
+  const only = (...allowed: NodeCandidateCode[]): boolean => codes.every((c) => allowed.includes(c));
+  if (codes.length === 0) return "check that the Proxmox API lists the cluster's nodes";
+  if (only("missing-tags")) return `tag a node with ${tags.join(", ")} under homelab:hosts in ${file}`;
+  if (only("missing-tags", "no-template")) {
     return `no template matching ${image.name} ${image.version} is on a node with the tags: download one there (pveam download), or relax image.version`;
   }
-  if (reasons.every((r) => r.startsWith("missing tag") || r === "offline")) return "bring a tagged node back online";
+  if (only("missing-tags", "offline")) return "bring a tagged node back online";
   return "free memory on a tagged node, lower host.resources.memory, or add a node";
 }
 

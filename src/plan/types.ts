@@ -56,10 +56,18 @@ export interface TemplateCandidate {
   reason: string;
 }
 
+/**
+ * Why a node was or was not chosen, as a code that hints and renderers can
+ * branch on: `chosen`, `ranked-lower` and `sticky` / `stays` for eligible
+ * nodes; `missing-tags`, `no-template`, `offline`, `low-memory` for the others.
+ */
+export type NodeCandidateCode = "chosen" | "ranked-lower" | "sticky" | "stays" | "missing-tags" | "no-template" | "offline" | "low-memory";
+
 /** Why a node was (or was not) chosen. */
 export interface NodeCandidate {
   node: string;
   eligible: boolean;
+  code: NodeCandidateCode;
   /** e.g. "most free memory (12.1 GiB)", "missing tag tier:1", "offline", "not enough free memory: 1.2 GiB < 2 GiB". */
   reason: string;
   memFreeMb: number;

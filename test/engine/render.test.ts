@@ -61,9 +61,9 @@ const planned: PlannedContainer = {
     sticky: false,
     strategy: "most-free-memory",
     candidates: [
-      { node: "pve-01", eligible: true, reason: "30.8 GiB free", memFreeMb: 31539 },
-      { node: "pve-02", eligible: true, reason: "14.8 GiB free", memFreeMb: 15155 },
-      { node: "pve-03", eligible: false, reason: "missing tag tier:1", memFreeMb: 60000 },
+      { node: "pve-01", eligible: true, code: "chosen", reason: "30.8 GiB free", memFreeMb: 31539 },
+      { node: "pve-02", eligible: true, code: "ranked-lower", reason: "14.8 GiB free", memFreeMb: 15155 },
+      { node: "pve-03", eligible: false, code: "missing-tags", reason: "missing tag tier:1", memFreeMb: 60000 },
     ],
   },
   compose: undefined,

@@ -86,6 +86,8 @@ test("placement: only nodes with every tag; most free memory wins; others explai
   assert.match(reasons["pve-02"] ?? "", /^chosen by most-free-memory: 20\.0 GiB free/);
   assert.match(reasons["pve-01"] ?? "", /^eligible, ranked lower/);
   assert.equal(reasons["pve-03"], "missing tag tier:1");
+  const codes = Object.fromEntries(c.placement.candidates.map((x) => [x.node, x.code]));
+  assert.deepEqual(codes, { "pve-02": "chosen", "pve-01": "ranked-lower", "pve-03": "missing-tags" });
 });
 
 test("placement: offline and too-full nodes are refused with reasons; none left is a clear problem", () => {
@@ -102,6 +104,7 @@ test("placement is sticky: a deployed container stays on a busier node while its
   const c = plan(r, "app", inv, { current }).plan?.resources[0] as PlannedContainer;
   assert.equal(c.inputs.node, "pve-01");
   assert.equal(c.placement.sticky, true);
+  assert.deepEqual(c.placement.candidates.map((x) => [x.node, x.code]), [["pve-01", "sticky"], ["pve-02", "stays"]]);
   assert.equal(c.inputs.template, "local:vztmpl/debian-12-standard_12.2-1_amd64.tar.zst");
   // Once the node no longer carries the tag, the container moves.
   const env2 = { ...r.env, hosts: { ...r.env.hosts, "pve-01": [] } };
@@ -125,6 +128,7 @@ test("a template present only on some nodes restricts placement", () => {
   const c = plan(r, "app", inv).plan?.resources[0] as PlannedContainer;
   assert.equal(c.inputs.node, "pve-01");
   assert.equal(c.placement.candidates.find((x) => x.node === "pve-02")?.reason, "no matching template on its storages");
+  assert.equal(c.placement.candidates.find((x) => x.node === "pve-02")?.code, "no-template");
 });
 
 test("when no node can take a container, the hint follows the reasons", () => {

@@ -34,8 +34,11 @@ export interface CheckContext {
   report(path: readonly (string | number)[], message: string, opts?: { hint?: string; severity?: Diagnostic["severity"]; key?: boolean }): void;
 }
 
-/** A resource type as the rest of the tool sees it: its schema erased to data in, data out. */
-export interface ResourceType {
+/**
+ * A resource type as the rest of the tool sees it: its schema erased to data in,
+ * and its resolved form `R` out (the planner uses the typed definitions directly).
+ */
+export interface ResourceType<R extends object = Record<string, unknown>> {
   readonly type: string;
   readonly summary: string;
   /** The full schema of one resource of this type (base fields included). */
@@ -47,21 +50,21 @@ export interface ResourceType {
    */
   check(resource: unknown, ctx: CheckContext): void;
   /** The resource with defaults filled in from the environment, for `show` and planning. */
-  resolve(resource: unknown, env: EnvironmentConfig | undefined, serviceDir: string): Record<string, unknown>;
+  resolve(resource: unknown, env: EnvironmentConfig | undefined, serviceDir: string): R;
 }
 
-/** Defines a resource type from its type-specific fields; `check` and `resolve` see typed data. */
-export function defineResourceType<Shape extends z.ZodRawShape>(def: {
+/** Defines a resource type from its type-specific fields; `check` and `resolve` see typed data, and `resolve` says what it gives. */
+export function defineResourceType<Shape extends z.ZodRawShape, R extends object>(def: {
   type: string;
   summary: string;
   fields: Shape;
   check?: (resource: z.output<z.ZodObject<typeof baseResourceShape & Shape & { type: z.ZodLiteral<string> }>>, ctx: CheckContext) => void;
-  resolve?: (
+  resolve: (
     resource: z.output<z.ZodObject<typeof baseResourceShape & Shape & { type: z.ZodLiteral<string> }>>,
     env: EnvironmentConfig | undefined,
     serviceDir: string,
-  ) => Record<string, unknown>;
-}): ResourceType {
+  ) => R;
+}): ResourceType<R> {
   const schema = z
     .strictObject({
       ...baseResourceShape,
@@ -76,6 +79,6 @@ export function defineResourceType<Shape extends z.ZodRawShape>(def: {
     schema: schema,
     // The registry only hands a type's own schema output to its own functions.
     check: (r, ctx) => def.check?.(r as Out, ctx),
-    resolve: (r, env, dir) => (def.resolve ? def.resolve(r as Out, env, dir) : { ...(r as Record<string, unknown>) }),
+    resolve: (r, env, dir) => def.resolve(r as Out, env, dir),
   };
 }

@@ -9,6 +9,18 @@ import { envFileOf } from "../homelab-dir.ts";
 /** Docker's rule for repository names: lowercase path components. */
 const IMAGE_NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 
+/** A `docker:image` with every default filled in: what planning reads. */
+export interface ResolvedImage {
+  id: string;
+  name: string;
+  /** The build context, absolute. */
+  context: string;
+  dockerfile: string;
+  build_args: Record<string, string>;
+  registry?: string | undefined;
+  registry_url: string | undefined;
+}
+
 /** `docker:image`: an image built from a Dockerfile folder of the service, optionally pushed to a registry. */
 export const dockerImage = defineResourceType({
   type: "docker:image",
@@ -46,7 +58,7 @@ export const dockerImage = defineResourceType({
       }
     }
   },
-  resolve(r, env, serviceDir) {
+  resolve(r, env, serviceDir): ResolvedImage {
     return {
       ...r,
       dockerfile: r.dockerfile ?? "Dockerfile",

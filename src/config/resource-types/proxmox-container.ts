@@ -28,6 +28,20 @@ export function parsePortMapping(s: string): { hostIp?: string; host: number; co
   return { ...(m[1] ? { hostIp: m[1] } : {}), host, container, protocol: (m[4] as "tcp" | "udp" | undefined) ?? "tcp" };
 }
 
+/** A `proxmox:container` with every default filled in: what planning reads. */
+export interface ResolvedContainer {
+  id: string;
+  hostname: string;
+  unprivileged: boolean;
+  image: { name: string; version: string };
+  host: { tags: string[]; resources: { memory: number; cores: number; disk: number; swap: number } };
+  /** Compose files are absolute paths. */
+  docker: { compose: boolean; compose_files: string[] };
+  network: { mode: "bridge" | "host"; ports: string[]; bridge: string; ip: string; gateway?: string };
+  protect: boolean;
+  depends_on: string[];
+}
+
 /** `proxmox:container`: an LXC container placed on a node by tags, from a template chosen by pattern and version. */
 export const proxmoxContainer = defineResourceType({
   type: "proxmox:container",
@@ -130,7 +144,7 @@ export const proxmoxContainer = defineResourceType({
       }
     }
   },
-  resolve(r, env, serviceDir) {
+  resolve(r, env, serviceDir): ResolvedContainer {
     const d = env?.defaults;
     return {
       ...r,
