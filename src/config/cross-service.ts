@@ -5,7 +5,6 @@ import { findCycles } from "../util/graph.ts";
 import { didYouMean } from "../util/suggest.ts";
 import { RepositoryError } from "./discover.ts";
 import type { EnvironmentConfig } from "./environment.ts";
-import type { Repository } from "./repository.ts";
 import type { Service, ServiceLoad } from "./service.ts";
 
 /**
@@ -23,6 +22,19 @@ export function requireServices(root: string, found: readonly { name: string }[]
       throw new RepositoryError(`no service "${want}" in ${join(root, "services")}`, didYouMean(want, names) ?? (names.length ? `services: ${names.join(", ")}` : "create services/<name>/service.yaml"));
     }
   }
+}
+
+/** Everything read from a homelab repository for one environment. */
+export interface Repository {
+  root: string;
+  env: EnvironmentConfig;
+  /** Whether `env` came from a file (false: built-in defaults, no cluster). */
+  envFromFile: boolean;
+  loads: ServiceLoad[];
+  /** Valid services by name. */
+  services: Map<string, Service>;
+  /** Every problem found, environment and services. */
+  diagnostics: Diagnostic[];
 }
 
 /** The repository made of a loaded environment and services: cross-service checks run, diagnostics narrowed to `only`. */

@@ -1,4 +1,4 @@
-import type { EnvironmentConfig, EnvironmentKind } from "./environment.ts";
+import type { EnvironmentConfig, EnvironmentKind } from "./environment-types.ts";
 
 /**
  * What an environment is without its file: no schema library needed, so a

@@ -5,20 +5,10 @@ import { assembleRepository, requireServices } from "./cross-service.ts";
 
 export { RepositoryError, findRoot, discoverServices, chooseEnvironmentName } from "./discover.ts";
 export { parseDependency } from "./cross-service.ts";
-import { loadService, type Service, type ServiceLoad } from "./service.ts";
+import { loadService } from "./service.ts";
 
-/** Everything read from a homelab repository for one environment. */
-export interface Repository {
-  root: string;
-  env: EnvironmentConfig;
-  /** Whether `env` came from a file (false: built-in defaults, no cluster). */
-  envFromFile: boolean;
-  loads: ServiceLoad[];
-  /** Valid services by name. */
-  services: Map<string, Service>;
-  /** Every problem found, environment and services. */
-  diagnostics: Diagnostic[];
-}
+export type { Repository } from "./cross-service.ts";
+import type { Repository } from "./cross-service.ts";
 
 /** Loads the environment and every service, and runs the checks that span services. */
 export function loadRepository(opts: { root: string; envName: string | undefined; only?: readonly string[] }): Repository {

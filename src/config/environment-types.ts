@@ -1,0 +1,81 @@
+/**
+ * The shapes of a resolved environment, apart from the loader that makes them,
+ * so built-in defaults and other light modules can use them without the schema.
+ */
+import type { YamlSource } from "./source.ts";
+import type { SecretCommand } from "./secret-command.ts";
+
+/** Kinds of environment; `production` turns on the production guards. */
+export const ENVIRONMENT_KINDS = ["production", "staging", "development", "sandbox"] as const;
+export type EnvironmentKind = (typeof ENVIRONMENT_KINDS)[number];
+
+/** A secret referenced from an environment file: a file path or a variable name. */
+export interface SecretRef {
+  file?: string;
+  env?: string;
+}
+
+/** Proxmox connection settings of an environment, paths made absolute. */
+export interface ProxmoxConfig {
+  endpoint: string;
+  tokenId?: string;
+  tokenSecret?: SecretRef;
+  username?: string;
+  password?: SecretRef;
+  fingerprint?: string;
+  caFile?: string;
+  insecure: boolean;
+}
+
+/** An image registry defined in an environment. */
+export interface RegistryConfig {
+  name: string;
+  url: string;
+  insecure: boolean;
+  username?: string;
+  password?: SecretRef;
+}
+
+/** Settings of `homelab monitor` (`homelab:monitor`), paths made absolute; defaults are the monitor's. */
+export interface MonitorConfig {
+  listen: string | undefined;
+  concurrency: number | undefined;
+  backoffSec: number | undefined;
+  maxBackoffSec: number | undefined;
+  historyMaxKb: number | undefined;
+  /** The status page's token (required to listen beyond loopback). */
+  token?: SecretRef;
+  webhook: { kind: "ntfy" | "gotify" | "json"; url: string; token?: SecretRef } | undefined;
+}
+
+/** A Pulumi ESC environment the environment file imports, and where. */
+export interface EscImport {
+  name: string;
+  line: number;
+  col: number;
+}
+
+/** An environment (`Pulumi.<env>.yaml`), resolved. */
+export interface EnvironmentConfig {
+  name: string;
+  file: string | undefined;
+  kind: EnvironmentKind;
+  production: boolean;
+  clusterName: string | undefined;
+  proxmox: ProxmoxConfig | undefined;
+  /** Node name → tags, with the `tierN_hosts` shorthands merged in. */
+  hosts: Record<string, string[]>;
+  registries: Record<string, RegistryConfig>;
+  defaults: { memory: number; cores: number; disk: number; swap: number; storage: string; templateStorage: string; bridge: string };
+  /** Pulumi ESC environments imported by this stack config. */
+  escEnvironments: EscImport[];
+  /** `homelab:secrets_command`: fetches every secret no other source provides (`{service}`, `{key}`, `{env}` filled in). */
+  secretsCommand?: SecretCommand;
+  /** `homelab:monitor`, when the file has it. */
+  monitor?: MonitorConfig;
+  /** Whether deploys build images and provision containers (false for state-only guests). */
+  provisioning: boolean;
+  /** The Docker Engine that builds images (undefined: DOCKER_HOST or the local socket), and where containers get Docker from. */
+  docker: { host: string | undefined; source: "docker" | "distribution" };
+  source: YamlSource | undefined;
+}
