@@ -15,7 +15,7 @@ import { EXIT, EXIT_HELP } from "./exit-codes.ts";
 import { version } from "./version.ts";
 
 /** Builds the `homelab` command tree. */
-export function buildProgram(): Command<[], { dir?: string; env?: string; verbose?: true; color: boolean }> {
+function buildProgram(): Command<[], { dir?: string; env?: string; verbose?: true; color: boolean }> {
   const program = new Command("homelab")
     .description("Infrastructure as Code for a Proxmox VE homelab: validate, plan and deploy services/*/service.yaml")
     .version(version(), "-V, --version")

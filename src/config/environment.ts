@@ -81,7 +81,7 @@ const monitorSchema = z
   .describe("Settings of `homelab monitor` for this environment.");
 
 /** The `homelab:` keys of an environment file, without the prefix. */
-export const environmentKeysSchema = z.strictObject({
+const environmentKeysSchema = z.strictObject({
   environment: z.enum(ENVIRONMENT_KINDS).optional().describe("Kind of environment. `production` turns on the production guards (resources must be protected). Default: production for env names prod/production, else development."),
   cluster_name: z.string().min(1).optional().describe("A name for the cluster, shown in output."),
   proxmox: proxmoxSchema.optional(),

@@ -40,7 +40,7 @@ const commandCheck = z.strictObject({
 });
 
 /** One health check: http, tcp, or a command in the container. */
-export const healthCheckSchema = z.discriminatedUnion("type", [httpCheck, tcpCheck, commandCheck]);
+const healthCheckSchema = z.discriminatedUnion("type", [httpCheck, tcpCheck, commandCheck]);
 export type HealthCheck = z.output<typeof healthCheckSchema>;
 
 /** The `monitoring:` section of a service. */

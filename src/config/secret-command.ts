@@ -9,9 +9,9 @@
 import type { Diagnostic } from "../util/diagnostics.ts";
 
 /** Seconds a secrets command may run before it is stopped, unless its declaration says otherwise. */
-export const DEFAULT_SECRET_COMMAND_TIMEOUT_SEC = 30;
+const DEFAULT_SECRET_COMMAND_TIMEOUT_SEC = 30;
 /** The longest timeout a declaration may ask for (a password manager waiting for a touch or a prompt). */
-export const MAX_SECRET_COMMAND_TIMEOUT_SEC = 600;
+const MAX_SECRET_COMMAND_TIMEOUT_SEC = 600;
 
 /** A command that prints one secret on its standard output. */
 export interface SecretCommand {

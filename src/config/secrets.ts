@@ -40,8 +40,8 @@ export interface SecretsContext {
   backend: BackendInfo;
 }
 
-export const SECRETS_FILE = ".secrets.yaml";
-export const SECRETS_EXAMPLE_FILE = ".secrets.example.yaml";
+const SECRETS_FILE = ".secrets.yaml";
+const SECRETS_EXAMPLE_FILE = ".secrets.example.yaml";
 export { SOPS_SECRETS_FILE } from "./sops-file.ts";
 
 const EXAMPLE_FIELDS = ["description", "command", "timeout"];

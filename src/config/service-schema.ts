@@ -3,10 +3,10 @@ import { RESOURCE_TYPES } from "./resource-types/index.ts";
 import { monitoringSchema } from "./monitoring.ts";
 
 /** Service names become stack names and environment-variable prefixes. */
-export const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** The service-level fields; resources are validated per type. */
-export const serviceShape = {
+const serviceShape = {
   name: z.string().regex(SERVICE_NAME, { error: "name must be lowercase letters, digits, _ and -, starting with a letter or digit" }).describe("The service's name; must equal its folder name."),
   description: z.string().optional().describe("What the service is, shown by `homelab list`."),
   resources: z.array(z.unknown()).describe("The service's resources."),
@@ -17,7 +17,7 @@ export const serviceShape = {
 export const serviceTopSchema = z.strictObject(serviceShape);
 
 /** The complete schema, with every resource type, for editors (`homelab schema`). */
-export function fullServiceSchema(): z.ZodType {
+function fullServiceSchema(): z.ZodType {
   const types = [...RESOURCE_TYPES.values()].map((t) => t.schema);
   const [first, ...rest] = types;
   if (!first) throw new Error("no resource types registered");

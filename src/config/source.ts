@@ -139,7 +139,7 @@ export function deferredSource(file: string, what = "file"): YamlSource {
 }
 
 /** Parses YAML bytes (see loadYamlFile); exported for tests and for files already in memory. */
-export function parseYaml(file: string, buf: Uint8Array, what = "file"): LoadResult {
+function parseYaml(file: string, buf: Uint8Array, what = "file"): LoadResult {
   const bad = firstInvalidUtf8(buf);
   if (bad >= 0) {
     const { line, col } = lineColAt(buf, bad);

@@ -32,7 +32,7 @@ function objectShape(schema: z.ZodType): Record<string, z.ZodType> | undefined {
 }
 
 /** The object keys a schema allows at `path` of `data` (unions resolved by the data's `type`). */
-export function allowedKeysAt(schema: z.ZodType, path: Path, data: unknown): string[] {
+function allowedKeysAt(schema: z.ZodType, path: Path, data: unknown): string[] {
   let s = unwrap(schema);
   let value: unknown = data;
   const pick = (): void => {

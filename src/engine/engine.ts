@@ -56,7 +56,7 @@ export interface StackInfo {
 }
 
 /** How long an interruption waits for the CLI to report it is cancelling before signalling it. */
-export const INTERRUPT_GRACE_MS = 3000;
+const INTERRUPT_GRACE_MS = 3000;
 
 /** Options of one engine run. */
 export interface RunOptions {

@@ -320,13 +320,13 @@ export class ChangeTracker {
 }
 
 /** Engine chatter that says nothing to a homelab user. Pure. */
-export function isNoise(message: string): boolean {
+function isNoise(message: string): boolean {
   // The provider plugin is found on PATH by design (an ambient plugin), on every run.
   return isAmbientPluginNotice(message);
 }
 
 /** Strips colour codes and the engine's trailing newline from a diagnostic. Pure. */
-export function cleanMessage(s: string): string {
+function cleanMessage(s: string): string {
   return stripColorMarkup(s)
     // eslint-disable-next-line no-control-regex
     .replace(/\u001b\[[0-9;]*m/g, "")

@@ -57,7 +57,7 @@ export interface SkippedResource {
 }
 
 /** The Pulumi name of the compose deployment inside container `id` (resource ids have no dots, so it cannot clash). */
-export function deploymentName(containerId: string): string {
+function deploymentName(containerId: string): string {
   return `${containerId}.compose`;
 }
 

@@ -157,7 +157,7 @@ export function fileBackendIsEmpty(backendDir: string): boolean {
 }
 
 /** The state file of a stack: `.pulumi/stacks/<project>/<stack>.json` (diy/store.go). */
-export function fileBackendStackFile(backendDir: string, stack: string): string {
+function fileBackendStackFile(backendDir: string, stack: string): string {
   return path.join(backendDir, ".pulumi", "stacks", PROJECT, `${stack}.json`);
 }
 

@@ -44,7 +44,7 @@ export interface CommandExecutor {
 }
 
 /** Most of a body the http check reads to look for `expect_body`. */
-export const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_BODY_BYTES = 1024 * 1024;
 
 /** A short label for a check, e.g. `http http://{address}:80/`. Pure. */
 export function checkLabel(c: HealthCheck): string {
@@ -107,7 +107,7 @@ function errorCode(e: unknown): string | undefined {
 }
 
 /** A failure as one line that says what went wrong. Pure. */
-export function describeFailure(e: unknown, timeoutMs: number, timedOut: boolean): string {
+function describeFailure(e: unknown, timeoutMs: number, timedOut: boolean): string {
   if (timedOut) return `timed out after ${timeoutMs / 1000} s`;
   const code = errorCode(e);
   const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "";

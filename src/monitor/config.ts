@@ -48,7 +48,7 @@ export interface MonitorSettings {
 }
 
 /** The monitor's own defaults. */
-export const MONITOR_DEFAULTS = { concurrency: 16, backoffSec: 60, maxBackoffSec: 1800, deployRetrySec: 30, historyMaxKb: 1024 } as const;
+const MONITOR_DEFAULTS = { concurrency: 16, backoffSec: 60, maxBackoffSec: 1800, deployRetrySec: 30, historyMaxKb: 1024 } as const;
 
 /** The environment's monitor settings with defaults. Pure. */
 export function monitorSettings(env: Pick<EnvironmentConfig, "monitor">): MonitorSettings {

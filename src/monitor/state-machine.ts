@@ -350,8 +350,3 @@ export function step(state: ServiceState, input: Input, now: number, policy: Pol
   else st.tick();
   return { state: st.s, effects: st.effects, events: st.events };
 }
-
-/** Whether a phase counts as healthy for `--once`, the gauge and `/healthz`'s summary. */
-export function isHealthy(phase: Phase): boolean {
-  return phase === "healthy";
-}

@@ -29,7 +29,7 @@ export function notifiable(e: Pick<StateEvent, "from" | "to">): boolean {
 }
 
 /** ntfy and Gotify priorities for a phase. Pure. */
-export function priorityOf(to: Phase): { ntfy: number; gotify: number; tag: string } {
+function priorityOf(to: Phase): { ntfy: number; gotify: number; tag: string } {
   if (to === "healthy") return { ntfy: 3, gotify: 4, tag: "white_check_mark" };
   if (to === "gave_up" || to === "needs_human") return { ntfy: 5, gotify: 9, tag: "rotating_light" };
   if (to === "unhealthy") return { ntfy: 4, gotify: 8, tag: "warning" };
@@ -42,7 +42,7 @@ function ascii(s: string): string {
 }
 
 /** The title and text of a notification. Pure. */
-export function messageOf(e: StateEvent, envName: string): { title: string; text: string } {
+function messageOf(e: StateEvent, envName: string): { title: string; text: string } {
   const title = e.to === "healthy" ? `${e.service} is healthy again (${envName})` : `${e.service}: ${e.to.replace("_", " ")} (${envName})`;
   return { title, text: `${e.service} in ${envName}: ${e.from} → ${e.to}\n${e.reason}\nat ${e.at}` };
 }

@@ -8,9 +8,9 @@
  * inputs, never in the state, and a rotated token is used by later runs.
  */
 import { loadEnvironment } from "../config/environment.ts";
-import type { EnvironmentConfig, ProxmoxConfig, SecretRef } from "../config/environment.ts";
+import type { EnvironmentConfig, ProxmoxConfig } from "../config/environment.ts";
 import { connectProxmox, rootAvailable as rootAvailableIn } from "../proxmox/connect.ts";
-import { readSecretRef, SecretRefError } from "../config/secret-ref.ts";
+import { SecretRefError } from "../config/secret-ref.ts";
 import type { ProxmoxClient, ProxmoxClientOptions } from "../proxmox/client.ts";
 import { ProviderError } from "./errors.ts";
 import { envFileOf } from "../config/homelab-dir.ts";
@@ -140,15 +140,5 @@ export class ProviderContext {
     const all = [...this.clients.values()];
     this.clients.clear();
     await Promise.all(all.map((c) => c.close()));
-  }
-}
-
-/** Reads a referenced secret (see readSecretRef), as a ProviderError when it cannot. The value never appears in an error. */
-export function readSecret(ref: SecretRef | undefined, what: string, envFile: string, env: NodeJS.ProcessEnv): string {
-  try {
-    return readSecretRef(ref, what, envFile, env);
-  } catch (e) {
-    if (e instanceof SecretRefError) throw new ProviderError(e.message, e.hint);
-    throw e;
   }
 }

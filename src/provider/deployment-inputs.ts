@@ -90,7 +90,7 @@ const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /** The inputs of `homelab:compose:Deployment`, with defaults (`project` defaults to the service, in check). */
-export const deploymentInputsSchema = z.strictObject({
+const deploymentInputsSchema = z.strictObject({
   service: z.string().regex(SERVICE, { error: "service must be a service name: lowercase letters, digits, _ and -" }),
   project: z.string().optional(),
   address: z.string().regex(IPV4, { error: "address must be the container's IPv4 address (the Container's address output)" }),
@@ -104,7 +104,7 @@ export const deploymentInputsSchema = z.strictObject({
 });
 
 /** Properties the provider computes; a program may declare them (as undefined) to read them. */
-export const DEPLOYMENT_OUTPUT_ONLY: ReadonlySet<string> = new Set(["hash", "dir", "unit", "rewrites", "warnings", "docker", "drift"]);
+const DEPLOYMENT_OUTPUT_ONLY: ReadonlySet<string> = new Set(["hash", "dir", "unit", "rewrites", "warnings", "docker", "drift"]);
 
 /** The inputs after check: defaults applied, project set. */
 export type CheckedDeployment = Omit<DeploymentInputs, "project"> & { project: string };
@@ -189,7 +189,7 @@ export type DeploymentChangeKind = "update" | "replace" | "ignore";
  * images and registries count through `fileHashes` (what would be written), so a comment-only
  * image list change that writes the same files is no change.
  */
-export const DEPLOYMENT_CHANGE_KIND: Readonly<Record<keyof DeploymentInputs, DeploymentChangeKind>> = {
+const DEPLOYMENT_CHANGE_KIND: Readonly<Record<keyof DeploymentInputs, DeploymentChangeKind>> = {
   service: "replace",
   // Always the service's name (check refuses another).
   project: "ignore",

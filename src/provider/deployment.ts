@@ -44,7 +44,7 @@ export interface DeploymentSettings {
 }
 
 /** Defaults for real containers. */
-export const DEFAULT_DEPLOYMENT_SETTINGS: DeploymentSettings = { waitTimeoutSec: 300, connectMs: 120_000, probeConnectMs: 20_000 };
+const DEFAULT_DEPLOYMENT_SETTINGS: DeploymentSettings = { waitTimeoutSec: 300, connectMs: 120_000, probeConnectMs: 20_000 };
 
 /** What Proxmox says about the container a deployment lives in. */
 type ContainerPresence = "running" | "stopped" | "absent" | "unknown";

@@ -40,10 +40,8 @@ export const CHANGE_KIND: Readonly<Record<keyof ContainerInputs, ChangeKind>> = 
 };
 
 /** In-place changes Proxmox keeps pending until the container starts again. */
-export const APPLIED_AT_START: ReadonlySet<keyof ContainerInputs> = new Set(["hostname", "nesting", "keyctl"]);
+const APPLIED_AT_START: ReadonlySet<keyof ContainerInputs> = new Set(["hostname", "nesting", "keyctl"]);
 
-/** The net0 settings: changed together in one property string. */
-export const NETWORK_KEYS: ReadonlySet<keyof ContainerInputs> = new Set(["bridge", "ip", "gateway"]);
 
 /** The outcome of comparing a container's state with new inputs. */
 export interface ContainerDiff {

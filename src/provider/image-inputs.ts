@@ -58,14 +58,14 @@ const REPOSITORY = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 const REGISTRY_URL = /^(https?:\/\/)?[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._/-]*)?$/;
 
 /** The registry part of the inputs. */
-export const imageRegistrySchema = z.strictObject({
+const imageRegistrySchema = z.strictObject({
   name: z.string().min(1).optional(),
   url: z.string().regex(REGISTRY_URL, { error: "registry.url must be a registry address such as registry.lan:5000" }),
   insecure: z.boolean().default(false),
 });
 
 /** The inputs of `homelab:docker:Image`, with the provider's defaults. */
-export const imageInputsSchema = z.strictObject({
+const imageInputsSchema = z.strictObject({
   name: z.string().regex(REPOSITORY, { error: "name must be a Docker repository name: lowercase letters, digits, and . _ - / between them, e.g. hello-web" }),
   context: z.string().refine((p) => isAbsolute(p), { error: "context must be an absolute folder" }),
   dockerfile: z
@@ -79,7 +79,7 @@ export const imageInputsSchema = z.strictObject({
 });
 
 /** Properties the provider computes; a program may declare them (as undefined) to read them. */
-export const IMAGE_OUTPUT_ONLY: ReadonlySet<string> = new Set(["ref", "tag", "hash"]);
+const IMAGE_OUTPUT_ONLY: ReadonlySet<string> = new Set(["ref", "tag", "hash"]);
 
 /** Validates an image's inputs and applies defaults. Pure. */
 export function checkImageInputs(raw: unknown): Checked<z.output<typeof imageInputsSchema>> {

@@ -29,7 +29,7 @@ import { urnName } from "./log.ts";
 export { IMAGE_TYPE };
 
 /** Docker Engine connection options from `DOCKER_HOST` in the plugin's environment (undefined: the local socket). */
-export function dockerOptions(env: NodeJS.ProcessEnv): DockerOptions | undefined {
+function dockerOptions(env: NodeJS.ProcessEnv): DockerOptions | undefined {
   const host = env.DOCKER_HOST;
   if (host === undefined || host === "") return undefined;
   if (host.startsWith("unix://")) return { socketPath: host.slice("unix://".length) };

@@ -18,7 +18,7 @@ export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 export type PropertyBag = Record<string, unknown>;
 
 /** Removes the engine's secret wrappers (the plugin accepts secrets; none of the container's inputs is one). */
-export function revealSecrets(value: unknown): unknown {
+function revealSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(revealSecrets);
   if (value !== null && typeof value === "object") {
     const record = value as Record<string, unknown>;
@@ -63,7 +63,7 @@ export function normalizeTags(tags: readonly string[]): string[] {
 const D = BUILTIN_DEFAULTS;
 
 /** The inputs of `homelab:proxmox:Container`, with the provider's defaults. */
-export const containerInputsSchema = z
+const containerInputsSchema = z
   .strictObject({
     node: z.string().regex(NODE, { error: "node must be a Proxmox node name, e.g. pve-01" }),
     template: z.string().regex(TEMPLATE, { error: "template must be a template volid, e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst" }),

@@ -9,7 +9,7 @@ import { posix } from "node:path";
 import { cmd, quote, systemdQuote } from "./shell.ts";
 
 /** Where deployments live inside containers. */
-export const DEFAULT_BASE_DIR = "/opt/homelab";
+const DEFAULT_BASE_DIR = "/opt/homelab";
 
 /** Compose's rule for project names (the same as homelab's service names). */
 const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]*$/;

@@ -24,7 +24,7 @@ function manifestPath(dir: string): string {
 }
 
 /** The file the deployed hash is recorded in, for reads and refresh. */
-export function hashFilePath(dir: string): string {
+function hashFilePath(dir: string): string {
   return posix.join(dir, ".homelab-hash");
 }
 
@@ -147,7 +147,7 @@ export function readHashScript(service: string, baseDir?: string): string {
 }
 
 /** Lines the inspect script prints. */
-export const INSPECT_MARK = { file: "HOMELAB-FILE", missing: "HOMELAB-MISSING", unit: "HOMELAB-UNIT", hash: "HOMELAB-HASH" } as const;
+const INSPECT_MARK = { file: "HOMELAB-FILE", missing: "HOMELAB-MISSING", unit: "HOMELAB-UNIT", hash: "HOMELAB-HASH" } as const;
 
 /**
  * The script that reads back what a deployment wrote, for refresh and drift
@@ -193,7 +193,7 @@ export function parseInspectOutput(stdout: string): InspectReport {
 }
 
 /** What the wait script prints for each container while it waits and at the end. */
-export const WAIT_MARK = { ok: "HOMELAB-WAIT-OK", fail: "HOMELAB-WAIT-FAIL", timeout: "HOMELAB-WAIT-TIMEOUT" } as const;
+const WAIT_MARK = { ok: "HOMELAB-WAIT-OK", fail: "HOMELAB-WAIT-FAIL", timeout: "HOMELAB-WAIT-TIMEOUT" } as const;
 
 /**
  * The script that waits until every container of the project runs (and is

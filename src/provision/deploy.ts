@@ -113,7 +113,7 @@ function failure(name: ProvisionStep, what: string, r: RunResult, address: strin
 }
 
 /** Installs Docker and Compose if needed, checks that containers can start, and prints what is there. */
-export async function ensureDocker(ex: RemoteExecutor, o: ProvisionOptions = {}): Promise<{ report: InstallReport; smoke: "passed" | "skipped"; installMs: number; smokeMs: number }> {
+async function ensureDocker(ex: RemoteExecutor, o: ProvisionOptions = {}): Promise<{ report: InstallReport; smoke: "passed" | "skipped"; installMs: number; smokeMs: number }> {
   const source = o.docker ?? { source: "docker" };
   let t = Date.now();
   const r = await step(ex, "install-docker", `installing Docker (${source.source === "distribution" ? "distribution packages" : "Docker's repository"})`, installDockerScript(source), o, 30 * 60_000);
@@ -131,7 +131,7 @@ export async function ensureDocker(ex: RemoteExecutor, o: ProvisionOptions = {})
 }
 
 /** Waits for the project's containers; throws with the failing container's logs. */
-export async function waitForProject(ex: RemoteExecutor, project: string, o: ProvisionOptions = {}): Promise<WaitReport> {
+async function waitForProject(ex: RemoteExecutor, project: string, o: ProvisionOptions = {}): Promise<WaitReport> {
   const timeoutSec = o.waitTimeoutSec ?? 300;
   const r = await step(ex, "wait", `waiting for ${project} to run${timeoutSec ? ` (up to ${timeoutSec} s)` : ""}`, waitScript({ project, timeoutSec }), o, (timeoutSec + 120) * 1000);
   const report = parseWaitOutput(r.stdout, r.code);

@@ -33,7 +33,7 @@ export interface DockerInstallOptions {
 }
 
 /** Markers the install script prints, parsed by deploy.ts. */
-export const INSTALL_MARK = { present: "HOMELAB-DOCKER-PRESENT", installed: "HOMELAB-DOCKER-INSTALLED", compose: "HOMELAB-COMPOSE" } as const;
+const INSTALL_MARK = { present: "HOMELAB-DOCKER-PRESENT", installed: "HOMELAB-DOCKER-INSTALLED", compose: "HOMELAB-COMPOSE" } as const;
 
 const APT = "apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -y -q";
 
@@ -181,9 +181,9 @@ export function parseInstallOutput(stdout: string): InstallReport {
 /** The image the smoke test runs: the distribution's static busybox, imported (no registry involved). */
 export const SMOKE_IMAGE = "homelab/smoke:busybox";
 /** What the smoke container prints when it ran. */
-export const SMOKE_OK = "homelab-smoke-ok";
+const SMOKE_OK = "homelab-smoke-ok";
 /** Where the guest remembers the Docker version the smoke test passed with. */
-export const SMOKE_MARK = "/var/lib/homelab/docker-smoke-ok";
+const SMOKE_MARK = "/var/lib/homelab/docker-smoke-ok";
 
 /**
  * The smoke test: makes a tiny image from busybox-static (installing it from

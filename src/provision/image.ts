@@ -305,7 +305,7 @@ export async function buildImage(spec: ImageSpec, ref: string, files: string[], 
 }
 
 /** Pushes `ref` to its registry, streaming progress; throws with the registry's error. */
-export async function pushImage(spec: ImageSpec, ref: string, o: { docker: Docker; onOutput?: (line: string) => void }): Promise<void> {
+async function pushImage(spec: ImageSpec, ref: string, o: { docker: Docker; onOutput?: (line: string) => void }): Promise<void> {
   const registry = spec.registry;
   if (!registry) throw new ImageError(`${label(spec)}: no registry to push to`);
   const colon = ref.lastIndexOf(":");

@@ -24,7 +24,7 @@ function sshString(b: Buffer): Buffer {
 }
 
 /** OpenSSH public and private key text for an ed25519 key pair from its raw 32-byte parts. Pure. */
-export function openSshEd25519(pub: Buffer, seed: Buffer, comment: string, check: number): { publicKey: string; privateKey: string } {
+function openSshEd25519(pub: Buffer, seed: Buffer, comment: string, check: number): { publicKey: string; privateKey: string } {
   const type = Buffer.from("ssh-ed25519");
   const pubBlob = Buffer.concat([sshString(type), sshString(pub)]);
   const publicKey = `ssh-ed25519 ${pubBlob.toString("base64")} ${comment}`;

@@ -32,7 +32,7 @@ export function fingerprint(key: HostKey): string {
 }
 
 /** The known_hosts host field: `addr`, or `[addr]:port` for another port than 22. */
-export function hostField(host: string, port = 22): string {
+function hostField(host: string, port = 22): string {
   return port === 22 ? host : `[${host}]:${port}`;
 }
 
@@ -58,7 +58,7 @@ export function parseKnownHosts(text: string): KnownLine[] {
 }
 
 /** Host-key algorithms ssh2 should ask for, so a host that has several keys shows the pinned one. */
-export function algorithmsFor(type: string): string[] {
+function algorithmsFor(type: string): string[] {
   if (type === "ssh-rsa") return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"];
   return [type];
 }

@@ -30,7 +30,7 @@ export interface Ticket {
 }
 
 /** Proxmox tickets are valid for two hours. */
-export const TICKET_LIFETIME_MS = 2 * 60 * 60 * 1000;
+const TICKET_LIFETIME_MS = 2 * 60 * 60 * 1000;
 
 const TOKEN_ID = /^[^\s@!=]+@[A-Za-z][A-Za-z0-9._-]*![A-Za-z][A-Za-z0-9._-]*$/;
 const USERNAME = /^[^\s@!=:]+@[A-Za-z][A-Za-z0-9._-]*$/;
@@ -73,7 +73,7 @@ export function validateCredentials(credentials: ProxmoxCredentials): void {
 }
 
 /** The `Authorization` header value for a token. */
-export function tokenAuthorization(credentials: TokenCredentials): string {
+function tokenAuthorization(credentials: TokenCredentials): string {
   return `PVEAPIToken=${credentials.tokenId}=${credentials.tokenSecret}`;
 }
 

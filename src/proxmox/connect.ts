@@ -21,7 +21,7 @@ export function rootAvailable(p: ProxmoxConfig): boolean {
 }
 
 /** The credentials for a purpose: the token when there is one (unless root is wanted and available), else the user's password. */
-export function proxmoxAuth(p: ProxmoxConfig, purpose: CredentialPurpose, envFile: string, env: NodeJS.ProcessEnv): ProxmoxCredentials {
+function proxmoxAuth(p: ProxmoxConfig, purpose: CredentialPurpose, envFile: string, env: NodeJS.ProcessEnv): ProxmoxCredentials {
   const useToken = p.tokenId !== undefined && !(purpose === "root" && rootAvailable(p));
   if (useToken && p.tokenId !== undefined) return { tokenId: p.tokenId, tokenSecret: readSecretRef(p.tokenSecret, "token_secret", envFile, env) };
   if (p.username !== undefined) return { username: p.username, password: readSecretRef(p.password, "password", envFile, env) };
@@ -29,7 +29,7 @@ export function proxmoxAuth(p: ProxmoxConfig, purpose: CredentialPurpose, envFil
 }
 
 /** TLS options from the settings: a pinned fingerprint, a CA file, or (explicitly) none. */
-export function proxmoxTls(p: ProxmoxConfig): NonNullable<ProxmoxClientOptions["tls"]> {
+function proxmoxTls(p: ProxmoxConfig): NonNullable<ProxmoxClientOptions["tls"]> {
   return { ...(p.fingerprint ? { fingerprint: p.fingerprint } : {}), ...(p.caFile ? { caFile: p.caFile } : {}), insecure: p.insecure };
 }
 

@@ -250,7 +250,7 @@ function bodyField(body: unknown, key: string): unknown {
 }
 
 /** The `errors` map of a Proxmox error body, as strings. */
-export function paramErrorsOf(body: unknown): Record<string, string> {
+function paramErrorsOf(body: unknown): Record<string, string> {
   const errors = bodyField(body, "errors");
   const out: Record<string, string> = {};
   if (typeof errors !== "object" || errors === null) return out;

@@ -308,7 +308,7 @@ function parseEnvelope(text: string, request: ApiRequest): Envelope {
 }
 
 /** Validates `data` against a schema, as a typed error. */
-export function parseData<S extends z.ZodType>(schema: S, data: unknown, request: Pick<ApiRequest, "method" | "path">): z.output<S> {
+function parseData<S extends z.ZodType>(schema: S, data: unknown, request: Pick<ApiRequest, "method" | "path">): z.output<S> {
   const result = schema.safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0];

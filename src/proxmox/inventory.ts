@@ -198,8 +198,3 @@ export async function loadInventory(client: InventorySource): Promise<Inventory>
 export function templatesOnNode(inventory: Inventory, node: string): InventoryTemplate[] {
   return inventory.templates.filter((t) => t.nodes.includes(node));
 }
-
-/** Guest ids in use, to spot clashes without asking the server. Pure. */
-export function usedVmids(inventory: Inventory): Set<number> {
-  return new Set(inventory.guests.map((g) => g.vmid));
-}

@@ -51,7 +51,7 @@ export const DEFAULT_RETRY: RetryBudget = {
 };
 
 /** Tries in all of a convergent step (start, stop, destroy, a guarded config write). */
-export const STEP_ATTEMPTS = 3;
+const STEP_ATTEMPTS = 3;
 
 /** How one call may be repeated; declared once per call. */
 export interface CallPolicy {

@@ -8,7 +8,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** Tickets and CSRF tokens are valid this long, as in Proxmox. */
-export const TICKET_LIFETIME_SEC = 2 * 60 * 60;
+const TICKET_LIFETIME_SEC = 2 * 60 * 60;
 // Proxmox tolerates tickets from slightly ahead clocks of other nodes.
 const CLOCK_SKEW_SEC = 300;
 

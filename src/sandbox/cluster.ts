@@ -32,7 +32,7 @@ const HARDWARE: Omit<NodeSpec, "name">[] = [
 ];
 
 /** The hardware of nodes `pve-01` .. `pve-NN`, each different from its neighbours. */
-export function nodeSpecs(count: number): NodeSpec[] {
+function nodeSpecs(count: number): NodeSpec[] {
   return Array.from({ length: count }, (_, i) => {
     const hw = HARDWARE[i % HARDWARE.length] ?? HARDWARE[0];
     if (!hw) throw new Error("no hardware table");
@@ -93,7 +93,7 @@ export interface Volume {
 }
 
 /** Proxmox's config file lock: one holder, waiters give up after a timeout. */
-export class FileLock {
+class FileLock {
   private held = false;
   private readonly waiters: { grant: () => void }[] = [];
   private readonly path: string;

@@ -71,7 +71,7 @@ export class SandboxControlError extends Error {
 }
 
 /** Where the environment file for `--env sandbox` goes. */
-export function envFilePath(root: string): string {
+function envFilePath(root: string): string {
   return join(generatedEnvironmentsDir(root), envFileName("sandbox"));
 }
 
@@ -173,7 +173,7 @@ async function cleanUpLxc(stateDir: string, bridge: string | undefined): Promise
 }
 
 /** Removes what a sandbox left in its state folder, and its env file if we wrote it. */
-export async function cleanUp(stateDir: string, envFile: string | undefined): Promise<void> {
+async function cleanUp(stateDir: string, envFile: string | undefined): Promise<void> {
   for (const f of ["state.json", "daemon.json", "daemon.json.tmp", "token-secret", "root-password", "tls"]) {
     await rm(join(stateDir, f), { recursive: true, force: true });
   }

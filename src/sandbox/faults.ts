@@ -25,7 +25,7 @@ export interface FaultConfig {
 }
 
 /** No faults. */
-export function defaultFaults(): FaultConfig {
+function defaultFaults(): FaultConfig {
   return { latencyMs: 0, errorRate: 0, errorStatus: 500, dropRate: 0, taskFailRate: 0, taskDelayMs: 0, routes: [], taskTypes: [] };
 }
 

@@ -59,7 +59,7 @@ export function normalizeTags(v: string): string {
 }
 
 /** `mac-addr`: a unicast MAC. */
-export function checkMac(v: string): string | undefined {
+function checkMac(v: string): string | undefined {
   return MAC.test(v) ? undefined : "value does not look like a valid unicast MAC address";
 }
 
@@ -70,7 +70,7 @@ export function generateMac(bytes: Buffer = randomBytes(3)): string {
 }
 
 /** An IPv4 network in CIDR form (`10.0.0.5/24`). */
-export function isIpv4Cidr(v: string): boolean {
+function isIpv4Cidr(v: string): boolean {
   const m = /^([^/]+)\/(\d{1,2})$/.exec(v);
   return m !== null && isIPv4(m[1] ?? "") && Number(m[2]) <= 32;
 }
@@ -81,7 +81,7 @@ function isIpv6Cidr(v: string): boolean {
 }
 
 /** `pve-ipv4-config`. */
-export function checkIpv4Config(v: string): string | undefined {
+function checkIpv4Config(v: string): string | undefined {
   return v === "dhcp" || v === "manual" || isIpv4Cidr(v)
     ? undefined
     : "value does not look like a valid ipv4 network configuration";
@@ -94,7 +94,7 @@ function checkIpv6Config(v: string): string | undefined {
 }
 
 /** `disk-size`: a number with an optional K/M/G/T unit. */
-export function checkDiskSize(v: string): string | undefined {
+function checkDiskSize(v: string): string | undefined {
   return /^\d+(\.\d+)?[KMGT]?$/.test(v) ? undefined : `unable to parse size '${v}'`;
 }
 
@@ -207,7 +207,7 @@ export const STARTUP_FORMAT: PropertyFormat = {
 };
 
 /** A mount volume: `STORAGE:SIZE_GB`, `STORAGE:VOLUME`, a bare size in GiB (on `storage`), or an absolute host path (root only). */
-export function checkMountVolume(v: string): string | undefined {
+function checkMountVolume(v: string): string | undefined {
   if (v.startsWith("/") || /^\d+(\.\d+)?$/.test(v)) return undefined;
   const m = /^([^:\s]+):(\S+)$/.exec(v);
   if (!m || checkStorageId(m[1] ?? "") !== undefined) return `unable to parse volume ID '${v}'`;

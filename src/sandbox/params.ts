@@ -75,7 +75,7 @@ const INTEGER = /^-?\d+$/;
 const NUMBER = /^[+-]?(\d+|\d+\.\d*|\d*\.\d+)([eE][+-]?\d+)?$/;
 
 /** Checks one value against a rule: the converted value, or an error message. */
-export function checkValue(rule: Rule, raw: unknown): { value: Scalar } | { error: string } {
+function checkValue(rule: Rule, raw: unknown): { value: Scalar } | { error: string } {
   if (typeof raw === "object" && raw !== null) {
     return { error: `type check ('${rule.type}') failed - got a${Array.isArray(raw) ? "n array" : "n object"}` };
   }

@@ -22,7 +22,7 @@ import { readPreviews } from "./previews.ts";
 import { RecentHistory, UptimeSeries } from "./series.ts";
 
 /** How much of each history file is read (its end): enough for the remembered events, bounded for huge settings. */
-export const HISTORY_TAIL_BYTES = 4 * 1024 * 1024;
+const HISTORY_TAIL_BYTES = 4 * 1024 * 1024;
 
 /** What last deploys are read through (the engine is one). */
 export interface DeployStateReader {
@@ -111,7 +111,7 @@ export function processAlive(pid: number): boolean {
 }
 
 /** The monitor input from a state file a monitor left. */
-export function monitorFromFile(s: MonitorStateFile | undefined): MonitorInput | undefined {
+function monitorFromFile(s: MonitorStateFile | undefined): MonitorInput | undefined {
   if (!s) return undefined;
   return { source: "state-file", updatedAt: s.updatedAt, pid: s.pid, hostname: s.hostname, running: monitorAlive(s, hostname(), processAlive), services: s.services };
 }

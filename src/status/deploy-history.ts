@@ -85,7 +85,7 @@ export function changedSince(deployment: Record<string, unknown>, startMs: numbe
 }
 
 /** A last deploy from an update record and the current deployment. Pure. */
-export function lastDeployOf(h: HistoryRecord, deployment: Record<string, unknown> | undefined, fallbackAt: string | undefined): LastDeploy | undefined {
+function lastDeployOf(h: HistoryRecord, deployment: Record<string, unknown> | undefined, fallbackAt: string | undefined): LastDeploy | undefined {
   const start = typeof h.startTime === "number" ? h.startTime * 1000 : undefined;
   const end = typeof h.endTime === "number" && h.endTime > 0 ? h.endTime * 1000 : undefined;
   const at = end !== undefined ? new Date(end).toISOString() : fallbackAt;

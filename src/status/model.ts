@@ -241,7 +241,7 @@ function levelOf(row: ServiceStatusRow | undefined, info: ServiceInfo | undefine
 }
 
 /** One service of the model. Pure. */
-export function serviceView(name: string, input: ModelInput, rowsByName: ReadonlyMap<string, ServiceStatusRow>): ServiceView {
+function serviceView(name: string, input: ModelInput, rowsByName: ReadonlyMap<string, ServiceStatusRow>): ServiceView {
   const row = rowsByName.get(name);
   const info = input.config.get(name);
   const snap = input.monitor?.services.find((s) => s.service === name);
@@ -283,13 +283,13 @@ export function serviceView(name: string, input: ModelInput, rowsByName: Readonl
 }
 
 /** The names a model shows: the given ones, else every deployed or configured service. Pure. */
-export function modelNames(input: Pick<ModelInput, "names" | "rows" | "config">): string[] {
+function modelNames(input: Pick<ModelInput, "names" | "rows" | "config">): string[] {
   if (input.names) return [...input.names];
   return [...new Set([...(input.rows ?? []).map((r) => r.service), ...input.config.keys()])].sort();
 }
 
 /** The nodes part of the model. Pure. */
-export function nodesView(nodes: NodesInput | undefined, services: readonly ServiceView[]): StatusModel["nodes"] {
+function nodesView(nodes: NodesInput | undefined, services: readonly ServiceView[]): StatusModel["nodes"] {
   if (!nodes) return null;
   if ("error" in nodes) return { at: nodes.at, error: nodes.error, list: [] };
   const owner = new Map<string, string>();
@@ -313,7 +313,7 @@ export function nodesView(nodes: NodesInput | undefined, services: readonly Serv
 }
 
 /** Counts per level. Pure. */
-export function summaryOf(services: readonly Pick<ServiceView, "level">[]): StatusModel["summary"] {
+function summaryOf(services: readonly Pick<ServiceView, "level">[]): StatusModel["summary"] {
   const summary = { total: services.length } as StatusModel["summary"];
   for (const l of LEVELS) summary[l] = 0;
   for (const s of services) summary[s.level]++;

@@ -10,7 +10,7 @@ import type { Action, ActionOutcome, Phase } from "../monitor/state-machine.ts";
 import { notifiable } from "../monitor/webhook.ts";
 
 /** The window of the uptime chart. */
-export const WINDOW_MS = 24 * 3_600_000;
+const WINDOW_MS = 24 * 3_600_000;
 /** Buckets in the window (15 minutes each). */
 export const BUCKETS = 96;
 /** One bucket. */

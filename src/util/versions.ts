@@ -15,7 +15,7 @@ export function normalizeVersion(raw: string): string | undefined {
 }
 
 /** Rewrites a constraint written in Proxmox terms (`~24.04`, `>=12.7-1`) into a semver range. */
-export function normalizeConstraint(raw: string): string {
+function normalizeConstraint(raw: string): string {
   return raw
     .trim()
     .replace(/(\d+\.\d+)-(\d+)\b/g, "$1.$2")

@@ -71,7 +71,7 @@ export function registerDeploy(program: Command<[], GlobalOptions>): void {
 }
 
 /** Runs a deploy for the CLI; returns the exit code. */
-export async function runDeploy(ctx: CliContext, names: readonly string[], opts: DeployFlags, processEnv: NodeJS.ProcessEnv = process.env): Promise<number> {
+async function runDeploy(ctx: CliContext, names: readonly string[], opts: DeployFlags, processEnv: NodeJS.ProcessEnv = process.env): Promise<number> {
   const started = Date.now();
   const ci = ciMode(opts.ci, processEnv);
   const dryRun = opts.dryRun === true;

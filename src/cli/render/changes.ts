@@ -13,7 +13,7 @@ import type { Style } from "../output.ts";
 const SYMBOL: Record<ChangeKind, string> = { create: "+", update: "~", replace: "+-", delete: "-", same: " ", read: ">" };
 
 /** The symbol and coloured verb of a change kind. */
-export function kindLabel(kind: ChangeKind, o: Style, past = false): string {
+function kindLabel(kind: ChangeKind, o: Style, past = false): string {
   const verb = past
     ? { create: "created", update: "updated", replace: "replaced", delete: "deleted", same: "unchanged", read: "read" }[kind]
     : { create: "create", update: "update", replace: "replace", delete: "delete", same: "no change", read: "read" }[kind];
@@ -37,7 +37,7 @@ export function formatValue(v: unknown): string {
 }
 
 /** "memory 2048 → 4096" and friends. Pure. */
-export function formatProperty(p: PropertyChange, o: Style): string {
+function formatProperty(p: PropertyChange, o: Style): string {
   const what = p.kind === "add" ? `${p.key} ${formatValue(p.new)}` : p.kind === "delete" ? `${p.key} ${formatValue(p.old)} removed` : `${p.key} ${formatValue(p.old)} → ${formatValue(p.new)}`;
   return p.replaces ? `${what} ${o.red("(forces replacement)")}` : what;
 }
@@ -103,7 +103,7 @@ export function countsText(changes: readonly ResourceChange[], past: boolean): s
 }
 
 /** A status word for a service. */
-export function statusLabel(s: ServiceStatus, o: Style): string {
+function statusLabel(s: ServiceStatus, o: Style): string {
   switch (s) {
     case "applied":
       return o.green("applied");

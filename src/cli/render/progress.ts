@@ -19,7 +19,7 @@ const VERBS: Record<string, [string, string]> = {
 };
 
 /** The words for a step: "creating" / "created". Pure. */
-export function stepVerbs(op: string): [string, string] | undefined {
+function stepVerbs(op: string): [string, string] | undefined {
   return VERBS[op];
 }
 

@@ -4,10 +4,10 @@ import type { EnvironmentConfig } from "../environment.ts";
 import type { YamlSource } from "../source.ts";
 
 /** Resource ids are used in Pulumi names and `other.id` references. */
-export const RESOURCE_ID = /^[A-Za-z][A-Za-z0-9_-]*$/;
+const RESOURCE_ID = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 /** Fields every resource has, whatever its type. */
-export const baseResourceShape = {
+const baseResourceShape = {
   id: z
     .string()
     .regex(RESOURCE_ID, { error: "id must start with a letter and use only letters, digits, _ and -" })

@@ -15,10 +15,10 @@ const IPV4_CIDR = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\
 const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i;
 
 /** Default compose file when `docker.compose` is true and no list is given. */
-export const DEFAULT_COMPOSE_FILE = "docker-compose.yaml";
+const DEFAULT_COMPOSE_FILE = "docker-compose.yaml";
 
 /** Parses `"[IP:]HOST:CONTAINER[/proto]"` into its parts, or undefined when malformed or out of range. */
-export function parsePortMapping(s: string): { hostIp?: string; host: number; container: number; protocol: "tcp" | "udp" } | undefined {
+function parsePortMapping(s: string): { hostIp?: string; host: number; container: number; protocol: "tcp" | "udp" } | undefined {
   const m = PORT_MAPPING.exec(s);
   if (!m) return undefined;
   const host = Number(m[2]);

@@ -14,7 +14,7 @@ import { ASSETS } from "./assets.ts";
 import { esc } from "./render.ts";
 
 /** Tokens shorter than this are refused: they would not guard much. */
-export const MIN_TOKEN_LENGTH = 16;
+const MIN_TOKEN_LENGTH = 16;
 /** The session cookie's name. */
 export const COOKIE = "homelab_session";
 /** Failed logins allowed per minute (over all clients). */
@@ -82,7 +82,7 @@ function wantsHtml(req: IncomingMessage): boolean {
 }
 
 /** The login page. Pure. */
-export function loginPage(message: string | undefined): string {
+function loginPage(message: string | undefined): string {
   return [
     "<!doctype html>",
     '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark">',

@@ -30,7 +30,7 @@ import type { DeploymentSource, NodesSource } from "./hub.ts";
 import { isPublicPath, statusRoutes } from "./routes.ts";
 
 /** A start-up problem of the page, with what to do about it. */
-export class StatusPageError extends Error {
+class StatusPageError extends Error {
   readonly hint: string;
   constructor(message: string, hint: string) {
     super(message);
@@ -143,7 +143,7 @@ export async function startStatusPage(o: StatusPageOptions): Promise<StatusPage>
 }
 
 /** The deployment from the engine: `homelab status`' rows, and each stack's last deploy. */
-export function engineDeployment(engine: Engine, envName: string, serviceNames: readonly string[]): DeploymentSource {
+function engineDeployment(engine: Engine, envName: string, serviceNames: readonly string[]): DeploymentSource {
   const cache = new Map<string, { key: string; value: LastDeploy | undefined }>();
   return {
     async read() {
@@ -203,7 +203,7 @@ export async function pageInputs(o: {
 }
 
 /** Nodes and guests from the environment's Proxmox API, one cluster listing per read; one connection kept. */
-export async function proxmoxNodes(env: EnvironmentConfig, processEnv: NodeJS.ProcessEnv, ci: boolean): Promise<NodesSource | undefined> {
+async function proxmoxNodes(env: EnvironmentConfig, processEnv: NodeJS.ProcessEnv, ci: boolean): Promise<NodesSource | undefined> {
   if (!env.proxmox) return undefined;
   const { connectProxmox, isRequestLogLine } = await import("../../proxmox/connect.ts");
   const { inventoryFromResources } = await import("../../proxmox/inventory.ts");

@@ -13,7 +13,7 @@ import type { StatusHub, StreamClient } from "./hub.ts";
 import { renderPage } from "./render.ts";
 
 /** Bytes an event stream may have waiting before its page counts as gone. */
-export const MAX_STREAM_BUFFER = 2 * 1024 * 1024;
+const MAX_STREAM_BUFFER = 2 * 1024 * 1024;
 
 /** Sends a body, gzipped when the client takes it (a page of 200 services is a few hundred KiB of HTML). */
 function send(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, body: string): void {

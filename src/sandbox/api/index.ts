@@ -7,7 +7,7 @@ import { nodeEndpoints } from "./nodes.ts";
 import type { Endpoint } from "./types.ts";
 
 /** All endpoints the sandbox serves. */
-export const ENDPOINTS: Endpoint[] = [...accessEndpoints, ...clusterEndpoints, ...nodeEndpoints, ...lxcEndpoints];
+const ENDPOINTS: Endpoint[] = [...accessEndpoints, ...clusterEndpoints, ...nodeEndpoints, ...lxcEndpoints];
 
 /** A router over all endpoints. */
 export function apiRouter(): Router<Endpoint> {

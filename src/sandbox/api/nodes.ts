@@ -12,7 +12,7 @@ const GiB = 1024 ** 3;
 const CONTENT_TYPES = ["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"];
 
 /** Templates the sandbox offers for download (`GET /nodes/{node}/aplinfo`). */
-export const APPLIANCES: { os: string; package: string; version: string; headline: string; size: number }[] = [
+const APPLIANCES: { os: string; package: string; version: string; headline: string; size: number }[] = [
   { os: "debian-11", package: "debian-11-standard", version: "11.7-1", headline: "Debian 11 Bullseye (standard)", size: 126_268_434 },
   { os: "debian-12", package: "debian-12-standard", version: "12.7-1", headline: "Debian 12 Bookworm (standard)", size: 123_461_212 },
   { os: "debian-13", package: "debian-13-standard", version: "13.1-2", headline: "Debian 13 Trixie (standard)", size: 129_113_090 },

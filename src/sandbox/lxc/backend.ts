@@ -88,7 +88,7 @@ const DEFAULT_BRIDGE = "hlsbx0";
 const DEFAULT_SUBNET = "10.87.53.0/24";
 
 /** The host programs the backend runs. */
-export const REQUIRED_PROGRAMS: readonly string[] = [
+const REQUIRED_PROGRAMS: readonly string[] = [
   "lxc-start",
   "lxc-stop",
   "lxc-attach",

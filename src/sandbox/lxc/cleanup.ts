@@ -63,10 +63,10 @@ async function scopeDaemons(s: BackendScope): Promise<Array<ProcessInfo & { exe:
 }
 
 /** The mount point LXC's lxcfs hook reads. */
-export const LXCFS_MOUNT = "/var/lib/lxcfs";
+const LXCFS_MOUNT = "/var/lib/lxcfs";
 
 /** Kills the scope's guests: those under its lxcpath and any named after its bridge elsewhere. */
-export async function stopScopeContainers(s: BackendScope): Promise<void> {
+async function stopScopeContainers(s: BackendScope): Promise<void> {
   const lxcpath = lxcpathOf(s.stateDir);
   const monitors = lxcMonitors(await listProcesses()).filter((m) => m.lxcpath === lxcpath || m.name.startsWith(`${s.bridge}-`));
   await Promise.all(monitors.map((m) => s.ex.run({ ...lxcKillCommand({ lxcpath: m.lxcpath, name: m.name }), okCodes: [0, 1, 2] })));
@@ -88,7 +88,7 @@ export async function stopScopeContainers(s: BackendScope): Promise<void> {
  * containers itself. Containers whose dockerd was killed outright live on
  * under their shims: runc kills them before the shims are stopped.
  */
-export async function stopScopeDaemons(s: BackendScope): Promise<void> {
+async function stopScopeDaemons(s: BackendScope): Promise<void> {
   for (const p of await scopeDaemons(s)) {
     if (p.exe !== "dockerd") continue;
     s.ex.log(`stopping leftover process ${p.pid}: ${p.argv.join(" ")}`);
@@ -109,7 +109,7 @@ export async function stopScopeDaemons(s: BackendScope): Promise<void> {
 }
 
 /** Unmounts everything under the state folder and the docker run folder, and removes what the backend keeps there. */
-export async function removeScopeFiles(s: BackendScope): Promise<void> {
+async function removeScopeFiles(s: BackendScope): Promise<void> {
   const dockerRun = dockerRunDirOf(s.bridge);
   await s.ex.runAll(await unmountUnderCommands(s.stateDir));
   await s.ex.runAll(await unmountUnderCommands(dockerRun));
@@ -121,13 +121,13 @@ export async function removeScopeFiles(s: BackendScope): Promise<void> {
 }
 
 /** Deletes the iptables rules tagged with the scope's bridge. */
-export async function removeScopeRules(s: BackendScope): Promise<void> {
+async function removeScopeRules(s: BackendScope): Promise<void> {
   const { stdout } = await s.ex.run(iptablesSaveCommand());
   for (const cmd of taggedRuleDeleteCommands(stdout, s.bridge)) await s.ex.run({ ...cmd, okCodes: [0, 1] });
 }
 
 /** Deletes the scope's bridge when it exists. */
-export async function removeScopeBridge(s: BackendScope): Promise<void> {
+async function removeScopeBridge(s: BackendScope): Promise<void> {
   const { stdout } = await s.ex.run(linkListCommand());
   const exists = (JSON.parse(stdout) as Array<{ ifname?: string }>).some((l) => l.ifname === s.bridge);
   if (exists) await s.ex.run(linkDeleteCommand(s.bridge));

@@ -314,7 +314,7 @@ export function registryConfig(address: string, port: number, storageDir: string
 // ---------------------------------------------------------------- Docker Engine
 
 /** The longest path a unix socket may have on Linux (`sun_path` is 108 bytes, NUL included). */
-export const UNIX_SOCKET_PATH_MAX = 107;
+const UNIX_SOCKET_PATH_MAX = 107;
 
 /**
  * The longest socket path dockerd's managed containerd makes under the exec

@@ -51,7 +51,7 @@ export function cidrOverlaps(a: string, b: string): boolean {
 }
 
 /** Whether `ip` lies in the subnet. */
-export function inSubnet(ip: string, subnet: Subnet): boolean {
+function inSubnet(ip: string, subnet: Subnet): boolean {
   return cidrOverlaps(`${ip}/32`, `${subnet.network}/${subnet.prefix}`);
 }
 

@@ -34,7 +34,7 @@ export const TEMPLATE_PACKAGES: readonly string[] = [
 ];
 
 /** Debian's archive; the host must reach it at build time. */
-export const DEFAULT_MIRROR = "http://deb.debian.org/debian";
+const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 
 /** The tarball name Proxmox uses for a Debian 12 standard template of `version`. */
 export function templateFileName(version: string): string {
@@ -115,7 +115,7 @@ export const TEMPLATE_REMOVALS: readonly string[] = [
 ];
 
 /** The label file that makes each version's tree its own. */
-export function versionFile(version: string): TreeFile {
+function versionFile(version: string): TreeFile {
   return { path: "etc/homelab-template", content: `debian-12-standard ${version}\n` };
 }
 
@@ -161,7 +161,7 @@ export function unpackCommand(tarball: string, rootfs: string): Command {
 }
 
 /** Removes apt's downloaded package lists and archives from the tree (they go stale and are large). */
-export function cleanAptCommands(rootfs: string): Command[] {
+function cleanAptCommands(rootfs: string): Command[] {
   return [
     { argv: ["find", join(rootfs, "var/lib/apt/lists"), "-maxdepth", "1", "-type", "f", "-delete"] },
     { argv: ["find", join(rootfs, "var/cache/apt/archives"), "-maxdepth", "1", "-name", "*.deb", "-delete"] },
@@ -281,7 +281,7 @@ export async function ensureTemplates(options: {
 }
 
 /** Writes one file into a tree (replacing a symlink rather than following it out of the tree). */
-export async function writeTreeFile(rootfs: string, f: TreeFile): Promise<void> {
+async function writeTreeFile(rootfs: string, f: TreeFile): Promise<void> {
   const path = join(rootfs, f.path);
   await mkdir(join(path, ".."), { recursive: true });
   await rm(path, { force: true });
@@ -298,7 +298,7 @@ export function baseDirName(tarballName: string, mtimeMs: number): string {
 }
 
 /** The base folder of a tarball (see `baseDirName`), under `templateDir/.rootfs`. */
-export async function baseDirFor(templateDir: string, tarball: string): Promise<string> {
+async function baseDirFor(templateDir: string, tarball: string): Promise<string> {
   const st = await stat(tarball);
   return join(templateDir, ".rootfs", baseDirName(basename(tarball), st.mtimeMs));
 }
