@@ -15,6 +15,17 @@ export async function askYesNo(question: string): Promise<boolean> {
   }
 }
 
+/** Asks the user to type `expected` to confirm something that cannot be undone; true only for that exact answer. */
+export async function askTyped(question: string, expected: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(`${question} Type ${expected} to confirm: `)).trim() === expected;
+  } finally {
+    rl.close();
+  }
+}
+
 /**
  * Handles Ctrl-C for the duration of a deploy or destroy: the first asks for
  * a clean stop, the second quits at once. Returns the function that restores

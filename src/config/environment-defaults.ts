@@ -6,7 +6,7 @@ import type { EnvironmentConfig, EnvironmentKind } from "./environment-types.ts"
  */
 
 /** Built-in defaults, used where neither the service nor the environment says. */
-export const BUILTIN_DEFAULTS = { memory: 512, cores: 1, disk: 8, swap: 512, storage: "local-lvm", templateStorage: "local", bridge: "vmbr0" } as const;
+export const BUILTIN_DEFAULTS = { memory: 512, cores: 1, disk: 8, swap: 512, storage: "local-lvm", templateStorage: "local", bridge: "vmbr0", backupStorage: "local", backupKeep: 3 } as const;
 
 /** The kind an environment has when its file does not say: by its name. */
 export function defaultKind(name: string): EnvironmentKind {
@@ -27,6 +27,7 @@ export function emptyEnvironment(name: string): EnvironmentConfig {
     defaults: { ...BUILTIN_DEFAULTS },
     escEnvironments: [],
     provisioning: true,
+    backups: { storage: BUILTIN_DEFAULTS.backupStorage, keep: BUILTIN_DEFAULTS.backupKeep },
     docker: { host: undefined, source: "docker" },
     source: undefined,
   };

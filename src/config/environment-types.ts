@@ -75,6 +75,8 @@ export interface EnvironmentConfig {
   monitor?: MonitorConfig;
   /** Whether deploys build images and provision containers (false for state-only guests). */
   provisioning: boolean;
+  /** Where vzdump backups go, and how many of homelab's snapshots and backups are kept per container. */
+  backups: { storage: string; keep: number };
   /** The Docker Engine that builds images (undefined: DOCKER_HOST or the local socket), and where containers get Docker from. */
   docker: { host: string | undefined; source: "docker" | "distribution" };
   source: YamlSource | undefined;

@@ -98,6 +98,13 @@ const environmentKeysSchema = z.strictObject({
   default_template_storage: z.string().min(1).optional().describe("Storage holding vztmpl templates (local)."),
   default_bridge: z.string().min(1).optional().describe("Network bridge for containers (vmbr0)."),
   monitor: monitorSchema.optional(),
+  backups: z
+    .strictObject({
+      storage: z.string().regex(/^[A-Za-z][-_.A-Za-z0-9]*$/, { error: "storage must be a Proxmox storage id, e.g. local" }).optional().describe("Storage (content backup) for vzdump backups taken before destructive steps (default local)."),
+      keep: z.int().min(1).max(100).optional().describe("How many of homelab's snapshots and backups to keep per container (default 3); older ones are removed after a new one is taken."),
+    })
+    .optional()
+    .describe("Snapshots and backups homelab takes before every destructive step (replace, recreate, restart, destroy --delete-data, restore)."),
   provisioning: z
     .boolean()
     .optional()
@@ -304,6 +311,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     escEnvironments: esc,
     ...(secretsCommand ? { secretsCommand } : {}),
     provisioning: k.provisioning ?? true,
+    backups: { storage: k.backups?.storage ?? BUILTIN_DEFAULTS.backupStorage, keep: k.backups?.keep ?? BUILTIN_DEFAULTS.backupKeep },
     docker: { host: k.docker_host, source: k.docker_source ?? "docker" },
     ...(monitor ? { monitor } : {}),
     source,

@@ -12,7 +12,7 @@ import { EngineRunError } from "./engine.ts";
 import type { Engine, RunResult } from "./engine.ts";
 import { hasChanges } from "./events.ts";
 import type { Diagnostic, ResourceChange, StepProgress } from "./events.ts";
-import { deletionGuard, productionGuard } from "./guards.ts";
+import { dataGuard, deletionGuard, productionGuard } from "./guards.ts";
 import type { GuardViolation } from "./guards.ts";
 import { describeLock, lockOwner } from "./locks.ts";
 import type { StackLock } from "./locks.ts";
@@ -348,6 +348,9 @@ async function previewService(run: Run, planned: ServiceOutcome, plan: ServicePl
         return { ...planned, preview: specs.map((s) => sameChange(stack, s.id, s.type, s.protect)), shortcut: true, violations, status: violations.length > 0 ? "blocked" : "unchanged" };
       }
     }
+    // Data left behind on another node is refused in and out of CI, before anything runs.
+    const dataViolations = dataGuard(plan, req.allowDelete);
+    if (dataViolations.length > 0) return { ...planned, violations: dataViolations, status: "blocked" };
     found = { ...found, newStack: !(await engine.hasStack(stack)), pending: state?.pending ?? [] };
     if (state && state.pending.length > 0 && !req.dryRun) {
       const taken = new Set(state.resources.flatMap((r) => (r.physicalId !== undefined ? [r.physicalId] : [])));

@@ -260,6 +260,29 @@ export class Engine {
     this.known?.delete(name);
   }
 
+  /** Refreshes a stack: every resource read back from what runs (after a rollback, say), the state written from it. */
+  async refresh(name: string, opts: RunOptions = {}): Promise<RunResult> {
+    const stack = boundStack(name, this.workspace);
+    return this.run(name, opts, undefined, (onEvent, io) => stack.refresh({ onEvent, color: "never", ...io }));
+  }
+
+  /**
+   * Sets variables the provider plugin reads in the runs that follow (`HOMELAB_DEPLOY_ID`,
+   * `HOMELAB_DELETE_DATA`); undefined removes one. The plugin is started per run, so each
+   * run sees the values set before it.
+   */
+  setRunVariables(vars: Readonly<Record<string, string | undefined>>): void {
+    for (const [k, v] of Object.entries(vars)) {
+      if (v === undefined) {
+        delete this.env[k];
+        delete this.workspace.envVars[k];
+      } else {
+        this.env[k] = v;
+        this.workspace.envVars[k] = v;
+      }
+    }
+  }
+
   /** Runs `pulumi cancel` on a stack: for the file backend, this removes its locks. */
   async cancel(name: string): Promise<void> {
     await boundStack(name, this.workspace).cancel();

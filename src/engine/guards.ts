@@ -4,14 +4,16 @@
  *   a resource unless `--allow-delete`;
  * - production guard: in a production environment, CI deploys only
  *   resources marked `protect: true`;
- * - protect guard: destroy refuses while a resource is protected.
+ * - protect guard: destroy refuses while a resource is protected;
+ * - data guard: in CI or not, a container whose data cannot follow it to
+ *   another node is moved only with `--allow-delete`.
  */
 import type { ServicePlan } from "../plan/types.ts";
 import type { ResourceChange } from "./events.ts";
 import type { DeployedResource } from "./state.ts";
 
 /** Which guard refused. */
-export type GuardName = "ci-delete" | "production" | "protect";
+export type GuardName = "ci-delete" | "production" | "protect" | "data";
 
 /** One refusal: the guard, the service and resource, and what to do. */
 export interface GuardViolation {
@@ -69,4 +71,26 @@ export function protectGuard(service: string, resources: readonly DeployedResour
       message: `${r.id} is protected (protect: true)`,
       hint: `set protect: false on ${r.id} in services/${service}/service.yaml and run \`homelab deploy ${service}\`, then destroy`,
     }));
+}
+
+/**
+ * Data guard: a container moving to another node while it has volumes leaves its data
+ * behind (Proxmox moves volumes only between containers of one node); refused unless
+ * `--allow-delete`, in CI or not. Pure.
+ */
+export function dataGuard(plan: ServicePlan, allowDelete: boolean): GuardViolation[] {
+  if (allowDelete) return [];
+  return plan.resources.flatMap((r) =>
+    r.kind === "proxmox:container" && r.dataMove
+      ? [
+          {
+            guard: "data" as const,
+            service: plan.service,
+            resource: r.id,
+            message: `${r.id} would move from ${r.dataMove.from} to ${r.dataMove.to}, and its volumes (${r.dataMove.volumes.join(", ")}) cannot follow: Proxmox moves volumes only between containers of one node. The old container would be kept on ${r.dataMove.from} with the data, and the new one would start with empty volumes`,
+            hint: `keep a tag of ${r.dataMove.from} in host.tags so it stays there; or, to move anyway, deploy with --allow-delete and copy the data across (homelab backups ${plan.service} lists its backups; homelab restore restores one)`,
+          },
+        ]
+      : [],
+  );
 }

@@ -171,7 +171,9 @@ export function currentState(state: StackState | undefined): CurrentState {
     const node = str(r.outputs["node"]) ?? str(r.inputs["node"]);
     const template = str(r.outputs["template"]) ?? str(r.inputs["template"]);
     const vmid = num(r.outputs["vmid"]) ?? num(r.physicalId);
-    out.set(r.id, { ...(node !== undefined ? { node } : {}), ...(template !== undefined ? { template } : {}), ...(vmid !== undefined ? { vmid } : {}) });
+    const recorded = r.outputs["volumes"] ?? r.inputs["volumes"];
+    const volumes = Array.isArray(recorded) ? recorded.flatMap((v) => (v !== null && typeof v === "object" && typeof (v as Record<string, unknown>)["name"] === "string" ? [String((v as Record<string, unknown>)["name"])] : [])) : [];
+    out.set(r.id, { ...(node !== undefined ? { node } : {}), ...(template !== undefined ? { template } : {}), ...(vmid !== undefined ? { vmid } : {}), ...(volumes.length > 0 ? { volumes } : {}) });
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import { dockerImage, proxmoxContainer } from "../config/resource-types/index.ts";
+import type { ResolvedContainer } from "../config/resource-types/index.ts";
 import { parseDependency } from "../config/repository.ts";
 import type { EnvironmentConfig } from "../config/environment.ts";
 import type { Service, ResourceDecl } from "../config/service.ts";
@@ -8,6 +9,7 @@ import { DEFAULT_STRATEGY, placeContainer, STRATEGIES } from "./placement.ts";
 import { matchTemplate } from "./templates.ts";
 import type { ContainerInputs, CurrentState, NodeCandidateCode, PlanProblem, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "./types.ts";
 import { envFileOf } from "../config/homelab-dir.ts";
+import { managedDescription } from "../data/identity.ts";
 
 /** Memory (MB) placed per node so far in one run, so services planned together spread out. */
 export type Reservations = Map<string, number>;
@@ -43,6 +45,8 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
   // Any image or compose container: with provisioning off the plan says what it leaves out.
   let wantsProvisioning = false;
   const tokenOnly = env.proxmox !== undefined && env.proxmox.username === undefined;
+  // Bind mounts need root@pam itself; a token (even root's) is refused by Proxmox.
+  const rootPassword = env.proxmox === undefined || env.proxmox.username === "root@pam";
   for (const decl of service.resources) {
     const deps = splitDeps(decl, service.name);
     if (decl.type === dockerImage.type) {
@@ -102,17 +106,33 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       });
       continue;
     }
+    if (s.bind_mounts.length > 0 && !rootPassword) {
+      problems.push({
+        service: service.name,
+        resource: decl.id,
+        message: `${decl.id} has bind mounts, which only root@pam may set on Proxmox (not an API token, even root's)`,
+        hint: `give homelab:proxmox a root@pam username with password_file in ${envFileOf(env)} (the token stays in use for everything else), or use volumes instead`,
+      });
+      continue;
+    }
+    const storageProblem = volumeStorageProblem(s.volumes, placement.chosen, inventory);
+    if (storageProblem) {
+      problems.push({ service: service.name, resource: decl.id, ...storageProblem });
+      continue;
+    }
     const inputs: ContainerInputs = {
       node: placement.chosen,
       template: template.chosen.volid,
       hostname: s.hostname,
-      description: `Managed by homelab: service ${service.name}, resource ${decl.id}, environment ${env.name}. Changes made here are overwritten by the next deploy.`,
+      description: managedDescription({ service: service.name, resource: decl.id, environment: env.name }),
       tags: ["homelab", service.name.replace(/[^a-z0-9_+.-]/g, "-")],
       memory: s.host.resources.memory,
       swap: s.host.resources.swap,
       cores: s.host.resources.cores,
       storage: env.defaults.storage,
       diskGb: s.host.resources.disk,
+      volumes: s.volumes.map((v) => ({ name: v.name, sizeGb: v.size, path: v.path, storage: v.storage, backup: v.backup })),
+      bindMounts: s.bind_mounts.map((b) => ({ host: b.host, path: b.path, readOnly: b.read_only })),
       bridge: s.network.bridge,
       ip: s.network.ip,
       ...(s.network.gateway ? { gateway: s.network.gateway } : {}),
@@ -123,6 +143,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       onBoot: true,
       protection: decl.protect,
     };
+    const kept = current?.node !== undefined && current.node !== placement.chosen ? (current.volumes ?? []) : [];
     const planned: PlannedContainer = {
       kind: "proxmox:container",
       id: decl.id,
@@ -131,7 +152,8 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       inputs,
       template: { chosen: template.chosen.volid, sticky: template.sticky, candidates: template.candidates },
       placement: { chosen: placement.chosen, sticky: placement.sticky, strategy: strategy.name, candidates: placement.candidates },
-      compose: docker && env.provisioning ? { dir: service.dir, files: s.docker.compose_files } : undefined,
+      compose: docker && env.provisioning ? composeOf(service.dir, s) : undefined,
+      ...(kept.length > 0 && current?.node !== undefined ? { dataMove: { from: current.node, to: placement.chosen, volumes: kept } } : {}),
     };
     resources.push(planned);
   }
@@ -141,6 +163,26 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
   }
   const dependsOnServices = [...new Set(resources.flatMap((r) => r.crossDependsOn.map((d) => d.service)))].sort();
   return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes, provisioning: { enabled: env.provisioning, dockerSource: env.docker.source } }, problems };
+}
+
+/** The compose project of a container: its files, and where its named volumes live when `docker.volumes_on` says. Pure. */
+function composeOf(dir: string, s: ResolvedContainer): NonNullable<PlannedContainer["compose"]> {
+  const on = s.docker.volumes_on !== undefined ? s.volumes.find((v) => v.name === s.docker.volumes_on) : undefined;
+  return { dir, files: s.docker.compose_files, ...(on ? { volumesDir: on.path } : {}) };
+}
+
+/** A volume on a storage the node does not have, or one that cannot hold container volumes. Pure. */
+function volumeStorageProblem(volumes: ResolvedContainer["volumes"], node: string, inventory: Inventory): { message: string; hint: string } | undefined {
+  // An inventory that lists no storages (an older snapshot) cannot tell.
+  if (inventory.storages.length === 0) return undefined;
+  for (const v of volumes) {
+    const onNode = inventory.storages.filter((x) => x.node === node);
+    const st = onNode.find((x) => x.storage === v.storage);
+    const usable = onNode.filter((x) => x.content.includes("rootdir")).map((x) => x.storage);
+    if (!st) return { message: `volume "${v.name}" is on storage "${v.storage}", which node ${node} does not have`, hint: usable.length > 0 ? `use one of: ${usable.join(", ")}` : "add a storage for container volumes (content rootdir) to the node" };
+    if (!st.content.includes("rootdir")) return { message: `volume "${v.name}" is on storage "${v.storage}", which cannot hold container volumes (its content is ${st.content.join(", ") || "none"})`, hint: usable.length > 0 ? `use one of: ${usable.join(", ")}` : "enable content rootdir on a storage of the node" };
+  }
+  return undefined;
 }
 
 /** What to do when no node can take a container, from why each node could not. */

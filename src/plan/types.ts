@@ -5,6 +5,30 @@
  * returns data. The engine turns a ServicePlan into Pulumi resources.
  */
 
+/**
+ * A data volume: a Proxmox mount point (`mpN`) on a storage, named so it can
+ * be found again when the container is rebuilt (its volume then moves to the
+ * new container instead of being made afresh).
+ */
+export interface ContainerVolume {
+  /** Its name in service.yaml: the volume's identity across rebuilds. */
+  name: string;
+  /** GiB; growing it resizes in place, Proxmox cannot shrink. */
+  sizeGb: number;
+  /** The mount path inside the container. */
+  path: string;
+  storage: string;
+  /** Whether vzdump backups include it. */
+  backup: boolean;
+}
+
+/** A folder of the node mounted into the container (root@pam only). */
+export interface ContainerBindMount {
+  host: string;
+  path: string;
+  readOnly: boolean;
+}
+
 /** The inputs of a `homelab:proxmox:Container` resource, exactly as the provider receives them. */
 export interface ContainerInputs {
   /** Proxmox node to create the container on. */
@@ -24,6 +48,9 @@ export interface ContainerInputs {
   /** Root disk: storage and size in GB. */
   storage: string;
   diskGb: number;
+  /** Data volumes, in mount order. */
+  volumes: ContainerVolume[];
+  bindMounts: ContainerBindMount[];
   bridge: string;
   /** `dhcp` or CIDR. */
   ip: string;
@@ -45,6 +72,8 @@ export interface ContainerOutputs extends ContainerInputs {
   vmid: number;
   /** IPv4 address without prefix, once known. */
   address: string | undefined;
+  /** Which mount point holds each volume, by name (`{ data: "mp0" }`). */
+  volumeKeys: Record<string, string>;
 }
 
 /** Why a template was (or was not) chosen. */
@@ -85,8 +114,18 @@ export interface PlannedContainer {
   inputs: ContainerInputs;
   template: { chosen: string; sticky: boolean; candidates: TemplateCandidate[] };
   placement: { chosen: string; sticky: boolean; strategy: string; candidates: NodeCandidate[] };
-  /** The compose project provisioned inside (`docker.compose: true` and provisioning on): the service folder and its compose files, absolute, in order. */
-  compose: { dir: string; files: string[] } | undefined;
+  /**
+   * Set when the container moves to another node while it has volumes: Proxmox moves volumes
+   * only between containers of one node, so the data stays behind (with the old container,
+   * kept) and the new one starts empty. Deploys refuse it without --allow-delete.
+   */
+  dataMove?: { from: string; to: string; volumes: string[] };
+  /**
+   * The compose project provisioned inside (`docker.compose: true` and provisioning on): the
+   * service folder, its compose files (absolute, in order), and the folder inside the container
+   * that holds its named volumes (`docker.volumes_on`'s mount path), if any.
+   */
+  compose: { dir: string; files: string[]; volumesDir?: string } | undefined;
 }
 
 /** A planned Docker image: built from its folder, tagged by content hash, pushed to its registry. */
@@ -125,6 +164,8 @@ export interface CurrentResource {
   node?: string;
   template?: string;
   vmid?: number;
+  /** The names of its volumes, as recorded. */
+  volumes?: string[];
 }
 export type CurrentState = ReadonlyMap<string, CurrentResource>;
 

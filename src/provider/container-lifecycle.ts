@@ -51,11 +51,18 @@ export class ContainerLifecycle {
   }
 
   /**
-   * Creates the container, starts it and waits for its address; protection is set last. On a
-   * failure after the container came to exist, removes it, or (when that fails too) raises a
-   * partial-create error that makes the engine record it.
+   * Creates the container, lets `prepare` give it what it needs before its first start (its
+   * volumes), starts it and waits for its address; protection is set last. On a failure after
+   * the container came to exist, undoes what `prepare` did (volumes go back where they came
+   * from), then removes the container, or (when either fails) raises a partial-create error
+   * that makes the engine record it rather than lose what it holds.
    */
-  async create(client: ProxmoxClient, inputs: ContainerInputs, say: (message: string) => void): Promise<{ vmid: number; address: string }> {
+  async create<P extends { undo(): Promise<void> }>(
+    client: ProxmoxClient,
+    inputs: ContainerInputs,
+    say: (message: string) => void,
+    prepare?: (vmid: number) => Promise<P>,
+  ): Promise<{ vmid: number; address: string; prepared: P | undefined }> {
     let t = Date.now();
     const lap = (): number => {
       const ms = Date.now() - t;
@@ -64,6 +71,13 @@ export class ContainerLifecycle {
     };
     const vmid = await this.createContainer(client, inputs);
     say(`CT ${vmid} created on ${inputs.node} in ${lap()} ms`);
+    let prepared: P | undefined;
+    try {
+      // A failed prepare has undone its own steps.
+      prepared = prepare ? await prepare(vmid) : undefined;
+    } catch (error) {
+      throw await this.abandon(client, inputs, vmid, error);
+    }
     try {
       await this.ensureRunning(client, inputs.node, vmid);
       say(`CT ${vmid} started in ${lap()} ms`);
@@ -71,8 +85,20 @@ export class ContainerLifecycle {
       say(`CT ${vmid} has address ${address ?? "(none)"} after ${lap()} ms`);
       // Set last, so that until here a failed creation can be removed.
       if (inputs.protection) await client.lxc.updateConfig(inputs.node, vmid, { protection: true });
-      return { vmid, address };
+      return { vmid, address, prepared };
     } catch (error) {
+      if (prepared) {
+        try {
+          await this.stop(client, inputs.node, vmid);
+          await prepared.undo();
+        } catch (undo) {
+          throw new PartialCreateError(String(vmid), withoutUndefined(containerOutputs(inputs, inputs.node, vmid, undefined)), [
+            describeError(`CT ${vmid} on ${inputs.node}`, error),
+            describeError("giving its volumes back failed too, so it is kept with them", undo),
+            "it is recorded in the stack: the next deploy finishes it, `homelab destroy` keeps its data unless --delete-data",
+          ]);
+        }
+      }
       throw await this.abandon(client, inputs, vmid, error);
     }
   }
@@ -243,8 +269,8 @@ export class ContainerLifecycle {
   }
 }
 
-/** The outputs: the inputs as applied, the id and node, the address. */
-export function containerOutputs(inputs: ContainerInputs, node: string, vmid: number, address: string | undefined): ContainerOutputs {
-  return { ...inputs, node, vmid, address };
+/** The outputs: the inputs as applied, the id and node, the address, which mount point holds each volume. */
+export function containerOutputs(inputs: ContainerInputs, node: string, vmid: number, address: string | undefined, volumeKeys: Record<string, string> = {}): ContainerOutputs {
+  return { ...inputs, node, vmid, address, volumeKeys };
 }
 

@@ -21,7 +21,12 @@ import { ContainerLifecycle, DEFAULT_TIMEOUTS, containerOutputs } from "./contai
 import type { ContainerTimeouts } from "./container-lifecycle.ts";
 import { ProviderError, translateError } from "./errors.ts";
 import { checkContainerInputs, parseContainerState, propertyBag, withoutUndefined } from "./inputs.ts";
+import type { ContainerState } from "./inputs.ts";
 import { configChange, eth0Address, featureChangeNeedsRoot, featuresOf, inputsNeedRoot, isSameContainer, liveState } from "./lxc-mapping.ts";
+import { ContainerData } from "./container-data.ts";
+import { identityOf } from "../data/identity.ts";
+import type { ContainerIdentity } from "../data/identity.ts";
+import { dataVolumes, mountChanges } from "../data/mounts.ts";
 
 /** The Pulumi type token of the resource. */
 export { CONTAINER_TYPE } from "./tokens.ts";
@@ -39,6 +44,25 @@ function parseVmid(id: string): number {
   return vmid;
 }
 
+/**
+ * Disks asked to shrink, which Proxmox cannot do: refused in check, so the preview says so
+ * before anything changes. Compared with what the state holds (a volume taken over from a
+ * bigger one is recorded at its real size). Pure.
+ */
+export function shrinkProblems(before: ContainerState, after: ContainerInputs): CheckFailure[] {
+  const out: CheckFailure[] = [];
+  const replacing = before.node !== undefined && (before.node !== after.node || before.template !== after.template || before.storage !== after.storage || before.unprivileged !== after.unprivileged);
+  if (before.diskGb !== undefined && after.diskGb < before.diskGb && !replacing) {
+    out.push({ property: "diskGb", reason: `the root disk is ${before.diskGb} GB and cannot shrink to ${after.diskGb} GB: Proxmox only grows disks; set host.resources.disk to ${before.diskGb} or more` });
+  }
+  for (const v of after.volumes) {
+    const old = before.volumes?.find((o) => o.name === v.name);
+    if (old && v.sizeGb < old.sizeGb) out.push({ property: "volumes", reason: `volume ${v.name} is ${old.sizeGb} GB and cannot shrink to ${v.sizeGb} GB: Proxmox only grows volumes; set its size to ${old.sizeGb} or more` });
+    if (old && v.storage !== old.storage) out.push({ property: "volumes", reason: `volume ${v.name} is on storage ${old.storage}; homelab does not move volumes between storages: move it with pct move-volume while the container is stopped, or keep storage ${old.storage}` });
+  }
+  return out;
+}
+
 /** The live container found for a vmid: its node and config. */
 interface Located {
   node: string;
@@ -50,9 +74,12 @@ export class ContainerResource {
   private readonly ctx: ProviderContext;
   private readonly lifecycle: ContainerLifecycle;
 
+  private readonly data: ContainerData;
+
   constructor(ctx: ProviderContext, timeouts: Partial<ContainerTimeouts> = {}) {
     this.ctx = ctx;
     this.lifecycle = new ContainerLifecycle({ ...DEFAULT_TIMEOUTS, ...timeouts });
+    this.data = new ContainerData(this.lifecycle);
   }
 
   /** Validates the inputs and applies defaults; refuses, before any change, features the credentials cannot set. */
@@ -63,6 +90,7 @@ export class ContainerResource {
       const failures: CheckFailure[] = [];
       const problem = this.featureProblem(olds, checked.inputs, checked.unknown);
       if (problem) failures.push(problem);
+      failures.push(...shrinkProblems(parseContainerState(olds), checked.inputs));
       return { inputs: checked.bag, failures };
     });
   }
@@ -77,13 +105,21 @@ export class ContainerResource {
     });
   }
 
-  /** Creates, starts and waits for the address; on failure removes what it made (or reports it as partial). */
+  /**
+   * Creates the container, gives it its volumes (those of the container it succeeds move
+   * here, after a backup; the rest are made), starts it and waits for the address; on
+   * failure gives the volumes back and removes what it made (or reports it as partial).
+   */
   async create(news: unknown, say: (message: string) => void = () => undefined): Promise<CreateResult> {
     const inputs = this.validInputs(news);
     try {
-      const client = this.client(inputsNeedRoot(inputs) ? "root" : "default");
-      const { vmid, address } = await this.lifecycle.create(client, inputs, say);
-      return { id: String(vmid), outs: withoutUndefined(containerOutputs(inputs, inputs.node, vmid, address)) };
+      const client = this.client(inputsNeedRoot(inputs) || inputs.bindMounts.length > 0 ? "root" : "default");
+      const identity = this.identity(inputs);
+      const safety = this.ctx.safety(client, say);
+      const { vmid, address, prepared } = await this.lifecycle.create(client, inputs, say, (id) => this.data.attach(client, safety, inputs, identity, id, say));
+      await prepared?.finish();
+      const volumes = inputs.volumes.map((v) => ({ ...v, sizeGb: Math.max(v.sizeGb, prepared?.sizes[v.name] ?? 0) }));
+      return { id: String(vmid), outs: withoutUndefined(containerOutputs({ ...inputs, volumes }, inputs.node, vmid, address, prepared?.keys ?? {})) };
     } catch (error) {
       throw translateError(`creating container ${inputs.hostname} on ${inputs.node}`, error);
     }
@@ -109,14 +145,18 @@ export class ContainerResource {
     }
   }
 
-  /** Applies in-place changes, restarts for those that apply at start, and makes sure the container runs. */
-  async update(id: string, olds: unknown, news: unknown): Promise<UpdateResult> {
+  /**
+   * Applies in-place changes (config, disk growth, volumes), restarts for those that apply at
+   * start (after a snapshot, or a backup, when the container holds data), and makes sure the
+   * container runs.
+   */
+  async update(id: string, olds: unknown, news: unknown, say: (message: string) => void = () => undefined): Promise<UpdateResult> {
     const stored = parseContainerState(olds);
     const inputs = this.validInputs(news);
     const vmid = parseVmid(id);
     const doing = `updating container ${inputs.hostname} (CT ${vmid})`;
     try {
-      const client = this.client(featureChangeNeedsRoot(stored, inputs, false) ? "root" : "default");
+      const client = this.client(featureChangeNeedsRoot(stored, inputs, false) || inputs.bindMounts.length > 0 || (stored.bindMounts ?? []).length > 0 ? "root" : "default");
       let found = await this.locate(client, vmid, stored.node);
       if (!found || !isSameContainer(found.config, stored)) {
         throw new ProviderError(
@@ -127,24 +167,37 @@ export class ContainerResource {
       const node = found.node;
       // A creation that timed out earlier may still hold the container.
       if (found.config.lock !== undefined) found = { node, config: await this.lifecycle.waitUnlocked(client, node, vmid) };
-      const change = await this.applyConfig(client, node, vmid, found.config, inputs);
+      const known = { volumeKeys: stored.volumeKeys ?? {}, bindMounts: stored.bindMounts ?? [] };
+      const mounts = mountChanges(found.config.mounts, inputs, known);
       const status = await client.lxc.status(node, vmid);
-      if (status.status === "running" && change.restart) {
-        // Feature flags and the hostname are kept pending by Proxmox until the next start.
+      const restart = status.status === "running" && (configChange(found.config, inputs).restart || mounts.restart);
+      if (restart && dataVolumes(found.config).length > 0) {
+        // The container stays, so a snapshot (seconds to roll back) is its safety net.
+        await this.ctx.safety(client, say).beforeChange(node, vmid, this.identity(inputs), "restart");
+      }
+      const change = await this.applyConfig(client, node, vmid, found.config, inputs);
+      const applied = await this.data.apply(client, node, vmid, await client.lxc.config(node, vmid), inputs, known, say);
+      if (status.status === "running" && (change.restart || applied.restart)) {
+        // Feature flags, the hostname and changed mount points are kept pending by Proxmox until the next start.
         await this.lifecycle.stop(client, node, vmid);
       }
       await this.lifecycle.ensureRunning(client, node, vmid);
       const address = await this.lifecycle.waitForAddress(client, node, vmid, inputs);
       // Whatever gets the old address later is another machine to SSH.
       if (stored.address !== undefined && stored.address !== address) await this.forgetHostKey(stored.address);
-      return { outs: withoutUndefined(containerOutputs(inputs, node, vmid, address)) };
+      return { outs: withoutUndefined(containerOutputs(inputs, node, vmid, address, applied.keys)) };
     } catch (error) {
       throw translateError(doing, error);
     }
   }
 
-  /** Stops and destroys the container; refuses while Proxmox protection is on; a container already gone is success. */
-  async delete(id: string, props: unknown): Promise<void> {
+  /**
+   * Stops and destroys the container; refuses while Proxmox protection is on; a container
+   * already gone is success. A container holding data (volumes, unused disks) is kept instead,
+   * stopped and marked, so its data goes to the service's next container; with
+   * `HOMELAB_DELETE_DATA` it is backed up and destroyed with its data.
+   */
+  async delete(id: string, props: unknown, say: (message: string) => void = () => undefined): Promise<void> {
     const stored = parseContainerState(props);
     const vmid = parseVmid(id);
     const name = stored.hostname ?? `CT ${vmid}`;
@@ -167,6 +220,18 @@ export class ContainerResource {
         );
       }
       if (found.config.lock === "create") await this.lifecycle.waitUnlocked(client, found.node, vmid);
+      const data = dataVolumes(found.config);
+      if (data.length > 0) {
+        const identity = identityOf(found.config.description)?.identity ?? this.identity(stored);
+        if (!this.ctx.deleteData) {
+          await this.data.keep(client, found.node, vmid, found.config, identity, "after its resource was deleted");
+          say(`CT ${vmid} kept (stopped) with its ${data.length} volume(s): the service's next container takes them over; \`homelab destroy ${identity.service} --delete-data\` deletes them`);
+          await this.forgetHostKey(stored.address);
+          return;
+        }
+        const backup = await this.ctx.safety(client, say).backupBefore(found.node, vmid, identity, "delete-data");
+        say(`CT ${vmid}: deleting it with its ${data.length} volume(s); the backup ${backup.kind === "backup" ? backup.volid : backup.name} holds them`);
+      }
       await this.lifecycle.destroy(client, found.node, vmid);
       // A replacement (or any later container) may get this address: it must be pinned afresh.
       await this.forgetHostKey(stored.address);
@@ -186,6 +251,12 @@ export class ContainerResource {
       // The container is gone either way; a stale pin only costs a clear error at the next contact.
       process.stderr.write(`homelab provider: could not forget the host key of ${address} in ${file}: ${error instanceof Error ? error.message : String(error)}\n`);
     }
+  }
+
+  /** Whose container this is, from its notes; a container without homelab's notes is named after its hostname. */
+  private identity(inputs: Partial<Pick<ContainerInputs, "description" | "hostname">>): ContainerIdentity {
+    const { envName } = this.ctx.location();
+    return identityOf(inputs.description)?.identity ?? { service: inputs.hostname ?? "unknown", resource: inputs.hostname ?? "unknown", environment: envName };
   }
 
   private client(purpose: ClientPurpose = "default"): ProxmoxClient {

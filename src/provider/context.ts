@@ -14,6 +14,7 @@ import { SecretRefError } from "../config/secret-ref.ts";
 import type { ProxmoxClient, ProxmoxClientOptions } from "../proxmox/client.ts";
 import { ProviderError } from "./errors.ts";
 import { envFileOf } from "../config/homelab-dir.ts";
+import { DataSafety, isDeployId, newDeployId } from "../data/safety.ts";
 
 /** Which credentials an operation needs: the environment's usual ones, or `root@pam` itself (feature flags). */
 export type ClientPurpose = "default" | "root";
@@ -43,6 +44,7 @@ export class ProviderContext {
   private readonly clientOptions: ProviderContextOptions["client"];
   private environment: EnvironmentConfig | undefined;
   private readonly clients = new Map<ClientPurpose, ProxmoxClient>();
+  private ownDeployId: string | undefined;
 
   constructor(options: ProviderContextOptions) {
     this.env = options.env;
@@ -57,6 +59,29 @@ export class ProviderContext {
   /** `HOMELAB_VERBOSE=true`: build and provisioning output is passed on, not just status lines. */
   get verbose(): boolean {
     return TRUE.test(this.env.HOMELAB_VERBOSE ?? "");
+  }
+
+  /**
+   * The run's deploy id (`HOMELAB_DEPLOY_ID`, set by the CLI per run): the snapshots and
+   * backups taken before destructive steps are named after it. A plugin started by hand
+   * makes one for its own lifetime.
+   */
+  get deployId(): string {
+    const given = this.env.HOMELAB_DEPLOY_ID ?? "";
+    if (isDeployId(given)) return given;
+    this.ownDeployId ??= newDeployId();
+    return this.ownDeployId;
+  }
+
+  /** `HOMELAB_DELETE_DATA=true` (destroy --delete-data): deleting a container deletes its volumes too, after a backup. */
+  get deleteData(): boolean {
+    return TRUE.test(this.env.HOMELAB_DELETE_DATA ?? "");
+  }
+
+  /** The safety steps (snapshots and backups before destructive steps) over a client, with the environment's settings. */
+  safety(client: ProxmoxClient, say: (message: string) => void): DataSafety {
+    const { backups } = this.loadEnvironment();
+    return new DataSafety(client, { backupStorage: backups.storage, keep: backups.keep, deployId: this.deployId }, say);
   }
 
   /** The variables the plugin runs with (secrets of services are read from here first, as the CLI does). */

@@ -3,7 +3,7 @@
  * (some of which only apply at the next start), or a replacement. Pure, so
  * the preview's answer and the update's behaviour come from one table.
  */
-import type { ContainerInputs } from "../plan/types.ts";
+import type { ContainerInputs, ContainerVolume } from "../plan/types.ts";
 import type { ContainerState } from "./inputs.ts";
 import { CONTAINER_INPUT_KEYS, normalizeTags } from "./inputs.ts";
 
@@ -12,16 +12,18 @@ export type ChangeKind = "replace" | "update" | "ignore";
 
 /**
  * Per input: `replace` where Proxmox cannot change it on an existing container
- * (template, node, privilege, root disk storage and size), `update` where a config
- * change does, `ignore` where Proxmox only uses the value at creation.
+ * (template, node, privilege, root disk storage), `update` where a config change
+ * or a resize does (disks only grow: a smaller size is refused by the check), `ignore`
+ * where Proxmox only uses the value at creation.
  */
 export const CHANGE_KIND: Readonly<Record<keyof ContainerInputs, ChangeKind>> = {
   node: "replace",
   template: "replace",
   unprivileged: "replace",
   storage: "replace",
-  // The client has no disk resize (and Proxmox cannot shrink), so any size change replaces.
-  diskGb: "replace",
+  diskGb: "update",
+  volumes: "update",
+  bindMounts: "update",
   hostname: "update",
   description: "update",
   tags: "update",
@@ -57,6 +59,17 @@ export interface ContainerDiff {
   restart: boolean;
 }
 
+/**
+ * Whether a volume change applies only at the next start: a volume removed (detached), or one
+ * whose path or backup flag changed. A new volume is hot-plugged and a bigger one grows live.
+ */
+function volumesNeedRestart(olds: readonly ContainerVolume[], news: readonly ContainerVolume[]): boolean {
+  return olds.some((o) => {
+    const n = news.find((x) => x.name === o.name);
+    return n === undefined || n.path !== o.path || n.backup !== o.backup;
+  });
+}
+
 /** The address part of a static `ip` (`10.0.0.5/24` gives `10.0.0.5`); undefined for dhcp or nothing. Pure. */
 export function staticAddress(ip: string | undefined): string | undefined {
   if (ip === undefined || ip.toLowerCase() === "dhcp" || ip === "manual" || ip === "") return undefined;
@@ -68,17 +81,31 @@ export function sameInput<K extends keyof ContainerInputs>(key: K, a: ContainerI
   switch (key) {
     case "tags":
       // Proxmox lowercases, de-duplicates and sorts tags; a different order is no change.
-      return Array.isArray(a) && Array.isArray(b) && normalizeTags(a).join(";") === normalizeTags(b).join(";");
+      return Array.isArray(a) && Array.isArray(b) && normalizeTags(a.map(String)).join(";") === normalizeTags(b.map(String)).join(";");
     case "description":
       // Proxmox may hand the notes back with a trailing newline.
-      return String(a ?? "").trimEnd() === String(b ?? "").trimEnd();
+      return text(a).trimEnd() === text(b).trimEnd();
     case "gateway":
-      return String(a ?? "") === String(b ?? "");
+      return text(a) === text(b);
+    case "volumes":
+    case "bindMounts":
+      // A state written before volumes existed has none; the order in service.yaml is no change (mount points keep their keys).
+      return canonicalList(a) === canonicalList(b);
     case "ip":
       return typeof a === "string" && typeof b === "string" && a.toLowerCase() === b.toLowerCase();
     default:
       return a !== undefined && a === b;
   }
+}
+
+/** A scalar input as text; absent is empty. */
+function text(value: unknown): string {
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? String(value) : "";
+}
+
+function canonicalList(value: unknown): string {
+  const list = Array.isArray(value) ? value.map((x) => JSON.stringify(Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([k1], [k2]) => k1.localeCompare(k2))))) : [];
+  return list.sort().join("\n");
 }
 
 /**
@@ -97,6 +124,6 @@ export function diffContainer(olds: ContainerState, news: Partial<ContainerInput
   // Two containers answering on one static address must never run at once, so the old one goes first;
   // otherwise the new one is made first and the service keeps running if its creation fails.
   const deleteBeforeReplace = replaces.length > 0 && oldAddress !== undefined && (unknown.has("ip") || staticAddress(news.ip) === oldAddress);
-  const restart = replaces.length === 0 && updates.some((k) => APPLIED_AT_START.has(k));
+  const restart = replaces.length === 0 && (updates.some((k) => APPLIED_AT_START.has(k)) || (updates.includes("volumes") && volumesNeedRestart(olds.volumes ?? [], news.volumes ?? [])) || updates.includes("bindMounts"));
   return { changed, replaces, updates, deleteBeforeReplace, restart };
 }

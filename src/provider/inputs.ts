@@ -62,6 +62,22 @@ export function normalizeTags(tags: readonly string[]): string[] {
 
 const D = BUILTIN_DEFAULTS;
 
+const MOUNT_PATH = /^\/[^,=\s]+$/;
+
+const volumeSchema = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, { error: "a volume name is lowercase letters, digits, _ and -" }),
+  sizeGb: z.number({ error: "sizeGb must be a number of GB" }).positive({ error: "sizeGb must be positive" }),
+  path: z.string().regex(MOUNT_PATH, { error: "path must be an absolute path without commas, '=' or spaces" }),
+  storage: z.string().regex(STORAGE, { error: "storage must be a Proxmox storage id, e.g. local-lvm" }),
+  backup: z.boolean().default(true),
+});
+
+const bindMountSchema = z.strictObject({
+  host: z.string().regex(MOUNT_PATH, { error: "host must be an absolute path on the node without commas, '=' or spaces" }),
+  path: z.string().regex(MOUNT_PATH, { error: "path must be an absolute path without commas, '=' or spaces" }),
+  readOnly: z.boolean().default(false),
+});
+
 /** The inputs of `homelab:proxmox:Container`, with the provider's defaults. */
 const containerInputsSchema = z
   .strictObject({
@@ -83,6 +99,8 @@ const containerInputsSchema = z
     cores: z.int({ error: "cores must be a whole number" }).min(1, { error: "cores must be at least 1" }).max(8192).default(D.cores),
     storage: z.string().regex(STORAGE, { error: "storage must be a Proxmox storage id, e.g. local-lvm" }).default(D.storage),
     diskGb: z.number({ error: "diskGb must be a number of GB" }).positive({ error: "diskGb must be positive" }).default(D.disk),
+    volumes: z.array(volumeSchema).default([]),
+    bindMounts: z.array(bindMountSchema).default([]),
     bridge: z.string().regex(BRIDGE, { error: "bridge must be a bridge name, e.g. vmbr0" }).default(D.bridge),
     ip: z
       .string()
@@ -98,6 +116,16 @@ const containerInputsSchema = z
     protection: z.boolean().default(false),
   })
   .superRefine((v, ctx) => {
+    const paths = new Set<string>();
+    const names = new Set<string>();
+    for (const m of [...v.volumes, ...v.bindMounts]) {
+      if (paths.has(m.path)) ctx.addIssue({ code: "custom", path: ["volumes"], message: `mount path ${m.path} is used twice` });
+      paths.add(m.path);
+    }
+    for (const vol of v.volumes) {
+      if (names.has(vol.name)) ctx.addIssue({ code: "custom", path: ["volumes"], message: `volume name ${vol.name} is used twice` });
+      names.add(vol.name);
+    }
     if (v.gateway !== undefined && v.ip === "dhcp") {
       ctx.addIssue({ code: "custom", path: ["gateway"], message: "gateway is only used with a static ip; set ip to an address such as 192.168.1.50/24, or drop the gateway" });
     }
@@ -106,7 +134,7 @@ const containerInputsSchema = z
 const INPUT_KEYS = Object.keys(containerInputsSchema.shape) as (keyof ContainerInputs)[];
 
 /** Properties the provider computes; a program may name them (as undefined) to declare them as outputs. */
-const OUTPUT_ONLY: ReadonlySet<string> = new Set(["vmid", "address"]);
+const OUTPUT_ONLY: ReadonlySet<string> = new Set(["vmid", "address", "volumeKeys"]);
 
 /** The names of the container's inputs, in schema order. */
 export const CONTAINER_INPUT_KEYS: readonly (keyof ContainerInputs)[] = INPUT_KEYS;
@@ -170,6 +198,8 @@ function placeholders(keys: ReadonlySet<keyof ContainerInputs>): PropertyBag {
     cores: D.cores,
     storage: D.storage,
     diskGb: D.disk,
+    volumes: [],
+    bindMounts: [],
     bridge: D.bridge,
     ip: "10.0.0.1/24",
     unprivileged: true,
@@ -205,6 +235,9 @@ const stateFields = {
   cores: z.number(),
   storage: z.string(),
   diskGb: z.number(),
+  volumes: z.array(z.object({ name: z.string(), sizeGb: z.number(), path: z.string(), storage: z.string(), backup: z.boolean() })),
+  bindMounts: z.array(z.object({ host: z.string(), path: z.string(), readOnly: z.boolean() })),
+  volumeKeys: z.record(z.string(), z.string()),
   bridge: z.string(),
   ip: z.string(),
   gateway: z.string(),

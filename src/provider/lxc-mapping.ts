@@ -5,11 +5,12 @@
  */
 import type { ContainerInputs, ContainerOutputs } from "../plan/types.ts";
 import { featuresNeedRoot } from "../proxmox/lxc-format.ts";
-import type { LxcFeatures, LxcNetwork } from "../proxmox/lxc-format.ts";
+import type { LxcFeatures, LxcMountPoint, LxcNetwork } from "../proxmox/lxc-format.ts";
 import type { LxcConfig, LxcConfigUpdate, LxcCreateParams, LxcInterface } from "../proxmox/lxc-types.ts";
 import { staticAddress } from "./diff.ts";
 import type { ContainerState } from "./inputs.ts";
 import { normalizeTags } from "./inputs.ts";
+import { bindMount, mountIndex, sizeInGb } from "../data/mounts.ts";
 
 /** The feature flags the inputs ask for; flags that are off are left out, so nothing is sent for them. */
 export function featuresOf(inputs: Pick<ContainerInputs, "nesting" | "keyctl">): LxcFeatures {
@@ -41,10 +42,14 @@ function network(inputs: Pick<ContainerInputs, "bridge" | "ip" | "gateway">, bas
 
 /**
  * The create parameters. Protection is left off here and set once the container runs,
- * so a failed creation can still be removed.
+ * so a failed creation can still be removed. Volumes are not among them: they come after
+ * the create, each moved from the container this one succeeds or made afresh, at the
+ * mount point of its place in the list (`mp0` for the first); bind mounts follow them.
  */
 export function createParams(inputs: ContainerInputs, vmid: number): LxcCreateParams {
   const features = featuresOf(inputs);
+  const mp: Record<number, LxcMountPoint> = {};
+  inputs.bindMounts.forEach((b, i) => (mp[inputs.volumes.length + i] = bindMount(b)));
   return {
     vmid,
     ostemplate: inputs.template,
@@ -60,6 +65,7 @@ export function createParams(inputs: ContainerInputs, vmid: number): LxcCreatePa
     ...(inputs.tags.length > 0 ? { tags: inputs.tags } : {}),
     ...(Object.keys(features).length > 0 ? { features } : {}),
     ...(inputs.sshPublicKeys.trim() !== "" ? { sshPublicKeys: inputs.sshPublicKeys } : {}),
+    ...(Object.keys(mp).length > 0 ? { mp } : {}),
   };
 }
 
@@ -115,27 +121,6 @@ export function configChange(config: LxcConfig, inputs: ContainerInputs): Config
   return { update, keys, restart, network: networkChanged };
 }
 
-const SIZE = /^(\d+(?:\.\d+)?)([KMGT]?)$/i;
-
-/** GiB of a Proxmox size (`8G`, `512M`, `1T`); undefined when unreadable. */
-export function sizeInGb(size: string | undefined): number | undefined {
-  const m = SIZE.exec(size ?? "");
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  switch ((m[2] ?? "").toUpperCase()) {
-    case "T":
-      return n * 1024;
-    case "G":
-      return n;
-    case "M":
-      return n / 1024;
-    case "K":
-      return n / 1024 / 1024;
-    default:
-      return n / 1024 ** 3;
-  }
-}
-
 /** The IPv4 address (no prefix) of eth0 once it has a routable one; link-local and loopback do not count. */
 export function eth0Address(interfaces: readonly LxcInterface[] | null): string | undefined {
   const eth0 = interfaces?.find((i) => i.name === "eth0");
@@ -166,6 +151,7 @@ export function liveState(config: LxcConfig, stored: ContainerState, where: { no
     cores: config.cores ?? stored.cores ?? 1,
     storage: volume.includes(":") ? volume.slice(0, volume.indexOf(":")) : (stored.storage ?? ""),
     diskGb: sizeInGb(config.rootfs?.size) ?? stored.diskGb ?? 0,
+    ...liveMounts(config, stored),
     bridge: net?.bridge ?? "",
     ip: net?.ip ?? "",
     ...(net?.gw !== undefined ? { gateway: net.gw } : {}),
@@ -178,6 +164,27 @@ export function liveState(config: LxcConfig, stored: ContainerState, where: { no
     vmid: where.vmid,
     address: where.address,
   };
+}
+
+/** The volumes and bind mounts of a live container that the state knows as homelab's, read back. */
+function liveMounts(config: LxcConfig, stored: ContainerState): Pick<ContainerOutputs, "volumes" | "bindMounts" | "volumeKeys"> {
+  const volumes: ContainerOutputs["volumes"] = [];
+  const volumeKeys: Record<string, string> = {};
+  for (const v of stored.volumes ?? []) {
+    const key = stored.volumeKeys?.[v.name];
+    const index = mountIndex(key) ?? Number(Object.entries(config.mounts).find(([, m]) => m.type === "volume" && m.mp === v.path)?.[0] ?? -1);
+    const m = config.mounts[index];
+    if (m === undefined || m.type !== "volume") continue;
+    volumeKeys[v.name] = `mp${index}`;
+    const colon = m.volume.indexOf(":");
+    volumes.push({ name: v.name, sizeGb: sizeInGb(m.size) ?? v.sizeGb, path: m.mp, storage: colon > 0 ? m.volume.slice(0, colon) : v.storage, backup: m.backup });
+  }
+  const bindMounts: ContainerOutputs["bindMounts"] = [];
+  for (const b of stored.bindMounts ?? []) {
+    const m = Object.values(config.mounts).find((x) => x.type === "bind" && x.mp === b.path);
+    if (m) bindMounts.push({ host: m.volume, path: m.mp, readOnly: m.readOnly });
+  }
+  return { volumes, bindMounts, volumeKeys };
 }
 
 /**

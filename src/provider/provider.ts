@@ -64,8 +64,8 @@ function containerHandler(c: ContainerResource, log: ProviderLog): ResourceHandl
     diff: (_urn, olds, news) => c.diff(olds, news),
     create: (urn, inputs) => c.create(inputs, (m) => log.info(urn, m)),
     read: (_urn, id, props) => c.read(id, props),
-    update: (_urn, id, olds, news) => c.update(id, olds, news),
-    delete: (_urn, id, props) => c.delete(id, props),
+    update: (urn, id, olds, news) => c.update(id, olds, news, (m) => log.info(urn, m)),
+    delete: (urn, id, props) => c.delete(id, props, (m) => log.info(urn, m)),
   };
 }
 

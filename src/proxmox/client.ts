@@ -1,12 +1,14 @@
 /**
  * The Proxmox VE client: one transport (its own connection pool and TLS
- * policy) shared by one module per API area.
+ * policy) shared by one module per API area (version, nodes, cluster,
+ * storage, lxc, backup, tasks).
  */
 import { z } from "zod";
 import { isTokenCredentials, ticketAuthenticator, tokenAuthenticator, validateCredentials } from "./auth.ts";
 import type { PasswordCredentials, ProxmoxCredentials, Ticket } from "./auth.ts";
 import { TlsSettingsError, resolveTlsPolicy } from "../net/tls.ts";
 import type { TlsOptions, TlsPolicy } from "../net/tls.ts";
+import { BackupApi } from "./backup.ts";
 import { ClusterApi } from "./cluster.ts";
 import { ProxmoxConfigError } from "./errors.ts";
 import { ProxmoxHttp } from "./http.ts";
@@ -47,6 +49,7 @@ export interface ProxmoxClient {
   readonly cluster: ClusterApi;
   readonly storage: StorageApi;
   readonly lxc: LxcApi;
+  readonly backup: BackupApi;
   readonly tasks: TasksApi;
   /** One snapshot of nodes, guests, storages and templates. */
   loadInventory(): Promise<Inventory>;
@@ -109,6 +112,7 @@ export function createProxmoxClient(options: ProxmoxClientOptions): ProxmoxClien
     cluster,
     storage: new StorageApi(http, tasks),
     lxc: new LxcApi(http, tasks, cluster),
+    backup: new BackupApi(http, tasks),
     tasks,
     loadInventory: () => loadInventory(client),
     close: () => http.close(),

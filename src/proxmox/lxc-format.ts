@@ -159,6 +159,66 @@ export function parseRootfs(text: string): LxcRootfsInfo {
   return { volume, size, options };
 }
 
+/**
+ * A mount point to set (`mp0`, ...): a new volume of `sizeGb` GiB on `storage`,
+ * an existing volume (by volid), or a host path bind-mounted (root@pam only).
+ */
+export type LxcMountPoint =
+  | { kind: "new"; storage: string; sizeGb: number; mp: string; backup?: boolean; readOnly?: boolean }
+  | { kind: "volume"; volume: string; mp: string; size?: string; backup?: boolean; readOnly?: boolean }
+  | { kind: "bind"; host: string; mp: string; readOnly?: boolean };
+
+/** A mount point as a config read reports it. */
+export interface LxcMountInfo {
+  /** A volid (`local-lvm:vm-105-disk-1`), a host path, or a device. */
+  volume: string;
+  type: "volume" | "bind" | "device";
+  /** The path inside the container. */
+  mp: string;
+  /** As written, e.g. `1G`; volumes only. */
+  size: string | undefined;
+  /** Whether backups include it: Proxmox's default is off for a mount point (`backup=1` includes it). */
+  backup: boolean;
+  readOnly: boolean;
+  /** The other options as written. */
+  options: Record<string, string>;
+}
+
+const MOUNT_PATH = /^\/[^,=\n]*$/;
+
+/** Serialises a mount point (`local-lvm:1,mp=/srv/data,backup=1`). Pure. */
+export function formatMountPoint(mount: LxcMountPoint, param = "mp0"): string {
+  if (!MOUNT_PATH.test(mount.mp) || mount.mp === "/") throw invalidParam(param, `mount path ${JSON.stringify(mount.mp)} is not an absolute path below /`, "e.g. /srv/data");
+  const parts: string[] = [];
+  if (mount.kind === "new") {
+    if (!NAME.test(mount.storage)) throw invalidParam(param, `storage ${JSON.stringify(mount.storage)} is invalid`, "use a storage id like local-lvm");
+    if (!Number.isFinite(mount.sizeGb) || mount.sizeGb <= 0) throw invalidParam(param, `size ${mount.sizeGb} GiB is not positive`, "give the volume size in GiB, e.g. 1");
+    parts.push(`${mount.storage}:${mount.sizeGb}`);
+  } else if (mount.kind === "volume") {
+    parts.push(propertyValue(param, "volume", mount.volume));
+  } else {
+    if (!mount.host.startsWith("/")) throw invalidParam(param, `host path ${JSON.stringify(mount.host)} is not absolute`, "e.g. /mnt/tank/media");
+    parts.push(propertyValue(param, "volume", mount.host));
+  }
+  parts.push(`mp=${mount.mp}`);
+  if (mount.kind === "volume" && mount.size !== undefined) parts.push(`size=${propertyValue(param, "size", mount.size)}`);
+  if (mount.kind !== "bind" && mount.backup !== undefined) parts.push(`backup=${b01(mount.backup)}`);
+  if (mount.readOnly === true) parts.push("ro=1");
+  return parts.join(",");
+}
+
+/** The type of a mount point's volume, as pve-container classifies it. Pure. */
+export function mountTypeOf(volume: string): LxcMountInfo["type"] {
+  if (volume.startsWith("/dev/")) return "device";
+  return volume.startsWith("/") ? "bind" : "volume";
+}
+
+/** Parses a mount point of a config (`local-lvm:vm-105-disk-1,mp=/srv/data,backup=1,size=1G`). Pure. */
+export function parseMountPoint(text: string): LxcMountInfo {
+  const { volume = "", mp = "", size, backup, ro, ...options } = parsePropertyString(text, "volume");
+  return { volume, type: mountTypeOf(volume), mp, size, backup: backup === "1", readOnly: ro === "1", options };
+}
+
 const FEATURE_KEYS: readonly [keyof LxcFeatures, string][] = [
   ["nesting", "nesting"],
   ["keyctl", "keyctl"],

@@ -5,8 +5,8 @@
  */
 import { z } from "zod";
 import type { FormParams, FormValue } from "./http.ts";
-import { formatFeatures, formatNetwork, formatRootfs, formatTags, invalidParam, parseFeatures, parseNetwork, parseRootfs, parseTags } from "./lxc-format.ts";
-import type { LxcFeatures, LxcNetwork, LxcRootfs, LxcRootfsInfo } from "./lxc-format.ts";
+import { formatFeatures, formatMountPoint, formatNetwork, formatRootfs, formatTags, invalidParam, parseFeatures, parseMountPoint, parseNetwork, parseRootfs, parseTags } from "./lxc-format.ts";
+import type { LxcFeatures, LxcMountInfo, LxcMountPoint, LxcNetwork, LxcRootfs, LxcRootfsInfo } from "./lxc-format.ts";
 import { flag, num } from "./schema.ts";
 
 /** Parameters shared by create and config updates. */
@@ -21,6 +21,8 @@ export interface LxcSettings {
   net0?: LxcNetwork;
   /** Further interfaces by index (`{ 1: {...} }` is `net1`). */
   net?: Readonly<Record<number, LxcNetwork>>;
+  /** Mount points by index (`{ 0: {...} }` is `mp0`). */
+  mp?: Readonly<Record<number, LxcMountPoint>>;
   /** Written lowercased, de-duplicated and sorted, as Proxmox stores them. */
   tags?: readonly string[];
   features?: LxcFeatures;
@@ -44,6 +46,12 @@ export interface LxcCreateParams extends LxcSettings {
   storage?: string;
   /** OpenSSH public keys for root, one per entry. */
   sshPublicKeys?: string | readonly string[];
+  /** Restore from a backup: `ostemplate` is then the backup's volid (`local:backup/vzdump-lxc-...`). */
+  restore?: boolean;
+  /** With `restore`: overwrite the existing container of this vmid (it must be stopped). */
+  force?: boolean;
+  /** With `restore`: give the restored container new MAC addresses. */
+  unique?: boolean;
   /** Never logged and redacted from errors. */
   password?: string;
   unprivileged?: boolean;
@@ -77,6 +85,12 @@ export interface LxcConfig {
   protection: boolean;
   net: Record<number, LxcNetwork>;
   rootfs: LxcRootfsInfo | undefined;
+  /** Mount points by index. */
+  mounts: Record<number, LxcMountInfo>;
+  /** Unused volumes (`unusedN`: detached, still on storage) by index. */
+  unused: Record<number, string>;
+  /** The snapshot the current state descends from. */
+  parent: string | undefined;
   lock: string | undefined;
   digest: string | undefined;
   /** Every key as Proxmox returned it. */
@@ -108,6 +122,7 @@ function settingsForm(settings: LxcSettings): Record<string, FormValue> {
   if (settings.protection !== undefined) form.protection = settings.protection;
   if (settings.net0 !== undefined) form.net0 = formatNetwork(settings.net0, "net0");
   for (const [index, net] of Object.entries(settings.net ?? {})) form[`net${index}`] = formatNetwork(net, `net${index}`);
+  for (const [index, mount] of Object.entries(settings.mp ?? {})) form[`mp${index}`] = formatMountPoint(mount, `mp${index}`);
   if (settings.tags !== undefined) form.tags = formatTags(settings.tags);
   if (settings.features !== undefined) form.features = formatFeatures(settings.features);
   return form;
@@ -127,6 +142,9 @@ export function lxcCreateForm(params: LxcCreateParams, vmid: number): FormParams
     password: params.password,
     unprivileged: params.unprivileged,
     start: params.start,
+    restore: params.restore,
+    force: params.force,
+    unique: params.unique,
     ostype: params.ostype,
     arch: params.arch,
     pool: params.pool,
@@ -152,9 +170,13 @@ export function parseLxcConfig(raw: Record<string, string | number>): LxcConfig 
   const str = (key: string): string | undefined => (raw[key] === undefined ? undefined : String(raw[key]));
   const int = (key: string): number | undefined => (raw[key] === undefined ? undefined : Number(raw[key]));
   const net: Record<number, LxcNetwork> = {};
+  const mounts: Record<number, LxcMountInfo> = {};
+  const unused: Record<number, string> = {};
   for (const [key, value] of Object.entries(raw)) {
-    const m = /^net(\d+)$/.exec(key);
-    if (m) net[Number(m[1])] = parseNetwork(String(value));
+    const m = /^(net|mp|unused)(\d+)$/.exec(key);
+    if (m?.[1] === "net") net[Number(m[2])] = parseNetwork(String(value));
+    else if (m?.[1] === "mp") mounts[Number(m[2])] = parseMountPoint(String(value));
+    else if (m?.[1] === "unused") unused[Number(m[2])] = String(value);
   }
   const rootfs = str("rootfs");
   const features = str("features");
@@ -173,6 +195,9 @@ export function parseLxcConfig(raw: Record<string, string | number>): LxcConfig 
     protection: str("protection") === "1",
     net,
     rootfs: rootfs !== undefined ? parseRootfs(rootfs) : undefined,
+    mounts,
+    unused,
+    parent: str("parent"),
     lock: str("lock"),
     digest: str("digest"),
     raw,
@@ -251,3 +276,40 @@ export interface LxcInterface {
   inet: string | undefined;
   inet6: string | undefined;
 }
+
+/** What `move_volume` moves, and where: another container on the same node, or another storage. */
+export type LxcMoveVolume =
+  | { volume: string; targetVmid: number; targetVolume?: string; digest?: string; targetDigest?: string }
+  | { volume: string; storage: string; deleteSource?: boolean; digest?: string };
+
+/** The form of `POST /nodes/{node}/lxc/{vmid}/move_volume`. Pure. */
+export function moveVolumeForm(move: LxcMoveVolume): FormParams {
+  const key = /^(?:mp\d+|unused\d+|rootfs)$/;
+  if (!key.test(move.volume)) throw invalidParam("volume", `${JSON.stringify(move.volume)} is not rootfs, mpN or unusedN`, "name the config key, e.g. mp0");
+  if ("targetVmid" in move) {
+    if (move.volume === "rootfs" || move.targetVolume === "rootfs") throw invalidParam("volume", "the root volume cannot move to another container", "move a mount point (mpN)");
+    if (move.targetVolume !== undefined && !key.test(move.targetVolume)) throw invalidParam("target-volume", `${JSON.stringify(move.targetVolume)} is not mpN or unusedN`, "e.g. mp0");
+    return { volume: move.volume, "target-vmid": move.targetVmid, "target-volume": move.targetVolume, digest: move.digest, "target-digest": move.targetDigest };
+  }
+  return { volume: move.volume, storage: move.storage, delete: move.deleteSource, digest: move.digest };
+}
+
+/** The form of `PUT /nodes/{node}/lxc/{vmid}/resize` for an absolute size in GiB. Pure. */
+export function resizeForm(disk: string, sizeGb: number, digest?: string): FormParams {
+  if (!/^(?:rootfs|mp\d+)$/.test(disk)) throw invalidParam("disk", `${JSON.stringify(disk)} is not rootfs or mpN`, "e.g. rootfs or mp0");
+  if (!Number.isFinite(sizeGb) || sizeGb <= 0) throw invalidParam("size", `${sizeGb} GiB is not positive`, "give the new size in GiB");
+  return { disk, size: `${sizeGb}G`, digest };
+}
+
+/** One entry of `GET /nodes/{node}/lxc/{vmid}/snapshot`. */
+export const lxcSnapshotListSchema = z.array(
+  z.object({
+    name: z.string(),
+    description: z.string().optional(),
+    parent: z.string().optional(),
+    snaptime: num.optional(),
+  }),
+);
+
+/** A snapshot of a container. */
+export type LxcSnapshot = z.output<typeof lxcSnapshotListSchema>[number];

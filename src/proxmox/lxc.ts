@@ -1,7 +1,8 @@
 /**
  * LXC container calls: create (with id allocation that survives a race with
- * another creator), config, status, the lifecycle tasks waited on through the
- * task module, and destroy. Each declares how it may be repeated (`CALLS`,
+ * another creator, and restore from a backup), config, status, the lifecycle
+ * tasks waited on through the task module, destroy, and the container's data:
+ * disk resize, moving a volume to another container, snapshots. Each declares how it may be repeated (`CALLS`,
  * see retry.ts); their parameters and answers are lxc-types.ts's.
  */
 import { z } from "zod";
@@ -11,8 +12,8 @@ import { apiPath } from "./http.ts";
 import type { ApiRequest, FormParams, ProxmoxHttp } from "./http.ts";
 import { featuresNeedRoot, formatFeatures } from "./lxc-format.ts";
 import type { LxcFeatures } from "./lxc-format.ts";
-import { CREATE_UNPRIVILEGED_DEFAULT, lxcConfigSchema, lxcCreateForm, lxcInterfacesSchema, lxcListSchema, lxcStatusSchema, lxcUpdateForm, parseLxcConfig } from "./lxc-types.ts";
-import type { LxcConfig, LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcStatus, LxcSummary } from "./lxc-types.ts";
+import { CREATE_UNPRIVILEGED_DEFAULT, lxcConfigSchema, lxcCreateForm, lxcInterfacesSchema, lxcListSchema, lxcSnapshotListSchema, lxcStatusSchema, lxcUpdateForm, moveVolumeForm, parseLxcConfig, resizeForm } from "./lxc-types.ts";
+import type { LxcConfig, LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcMoveVolume, LxcSnapshot, LxcStatus, LxcSummary } from "./lxc-types.ts";
 import { GUEST_CREATE, GUEST_TASK, READ, WRITE, createUnderFreshIds, retrying, taskLockRetry } from "./retry.ts";
 import type { CallPolicy } from "./retry.ts";
 import type { TaskResult, TasksApi, WaitOptions } from "./tasks.ts";
@@ -40,6 +41,12 @@ const CALLS = {
   reboot: GUEST_TASK,
   delete: GUEST_TASK,
   interfaces: READ,
+  resize: GUEST_TASK,
+  moveVolume: GUEST_TASK,
+  snapshots: READ,
+  snapshot: GUEST_TASK,
+  deleteSnapshot: GUEST_TASK,
+  rollback: GUEST_TASK,
 } as const satisfies Record<string, CallPolicy>;
 
 /** LXC container calls. */
@@ -131,6 +138,45 @@ export class LxcApi {
   /** Interfaces with their addresses; null while the container is stopped. */
   async interfaces(node: string, vmid: number): Promise<LxcInterface[] | null> {
     return this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc/${vmid}/interfaces`, policy: CALLS.interfaces }, lxcInterfacesSchema);
+  }
+
+  /**
+   * Sets a disk (`rootfs` or `mpN`) to `sizeGb` GiB and waits. Proxmox only grows
+   * disks: it refuses a smaller size ("unable to shrink disk size").
+   */
+  async resize(node: string, vmid: number, disk: string, sizeGb: number, options: TaskCallOptions & { digest?: string } = {}): Promise<TaskResult> {
+    const path = apiPath`/nodes/${node}/lxc/${vmid}/resize`;
+    return this.task({ method: "PUT", path, params: resizeForm(disk, sizeGb, options.digest), policy: CALLS.resize }, options);
+  }
+
+  /** Moves a volume to another container (`targetVmid`, same node) or another storage, and waits. */
+  async moveVolume(node: string, vmid: number, move: LxcMoveVolume, options: TaskCallOptions = {}): Promise<TaskResult> {
+    const path = apiPath`/nodes/${node}/lxc/${vmid}/move_volume`;
+    return this.task({ method: "POST", path, params: moveVolumeForm(move), policy: CALLS.moveVolume }, options);
+  }
+
+  /** The container's snapshots, oldest first; Proxmox's `current` entry left out. */
+  async snapshots(node: string, vmid: number): Promise<LxcSnapshot[]> {
+    const list = await this.http.call({ method: "GET", path: apiPath`/nodes/${node}/lxc/${vmid}/snapshot`, policy: CALLS.snapshots }, lxcSnapshotListSchema);
+    return list.filter((x) => x.name !== "current").sort((a, b) => (a.snaptime ?? 0) - (b.snaptime ?? 0) || a.name.localeCompare(b.name));
+  }
+
+  /** Takes a snapshot of the container (its root and volumes) and waits. */
+  async snapshot(node: string, vmid: number, name: string, options: TaskCallOptions & { description?: string } = {}): Promise<TaskResult> {
+    const params = { snapname: name, description: options.description };
+    return this.task({ method: "POST", path: apiPath`/nodes/${node}/lxc/${vmid}/snapshot`, params, policy: CALLS.snapshot }, options);
+  }
+
+  /** Deletes a snapshot and waits. */
+  async deleteSnapshot(node: string, vmid: number, name: string, options: TaskCallOptions & { force?: boolean } = {}): Promise<TaskResult> {
+    const params = { force: options.force };
+    return this.task({ method: "DELETE", path: apiPath`/nodes/${node}/lxc/${vmid}/snapshot/${name}`, params, policy: CALLS.deleteSnapshot }, options);
+  }
+
+  /** Rolls the container back to a snapshot (Proxmox stops it first) and waits; `start` starts it again. */
+  async rollback(node: string, vmid: number, name: string, options: TaskCallOptions & { start?: boolean } = {}): Promise<TaskResult> {
+    const params = { start: options.start };
+    return this.task({ method: "POST", path: apiPath`/nodes/${node}/lxc/${vmid}/snapshot/${name}/rollback`, params, policy: CALLS.rollback }, options);
   }
 
   private async lifecycle(node: string, vmid: number, action: "start" | "stop" | "shutdown" | "reboot", params: FormParams, options: TaskCallOptions): Promise<TaskResult> {

@@ -30,6 +30,11 @@ import type { SshKey } from "../provision/ssh-key.ts";
 import type { MonitorStateFile } from "../monitor/status.ts";
 import type { StatusModel } from "../status/model.ts";
 import { CONTAINER_TYPE } from "../provider/tokens.ts";
+import type { GateVerdict } from "./health-gate.ts";
+import type { KeptContainer } from "../data/kept.ts";
+import type { RollbackStep } from "./rollback.ts";
+import type { MonitoredService } from "../monitor/config.ts";
+import type { CommandExecutor } from "../monitor/checks.ts";
 
 /** Something the session did that the user should know about; the CLI decides how to show it. */
 export type SessionEvent =
@@ -40,7 +45,11 @@ export type SessionEvent =
   /** A line of the Proxmox client: a request or retry (`request`), else a warning. */
   | { type: "proxmox"; line: string; request: boolean }
   /** A deploy run starts, after its set-up: the services in the order they are planned, and whether the environment is production. */
-  | { type: "deploy-start"; order: readonly string[]; production: boolean };
+  | { type: "deploy-start"; order: readonly string[]; production: boolean }
+  /** A changed service's health checks run before the deploy is called done. */
+  | { type: "health-gate"; service: string; checks: number }
+  /** A service is rolled back to the points its deploy took. */
+  | { type: "rollback-start"; service: string; because: string; points: number };
 
 /** How the session reports: its own events, and a deploy's progress. */
 export interface SessionReporter extends DeployReporter {
@@ -98,11 +107,28 @@ export interface DeployOptions {
   signal?: AbortSignal;
 }
 
-/** How a deploy ended: run (whatever each service's outcome), or stopped in its set-up. */
-export type DeployResult = { status: "done"; report: DeployReport } | { status: "setup-failed"; failure: SetupFailure };
+/** What the health gate found for a service after its deploy, and the rollback when it had to. */
+export interface AfterDeploy {
+  service: string;
+  /** The health gate's verdict; undefined when the service declares no checks or its deploy failed. */
+  verdict: GateVerdict | undefined;
+  /** Why a rollback ran: the deploy failed, or the service was unhealthy after it. */
+  rollback: { because: string; steps: RollbackStep[]; refreshed: boolean; verdictAfter: GateVerdict | undefined } | undefined;
+}
 
-/** The options of a destroy, as `homelab destroy` takes them. */
-export type DestroyOptions = Pick<DestroyRequest, "dryRun" | "confirm" | "onStep" | "onDiagnostic" | "signal">;
+/** How a deploy ended: run (whatever each service's outcome), or stopped in its set-up. */
+export type DeployResult = { status: "done"; report: DeployReport; deployId: string; after: AfterDeploy[] } | { status: "setup-failed"; failure: SetupFailure };
+
+/** The options of a destroy, as `homelab destroy` takes them; `deleteData` deletes the containers' volumes too (after a backup). */
+export type DestroyOptions = Pick<DestroyRequest, "dryRun" | "confirm" | "onStep" | "onDiagnostic" | "signal"> & { deleteData?: boolean };
+
+/** How a destroy ended, and what became of the service's data: containers kept with it, or deleted (with the backup taken first). */
+export interface DestroyResult {
+  outcome: DestroyOutcome;
+  orphaned: boolean;
+  kept: KeptContainer[];
+  deleted: { vmid: number; node: string; backup: string }[];
+}
 
 /** What `status` shows: a row per service and stack, what the monitor last recorded, the backend. */
 export interface StatusReport {
@@ -237,7 +263,7 @@ export class DeploySession {
    * with pending operations gets the cluster's inventory, so what that run
    * created is found and deleted too.
    */
-  async destroy(service: string, o: DestroyOptions): Promise<{ outcome: DestroyOutcome; orphaned: boolean }> {
+  async destroy(service: string, o: DestroyOptions): Promise<DestroyResult> {
     const env = await this.environment();
     if (env.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
     const { discoverServices } = await import("../config/discover.ts");
@@ -248,13 +274,48 @@ export class DeploySession {
     let inventory: Pick<Inventory, "guests"> | undefined;
     const state = await engine.readState(stackName(this.envName, service));
     if ((state?.pending.length ?? 0) > 0) inventory = await this.inventory(env.env);
-    const outcome = await this.destroyStack({
-      service,
-      orphaned,
-      ...o,
-      locatePending: (op, taken) => (inventory ? locateContainer(inventory, service, op, taken) : undefined),
-    });
-    return { outcome, orphaned };
+    const { deleteData, ...request } = o;
+    const { newDeployId } = await import("../data/safety.ts");
+    const deployId = newDeployId();
+    engine.setRunVariables({ HOMELAB_DEPLOY_ID: deployId, HOMELAB_DELETE_DATA: deleteData === true ? "true" : undefined });
+    let outcome: DestroyOutcome;
+    try {
+      outcome = await this.destroyStack({
+        service,
+        orphaned,
+        ...request,
+        locatePending: (op, taken) => (inventory ? locateContainer(inventory, service, op, taken) : undefined),
+      });
+    } finally {
+      engine.setRunVariables({ HOMELAB_DELETE_DATA: undefined });
+    }
+    const data = o.dryRun || (outcome.status !== "destroyed" && outcome.status !== "nothing") ? { kept: [], deleted: [] } : await this.keptData(env.env, service, deleteData === true, deployId);
+    return { outcome, orphaned, ...data };
+  }
+
+  /** The containers kept with a service's data after a destroy; with `remove`, deleted (each after a backup). */
+  private async keptData(env: EnvironmentConfig, service: string, remove: boolean, deployId: string): Promise<Pick<DestroyResult, "kept" | "deleted">> {
+    if (!env.proxmox) return { kept: [], deleted: [] };
+    const { connectProxmox } = await import("../proxmox/connect.ts");
+    const { listKept, deleteKept } = await import("../data/kept.ts");
+    const { DataSafety } = await import("../data/safety.ts");
+    const client = connectProxmox(env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
+    try {
+      const kept = await listKept(client, this.envName, service);
+      if (!remove) return { kept, deleted: [] };
+      const safety = new DataSafety(client, { backupStorage: env.backups.storage, keep: env.backups.keep, deployId });
+      const deleted: DestroyResult["deleted"] = [];
+      for (const k of kept) {
+        const backup = await deleteKept(client, k, safety, async (node, vmid) => {
+          if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
+          await client.lxc.delete(node, vmid, { purge: true });
+        });
+        deleted.push({ vmid: k.vmid, node: k.node, backup });
+      }
+      return { kept: [], deleted };
+    } finally {
+      await client.close();
+    }
   }
 
   // ---- status and unlock ----
@@ -391,6 +452,10 @@ export class DeploySession {
     const order = await this.order(repo, names);
     const { deploy } = await import("../engine/deploy.ts");
     const { toolFingerprint } = await import("../engine/fingerprint.ts");
+    const { newDeployId } = await import("../data/safety.ts");
+    // Names the snapshots and backups the provider takes in this run, so the run finds its own.
+    const deployId = newDeployId();
+    engine.setRunVariables({ HOMELAB_DEPLOY_ID: deployId, HOMELAB_DELETE_DATA: undefined });
     this.reporter.event?.({ type: "deploy-start", order, production: env.production });
     const report = await deploy({
       engine,
@@ -412,7 +477,80 @@ export class DeploySession {
       ...(o.confirm ? { confirm: o.confirm } : {}),
       reporter: this.reporter,
     });
-    return { status: "done", report };
+    const after = o.dryRun || report.interrupted ? [] : await this.afterDeploy(repo, engine, report, deployId);
+    return { status: "done", report, deployId, after };
+  }
+
+  /**
+   * The health gate of every service this run changed, and the rollback of those that failed
+   * their deploy or the gate, to the points the run took before its destructive steps.
+   */
+  private async afterDeploy(repo: Repository, engine: Engine, report: DeployReport, deployId: string): Promise<AfterDeploy[]> {
+    const touched = report.outcomes.filter((x) => x.status === "applied" || (x.status === "failed" && x.applied !== undefined && x.applied.some((c) => c.status !== "planned")));
+    if (touched.length === 0) return [];
+    const { healthGate } = await import("./health-gate.ts");
+    const { monitoredService, monitorSettings } = await import("../monitor/config.ts");
+    const { sshCommandExecutor } = await import("../monitor/ssh.ts");
+    const settings = monitorSettings(repo.env);
+    const executor = sshCommandExecutor(this.root, this.envName);
+    const out: AfterDeploy[] = [];
+    for (const outcome of touched) {
+      const service = repo.services.get(outcome.service);
+      if (!service) continue;
+      const monitored = monitoredService(service, settings);
+      let verdict: GateVerdict | undefined;
+      let because: string | undefined;
+      if (outcome.status === "failed") because = `its deploy failed: ${outcome.error?.message ?? "see above"}`;
+      else if (monitored.checks.length > 0) {
+        this.reporter.event?.({ type: "health-gate", service: outcome.service, checks: monitored.checks.length });
+        verdict = await healthGate(monitored, await engine.readState(outcome.stack), { executor, ci: this.ci });
+        if (!verdict.healthy) because = `it is unhealthy after its deploy: ${verdict.check}: ${verdict.detail}`;
+      }
+      const rollback = because !== undefined ? await this.rollBackService(repo.env, engine, outcome.service, outcome.stack, deployId, because, monitored, executor) : undefined;
+      out.push({ service: outcome.service, verdict, rollback });
+    }
+    return out;
+  }
+
+  /** Rolls one service back to this run's points, refreshes its stack, and checks its health again. */
+  private async rollBackService(
+    env: EnvironmentConfig,
+    engine: Engine,
+    service: string,
+    stack: string,
+    deployId: string,
+    because: string,
+    monitored: MonitoredService,
+    executor: CommandExecutor,
+  ): Promise<AfterDeploy["rollback"]> {
+    const { connectProxmox } = await import("../proxmox/connect.ts");
+    const { rollbackPoints, rollBack } = await import("./rollback.ts");
+    const { healthGate } = await import("./health-gate.ts");
+    const client = connectProxmox(env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
+    try {
+      const state = await engine.readState(stack);
+      const points = await rollbackPoints(client, { deployId, envName: this.envName, service, backupStorage: env.backups.storage, state });
+      if (points.length === 0) return undefined;
+      this.reporter.event?.({ type: "rollback-start", service, because, points: points.length });
+      const stop = async (node: string, vmid: number): Promise<void> => {
+        if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
+      };
+      const storage = env.defaults.storage;
+      const steps: RollbackStep[] = [];
+      for (const p of points) steps.push(await rollBack(client, p, { storage, stop }));
+      let refreshed = false;
+      if (steps.some((x) => x.ok)) {
+        // The state must say what runs now, or the next deploy would believe the failed change applied.
+        refreshed = await engine.refresh(stack).then(
+          () => true,
+          () => false,
+        );
+      }
+      const verdictAfter = monitored.checks.length > 0 && steps.some((x) => x.ok) ? await healthGate(monitored, await engine.readState(stack), { executor, ci: this.ci, minTries: 5 }) : undefined;
+      return { because, steps, refreshed, verdictAfter };
+    } finally {
+      await client.close();
+    }
   }
 
   /** Every destroy of the session goes through here (the place for a backup before it). */

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ChangeTracker, changeKindOf, loadChangeDescriber, countChanges, hasChanges, propertyChanges, sameValue } from "../../src/engine/events.ts";
 import type { EngineEventLike, StepProgress } from "../../src/engine/events.ts";
-import { deletionGuard, productionGuard, protectGuard } from "../../src/engine/guards.ts";
+import { dataGuard, deletionGuard, productionGuard, protectGuard } from "../../src/engine/guards.ts";
+import { containerInputs, plannedContainer, servicePlan } from "./plans.ts";
 import type { ServicePlan } from "../../src/plan/types.ts";
 
 const T = "homelab:proxmox:Container";
@@ -126,6 +127,16 @@ void describe("guards", () => {
     assert.deepEqual(productionGuard(plan, true, "prod").map((v) => v.resource), ["b"]);
     assert.match(productionGuard(plan, true, "prod")[0]?.hint ?? "", /protect: true/);
     assert.deepEqual(productionGuard(plan, false, "dev"), []);
+  });
+
+  void it("data guard: a container whose volumes cannot follow it to another node is refused, in CI or not, unless allowed", () => {
+    const moving = plannedContainer("web", containerInputs({ node: "pve-02" }), { dataMove: { from: "pve-01", to: "pve-02", volumes: ["data"] } });
+    const plan = servicePlan("sandbox", [moving, plannedContainer("other", containerInputs())]);
+    const v = dataGuard(plan, false);
+    assert.deepEqual(v.map((x) => [x.resource, x.guard]), [["web", "data"]]);
+    assert.match(v[0]?.message ?? "", /from pve-01 to pve-02, and its volumes \(data\) cannot follow/);
+    assert.match(v[0]?.hint ?? "", /--allow-delete/);
+    assert.deepEqual(dataGuard(plan, true), []);
   });
 
   void it("protect guard: lists the protected resources of a stack", () => {

@@ -14,6 +14,8 @@ export function containerInputs(over: Partial<ContainerInputs> = {}): ContainerI
     cores: 1,
     storage: "local-lvm",
     diskGb: 8,
+    volumes: [],
+    bindMounts: [],
     bridge: "vmbr0",
     ip: "dhcp",
     unprivileged: true,

@@ -38,6 +38,8 @@ const planned: PlannedContainer = {
     cores: 2,
     storage: "local-lvm",
     diskGb: 8,
+    volumes: [],
+    bindMounts: [],
     bridge: "vmbr0",
     ip: "dhcp",
     unprivileged: true,

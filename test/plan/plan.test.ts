@@ -194,3 +194,55 @@ test("a docker.compose container plans its compose files (absolute, in order); w
     }
   }
 });
+
+function volumesRepo(body: string, env?: string) {
+  const repo = makeRepo({
+    "services/app/service.yaml": `name: app\nresources:\n${CONTAINER}${body}`,
+    "services/app/docker-compose.yaml": "services: { db: { image: postgres, volumes: [pgdata:/data] } }\nvolumes: { pgdata: {} }\n",
+    ...(env !== undefined ? { "Pulumi.test.yaml": env } : {}),
+  });
+  const r = loadRepository({ root: repo.root, envName: "test" });
+  repo.cleanup();
+  return r;
+}
+const storages = (nodes: string[], extra: { storage: string; content: string[] }[] = []) =>
+  nodes.flatMap((n) => [{ storage: "local-lvm", node: n, type: "lvmthin", content: ["rootdir", "images"], shared: false, available: true, total: 0, used: 0 }, ...extra.map((e) => ({ ...e, node: n, type: "dir", shared: false, available: true, total: 0, used: 0 }))]);
+
+test("volumes and bind mounts become the container's inputs; volumes_on tells compose where named volumes live", () => {
+  const r = volumesRepo("    volumes:\n      - { name: data, size: 2, path: /srv/data }\n    docker: { compose: true, volumes_on: data }\n");
+  assert.deepEqual(r.diagnostics.filter((d) => d.severity === "error"), []);
+  const inv = { ...inventory([node("pve-01", 30)]), storages: storages(["pve-01"]) };
+  const c = plan(r, "app", inv).plan?.resources[0] as PlannedContainer;
+  assert.deepEqual(c.inputs.volumes, [{ name: "data", sizeGb: 2, path: "/srv/data", storage: "local-lvm", backup: true }]);
+  assert.deepEqual(c.inputs.bindMounts, []);
+  assert.equal(c.compose?.volumesDir, "/srv/data");
+});
+
+test("a volume on a storage the node lacks, or one that cannot hold container volumes, is a plan problem naming the usable ones", () => {
+  const r = volumesRepo("    volumes:\n      - { name: data, size: 2, path: /srv/data, storage: tank }\n");
+  const missing = plan(r, "app", { ...inventory([node("pve-01", 30)]), storages: storages(["pve-01"]) });
+  assert.match(missing.problems[0]?.message ?? "", /storage "tank", which node pve-01 does not have/);
+  assert.equal(missing.problems[0]?.hint, "use one of: local-lvm");
+  const wrong = plan(r, "app", { ...inventory([node("pve-01", 30)]), storages: storages(["pve-01"], [{ storage: "tank", content: ["backup", "iso"] }]) });
+  assert.match(wrong.problems[0]?.message ?? "", /cannot hold container volumes \(its content is backup, iso\)/);
+});
+
+test("bind mounts need root@pam: an API token alone is a plan problem with the fix", () => {
+  const r = volumesRepo("    bind_mounts:\n      - { host: /mnt/media, path: /media }\n");
+  const env = { ...r.env, proxmox: { endpoint: "https://127.0.0.1:8006", tokenId: "root@pam!x", insecure: false } };
+  const res = plan(r, "app", inventory([node("pve-01", 30)]), { env });
+  assert.match(res.problems[0]?.message ?? "", /bind mounts, which only root@pam may set/);
+  assert.match(res.problems[0]?.hint ?? "", /root@pam username with password_file/);
+  const ok = plan(r, "app", inventory([node("pve-01", 30)]), { env: { ...env, proxmox: { ...env.proxmox, username: "root@pam" } } });
+  assert.deepEqual((ok.plan?.resources[0] as PlannedContainer).inputs.bindMounts, [{ host: "/mnt/media", path: "/media", readOnly: false }]);
+});
+
+test("a container with volumes that must move to another node is marked: its data cannot follow", () => {
+  const r = volumesRepo("    volumes:\n      - { name: data, size: 2, path: /srv/data }\n");
+  const inv = inventory([node("pve-01", 30), node("pve-02", 40)]);
+  const stays = plan(r, "app", inv, { current: new Map([["web", { node: "pve-01", volumes: ["data"] }]]) }).plan?.resources[0] as PlannedContainer;
+  assert.equal(stays.dataMove, undefined);
+  const env = { ...r.env, hosts: { ...r.env.hosts, "pve-01": [] } };
+  const moves = plan(r, "app", inv, { env, current: new Map([["web", { node: "pve-01", volumes: ["data"] }]]) }).plan?.resources[0] as PlannedContainer;
+  assert.deepEqual(moves.dataMove, { from: "pve-01", to: "pve-02", volumes: ["data"] });
+});

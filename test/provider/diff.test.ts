@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import type { ContainerInputs } from "../../src/plan/types.ts";
 import { CHANGE_KIND, diffContainer, sameInput, staticAddress } from "../../src/provider/diff.ts";
 import { CONTAINER_INPUT_KEYS, UNKNOWN, checkContainerInputs, parseContainerState } from "../../src/provider/inputs.ts";
-import { configChange, createParams, eth0Address, featureChangeNeedsRoot, isSameContainer, liveState, sizeInGb } from "../../src/provider/lxc-mapping.ts";
+import { configChange, createParams, eth0Address, featureChangeNeedsRoot, isSameContainer, liveState } from "../../src/provider/lxc-mapping.ts";
+import { sizeInGb } from "../../src/data/mounts.ts";
 import { parseLxcConfig } from "../../src/proxmox/lxc-types.ts";
 import { inputs } from "./fixtures.ts";
 
@@ -19,6 +20,8 @@ const CHANGED: { [K in keyof ContainerInputs]-?: ContainerInputs[K] } = {
   cores: 2,
   storage: "local-zfs",
   diskGb: 8,
+  volumes: [{ name: "data", sizeGb: 1, path: "/srv/data", storage: "local-lvm", backup: true }],
+  bindMounts: [{ host: "/mnt/media", path: "/media", readOnly: true }],
   bridge: "vmbr1",
   ip: "10.20.0.6/24",
   gateway: "10.20.0.254",
@@ -35,7 +38,9 @@ const EXPECTED: Record<keyof ContainerInputs, "replace" | "update" | "ignore"> =
   template: "replace",
   unprivileged: "replace",
   storage: "replace",
-  diskGb: "replace",
+  diskGb: "update",
+  volumes: "update",
+  bindMounts: "update",
   hostname: "update",
   description: "update",
   tags: "update",
@@ -71,7 +76,8 @@ void describe("diffContainer", () => {
       assert.deepEqual(d.changed, [key]);
       assert.deepEqual(d.replaces, EXPECTED[key] === "replace" ? [key] : []);
       assert.deepEqual(d.updates, EXPECTED[key] === "update" ? [key] : []);
-      assert.equal(d.restart, key === "hostname" || key === "nesting" || key === "keyctl");
+      // A new volume is hot-plugged; a bind mount change applies at the next start.
+      assert.equal(d.restart, key === "hostname" || key === "nesting" || key === "keyctl" || key === "bindMounts");
     });
   }
 
@@ -102,6 +108,20 @@ void describe("diffContainer", () => {
   void it("treats a field missing from an old state as changed (state of an older provider)", () => {
     const { protection: _p, ...rest } = inputs();
     assert.deepEqual(diffContainer(rest, inputs()).changed, ["protection"]);
+  });
+
+  void it("volumes: no change for the same set in another order, or an old state without them; a removed or moved one restarts", () => {
+    const a = { name: "a", sizeGb: 1, path: "/srv/a", storage: "local-lvm", backup: true };
+    const b = { name: "b", sizeGb: 2, path: "/srv/b", storage: "local-lvm", backup: false };
+    assert.deepEqual(diffContainer(inputs({ volumes: [a, b] }), inputs({ volumes: [b, a] })).changed, []);
+    const { volumes: _v, bindMounts: _b, ...old } = inputs();
+    assert.deepEqual(diffContainer(old, inputs()).changed, []);
+    const grow = diffContainer(inputs({ volumes: [a] }), inputs({ volumes: [{ ...a, sizeGb: 5 }] }));
+    assert.deepEqual([grow.updates, grow.restart], [["volumes"], false]);
+    assert.equal(diffContainer(inputs({ volumes: [a, b] }), inputs({ volumes: [a] })).restart, true);
+    assert.equal(diffContainer(inputs({ volumes: [a] }), inputs({ volumes: [{ ...a, path: "/srv/x" }] })).restart, true);
+    const disk = diffContainer(inputs({ diskGb: 4 }), inputs({ diskGb: 16 }));
+    assert.deepEqual([disk.updates, disk.replaces, disk.restart], [["diskGb"], [], false]);
   });
 
   void it("does not restart for a change that also replaces", () => {

@@ -139,6 +139,8 @@ void describe("[root][lxc][docker][pulumi] Image and Deployment under the real P
       cores: 2,
       storage: "local-lvm",
       diskGb: 8,
+      volumes: [],
+      bindMounts: [],
       bridge: "vmbr0",
       ip: "dhcp",
       unprivileged: false,

@@ -17,6 +17,8 @@ export function inputs(over: Partial<ContainerInputs> = {}): ContainerInputs {
     cores: 1,
     storage: "local-lvm",
     diskGb: 4,
+    volumes: [],
+    bindMounts: [],
     bridge: "vmbr0",
     ip: "10.20.0.5/24",
     gateway: "10.20.0.1",

@@ -123,6 +123,8 @@ void describe("[root][lxc][docker] homelab:docker:Image and homelab:compose:Depl
       cores: 2,
       storage: "local-lvm",
       diskGb: 8,
+      volumes: [],
+      bindMounts: [],
       bridge: "vmbr0",
       ip: "dhcp",
       unprivileged: false,

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "@commander-js/extra-typings";
 import type { Command } from "@commander-js/extra-typings";
 import type { DeployReport, ServiceOutcome } from "../../engine/deploy.ts";
-import type { SessionEvent, SessionReporter } from "../../session/session.ts";
+import type { AfterDeploy, SessionEvent, SessionReporter } from "../../session/session.ts";
 import type { Progress } from "../render/progress.ts";
 import { ciMode, makeContext, requireEnvName, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
@@ -97,6 +97,7 @@ async function runDeploy(ctx: CliContext, names: readonly string[], opts: Deploy
   for (const m of checked.missingSecrets) printDiagnostics(m.diagnostics, ctx.root, ctx.err, ctx.stderr);
 
   let report: DeployReport = { outcomes: [], interrupted: false, declined: false };
+  let after: AfterDeploy[] = [];
   const abort = new AbortController();
   const restoreSigint = takeSigint(() => {
     note("interrupting: running operations finish cleanly first (Ctrl-C again to quit at once)");
@@ -122,6 +123,7 @@ async function runDeploy(ctx: CliContext, names: readonly string[], opts: Deploy
         return EXIT.failed;
       }
       report = run.report;
+      after = run.after;
     }
   } finally {
     restoreSigint();
@@ -133,7 +135,10 @@ async function runDeploy(ctx: CliContext, names: readonly string[], opts: Deploy
     await recordPreviews(ctx.root, env.name, report.outcomes).catch((e: unknown) => ctx.stderr(ctx.err.yellow(`homelab: could not record the preview: ${e instanceof Error ? e.message : String(e)}`) + "\n"));
   }
   const outcomes = [...checked.invalid, ...report.outcomes];
-  const code = deployExitCode(outcomes, { ci, interrupted: report.interrupted });
+  for (const a of after) ctx.stdout(afterDeployText(a, ctx) + "\n");
+  // A service left unhealthy, or rolled back, did not get deployed as asked.
+  const unhealthy = after.some((a) => a.rollback !== undefined || a.verdict?.healthy === false);
+  const code = Math.max(deployExitCode(outcomes, { ci, interrupted: report.interrupted }), unhealthy && !report.interrupted ? EXIT.failed : EXIT.ok);
   const { summaryText } = await import("../render/changes.ts");
   ctx.stdout("\n" + summaryText(outcomes, ctx.out, { envName: env.name, dryRun, durationMs: Date.now() - started }) + "\n");
   if (report.declined) ctx.stdout("nothing applied\n");
@@ -143,6 +148,26 @@ async function runDeploy(ctx: CliContext, names: readonly string[], opts: Deploy
     writeFileSync(opts.summary, markdownSummary(outcomes, { envName: env.name, dryRun, ci, exitCode: code }));
   }
   return code;
+}
+
+/** The lines of one service's health gate and rollback. */
+function afterDeployText(a: AfterDeploy, ctx: CliContext): string {
+  const o = ctx.out;
+  const lines: string[] = [];
+  if (a.verdict?.healthy === true) lines.push(`${o.bold(a.service)}  ${o.green("healthy")}: ${a.verdict.checks} check(s) passed after the deploy`);
+  else if (a.verdict?.healthy === false) lines.push(`${o.bold(a.service)}  ${o.red("UNHEALTHY")} after the deploy: ${a.verdict.check}: ${a.verdict.detail}`);
+  const r = a.rollback;
+  if (r) {
+    const ok = r.steps.every((x) => x.ok);
+    lines.push(`${o.bold(a.service)}  ${ok ? o.yellow("ROLLED BACK") : o.red("ROLLBACK INCOMPLETE")} because ${r.because}`);
+    for (const step of r.steps) lines.push(`  ${step.ok ? o.green("✓") : o.red("✗")} ${step.resource}: ${step.message} ${o.dim(`(${(step.durationMs / 1000).toFixed(1)} s)`)}`);
+    if (r.verdictAfter?.healthy === true) lines.push(`  ${o.green("healthy again")}: the service runs as before the deploy; the change is not applied — fix it and deploy again`);
+    else if (r.verdictAfter?.healthy === false) lines.push(`  ${o.red("still unhealthy")} after the rollback: ${r.verdictAfter.check}: ${r.verdictAfter.detail}`);
+    if (!r.refreshed && r.steps.some((x) => x.ok)) lines.push(`  ${o.yellow("the stack could not be refreshed")}: run homelab deploy ${a.service} --refresh`);
+  } else if (a.verdict?.healthy === false) {
+    lines.push(`  ${o.dim("this deploy took no snapshot or backup to roll back to (nothing destructive happened): fix the service and deploy again")}`);
+  }
+  return lines.join("\n");
 }
 
 /** How a deploy is shown: the session's notes and the header, each service's preview, live steps, each service's result. */
@@ -164,6 +189,12 @@ async function deployReporter(ctx: CliContext, p: { envName: string; progress: P
           // Request lines only with --verbose; warnings (TLS verification off) always.
           if (ctx.verbose) note(`proxmox: ${e.line}`);
           else if (!e.request) ctx.stderr(`homelab: ${e.line}\n`);
+          return;
+        case "health-gate":
+          note(`${e.service}: running its ${e.checks} health check(s)`);
+          return;
+        case "rollback-start":
+          progress.line(`${o.bold(e.service)}  ${o.yellow("rolling back")} (${e.points} container(s)) because ${e.because}`);
           return;
         case "deploy-start":
           progress.line(`${o.bold(p.dryRun ? "Preview" : "Deploy")} of ${e.order.length} service(s) to ${o.cyan(p.envName)}${e.production ? o.yellow(" (production)") : ""}${p.ci ? o.dim(" — CI mode") : ""}: ${e.order.join(", ")}`);

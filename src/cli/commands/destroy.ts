@@ -1,9 +1,10 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { DestroyOutcome } from "../../engine/destroy.ts";
+import type { DestroyResult } from "../../session/session.ts";
 import { withEnvironment, type CliContext, type EnvContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printDiagnostics } from "../output.ts";
-import { askYesNo, takeSigint } from "../terminal.ts";
+import { askTyped, askYesNo, takeSigint } from "../terminal.ts";
 
 /** The exit code of a destroy. Pure. */
 export function destroyExitCode(status: DestroyOutcome["status"]): number {
@@ -23,18 +24,27 @@ export function destroyExitCode(status: DestroyOutcome["status"]): number {
 export function registerDestroy(program: Command<[], GlobalOptions>): void {
   program
     .command("destroy")
-    .description("delete every resource of a service and its stack (asks on a terminal; refused while a resource is protect: true)")
+    .description("delete every resource of a service and its stack (asks on a terminal; refused while a resource is protect: true); containers holding data (volumes) are kept, stopped, unless --delete-data")
     .argument("<service>", "the service to destroy (also one whose folder is gone: an orphaned stack)")
     .option("--dry-run", "show what would be deleted")
     .option("-y, --yes", "do not ask (required when not on a terminal)")
-    .action((service, opts, cmd) => withEnvironment(cmd, (ctx) => runDestroy(ctx, service, { dryRun: opts.dryRun === true, yes: opts.yes === true })));
+    .option("--delete-data", "also delete the containers' volumes and any container kept with the service's data (after a backup of each); asks you to type the service's name on a terminal")
+    .addHelpText("after", "\nData: without --delete-data a container with volumes is kept, stopped, with its data; the next\n`homelab deploy SERVICE` gives its volumes to the new container. `homelab status` lists kept data.")
+    .action((service, opts, cmd) => withEnvironment(cmd, (ctx) => runDestroy(ctx, service, { dryRun: opts.dryRun === true, yes: opts.yes === true, deleteData: opts.deleteData === true })));
 }
 
-async function runDestroy(ctx: EnvContext, service: string, opts: { dryRun: boolean; yes: boolean }): Promise<number> {
+async function runDestroy(ctx: EnvContext, service: string, opts: { dryRun: boolean; yes: boolean; deleteData: boolean }): Promise<number> {
   const interactive = process.stdin.isTTY && process.stdout.isTTY;
   if (!opts.dryRun && !opts.yes && !interactive) {
     ctx.stderr(`homelab: destroy deletes ${service}'s containers; not on a terminal, so it cannot ask: pass --yes to confirm (or --dry-run to look first)\n`);
     return EXIT.usage;
+  }
+  if (opts.deleteData && !opts.dryRun && !opts.yes) {
+    // Data is the one thing a deploy cannot bring back: a typed confirmation, not a y.
+    if (!(await askTyped(`This deletes ${service}'s data (its containers' volumes, after a backup of each) in ${ctx.envName}.`, service))) {
+      ctx.stdout("nothing deleted\n");
+      return EXIT.ok;
+    }
   }
   const { DeploySession } = await import("../../session/session.ts");
   const session = new DeploySession({
@@ -60,9 +70,12 @@ async function runDestroy(ctx: EnvContext, service: string, opts: { dryRun: bool
   });
   let out: DestroyOutcome;
   let orphaned: boolean;
+  let kept: DestroyResult["kept"];
+  let deleted: DestroyResult["deleted"];
   try {
-    ({ outcome: out, orphaned } = await session.destroy(service, {
+    ({ outcome: out, orphaned, kept, deleted } = await session.destroy(service, {
       dryRun: opts.dryRun,
+      deleteData: opts.deleteData,
       signal: abort.signal,
       onStep: (s) => progress.step(service, s),
       onDiagnostic: (d) => progress.diagnostic(service, d),
@@ -95,14 +108,20 @@ async function runDestroy(ctx: EnvContext, service: string, opts: { dryRun: bool
     case "declined":
       ctx.stdout("nothing deleted\n");
       break;
-    case "destroyed":
+    case "destroyed": {
       ctx.stdout(`${head}\n${changeLines(out.applied ?? [], [], o, { past: true, explain: false, showSame: false }).join("\n")}\n${o.green(`destroyed ${service} in ${env.name}: ${(out.applied ?? []).filter((c) => c.kind === "delete").length} resource(s) deleted, stack removed`)}\n`);
       break;
+    }
     default: {
       const lines = [...(out.error?.message ?? "failed").split("\n").map((l) => `  ${o.red(l)}`), ...(out.error?.hint ? [`  ${o.dim(`hint: ${out.error.hint}`)}`] : [])];
       ctx.stdout(`${head}  ${out.status === "cancelled" ? o.yellow("interrupted") : o.red("FAILED")}\n${lines.join("\n")}\n`);
     }
   }
+  for (const k of kept) {
+    const size = k.volumes.reduce((n, v) => n + (v.sizeGb ?? 0), 0);
+    ctx.stdout(`  ${o.yellow("data kept")}: CT ${k.vmid} on ${k.node} (stopped) holds ${k.volumes.length} volume(s)${size > 0 ? `, ${size} GB` : ""} of ${k.identity.resource}: \`homelab deploy ${service}\` gives them to its next container; \`homelab destroy ${service} --delete-data\` deletes them\n`);
+  }
+  for (const d of deleted) ctx.stdout(`  ${o.red("data deleted")}: CT ${d.vmid} on ${d.node} and its volumes (backup ${d.backup} taken first)\n`);
   return destroyExitCode(out.status);
 }
 

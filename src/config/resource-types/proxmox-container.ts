@@ -7,12 +7,43 @@ import { loadYamlFile } from "../source.ts";
 import { insideServiceDir } from "../paths.ts";
 import { defineResourceType } from "./define.ts";
 import { envFileOf } from "../homelab-dir.ts";
+import { didYouMean } from "../../util/suggest.ts";
 
 const PORT_MAPPING = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 const IPV4_CIDR = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([1-2]?\d|3[0-2])$/;
 /** Proxmox's hostname rule for containers: a DNS name. */
 const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i;
+
+/** A volume's name: it identifies the volume across rebuilds, and `docker.volumes_on` refers to it. */
+const VOLUME_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+/** Paths inside the container a volume or bind mount may not cover: the system's own. */
+const SYSTEM_PATHS = ["/proc", "/sys", "/dev", "/run", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/usr", "/boot"];
+
+/** Why a mount path is unusable (absolute, normal, not a system path), or undefined when it is fine. Pure. */
+export function mountPathProblem(path: string): string | undefined {
+  if (!path.startsWith("/")) return "must be an absolute path, e.g. /srv/data";
+  if (path === "/") return "cannot be / (the container's root is its root disk; use a folder such as /srv/data)";
+  if (/\/\/|\/\.\.?(\/|$)|\/$/.test(path)) return "must be a normal path: no //, . or .. parts and no trailing /";
+  if (/[,=\s]/.test(path)) return "cannot contain commas, '=' or spaces (Proxmox's mount point format)";
+  const system = SYSTEM_PATHS.find((p) => path === p || path.startsWith(`${p}/`));
+  if (system) return `cannot be under ${system}, which the container's system needs`;
+  return undefined;
+}
+
+/** The compose named volumes a file declares, with what makes one unplaceable (external, another driver). */
+function namedVolumes(data: unknown): { name: string; problem: string | undefined }[] {
+  const volumes = data !== null && typeof data === "object" && !Array.isArray(data) ? (data as Record<string, unknown>)["volumes"] : undefined;
+  if (volumes === null || typeof volumes !== "object" || Array.isArray(volumes)) return [];
+  return Object.entries(volumes as Record<string, unknown>).map(([name, def]) => {
+    const d = def !== null && typeof def === "object" && !Array.isArray(def) ? (def as Record<string, unknown>) : {};
+    if (d["external"] === true || (d["external"] !== null && typeof d["external"] === "object")) return { name, problem: "is external (made outside the project)" };
+    const driver = d["driver"];
+    if (driver !== undefined && driver !== "local") return { name, problem: `uses the ${typeof driver === "string" ? driver : JSON.stringify(driver)} driver` };
+    if (d["driver_opts"] !== undefined) return { name, problem: "has driver_opts of its own" };
+    return { name, problem: undefined };
+  });
+}
 
 /** Default compose file when `docker.compose` is true and no list is given. */
 const DEFAULT_COMPOSE_FILE = "docker-compose.yaml";
@@ -35,8 +66,11 @@ export interface ResolvedContainer {
   unprivileged: boolean;
   image: { name: string; version: string };
   host: { tags: string[]; resources: { memory: number; cores: number; disk: number; swap: number } };
-  /** Compose files are absolute paths. */
-  docker: { compose: boolean; compose_files: string[] };
+  /** Data volumes (GB), storage from the environment when not given. */
+  volumes: { name: string; size: number; path: string; storage: string; backup: boolean }[];
+  bind_mounts: { host: string; path: string; read_only: boolean }[];
+  /** Compose files are absolute paths; `volumes_on` names the volume holding the project's named volumes. */
+  docker: { compose: boolean; compose_files: string[]; volumes_on: string | undefined };
   network: { mode: "bridge" | "host"; ports: string[]; bridge: string; ip: string; gateway?: string };
   protect: boolean;
   depends_on: string[];
@@ -69,10 +103,33 @@ export const proxmoxContainer = defineResourceType({
       })
       .optional()
       .describe("Where to place the container and how big it is."),
+    volumes: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(VOLUME_NAME, { error: "name must start with a lowercase letter and use only a-z, 0-9, _ and - (at most 32)" }).describe("The volume's name: it identifies the volume when the container is rebuilt."),
+          size: z.int({ error: "size must be a whole number of GB" }).positive({ error: "size must be at least 1 GB" }).max(65536).describe("Size in GB. Growing it later resizes the volume in place; Proxmox cannot shrink one."),
+          path: z.string().min(1).describe("Where it is mounted inside the container, e.g. /srv/data."),
+          storage: z.string().regex(/^[A-Za-z][-_.A-Za-z0-9]*$/, { error: "storage must be a Proxmox storage id, e.g. local-lvm" }).optional().describe("Proxmox storage for the volume (default: the environment's default_storage)."),
+          backup: z.boolean().optional().describe("Include the volume in backups (default true)."),
+        }),
+      )
+      .optional()
+      .describe("Data volumes (Proxmox mount points): they outlive the container, so a replace, a recreate or a destroy and deploy keep their data."),
+    bind_mounts: z
+      .array(
+        z.strictObject({
+          host: z.string().min(1).describe("Absolute path of a folder on the Proxmox node."),
+          path: z.string().min(1).describe("Where it is mounted inside the container."),
+          read_only: z.boolean().optional().describe("Mount it read-only (default false)."),
+        }),
+      )
+      .optional()
+      .describe("Folders of the node mounted into the container (Proxmox bind mounts; only root@pam may set them). Their data lives on the node, never in backups or snapshots."),
     docker: z
       .strictObject({
         compose: z.boolean().optional().describe("Install Docker and run the service's compose files in the container."),
         compose_files: z.array(z.string().min(1)).min(1).optional().describe(`Compose files, relative to service.yaml, applied in order (default ${DEFAULT_COMPOSE_FILE}).`),
+        volumes_on: z.string().min(1).optional().describe("The name of a volume (in volumes) that holds the compose project's named volumes, each in a folder named after it, so they survive a rebuild."),
       })
       .optional(),
     network: z
@@ -109,8 +166,39 @@ export const proxmoxContainer = defineResourceType({
         seen.set(key, i);
       });
     }
+    const mountPaths = new Map<string, (string | number)[]>();
+    const names = new Set<string>();
+    const claim = (path: string, at: (string | number)[]): void => {
+      const problem = mountPathProblem(path);
+      if (problem) {
+        ctx.report([...at, "path"], `path "${path}" ${problem}`);
+        return;
+      }
+      const first = mountPaths.get(path);
+      if (first) ctx.report([...at, "path"], `path "${path}" is already mounted by ${first.join(".")}`, { hint: "each volume and bind mount needs a path of its own" });
+      else mountPaths.set(path, at);
+    };
+    r.volumes?.forEach((v, i) => {
+      if (names.has(v.name)) ctx.report(["volumes", i, "name"], `volume name "${v.name}" is used twice`, { hint: "names identify volumes across rebuilds: give each its own" });
+      names.add(v.name);
+      claim(v.path, ["volumes", i]);
+    });
+    r.bind_mounts?.forEach((b, i) => {
+      if (!b.host.startsWith("/") || b.host === "/" || /\/\.\.?(\/|$)/.test(b.host)) ctx.report(["bind_mounts", i, "host"], `host "${b.host}" must be an absolute folder on the node other than /, without . or .. parts`, { hint: "e.g. /mnt/tank/media" });
+      else if (/[,=\s]/.test(b.host)) ctx.report(["bind_mounts", i, "host"], `host "${b.host}" cannot contain commas, '=' or spaces (Proxmox's mount point format)`);
+      claim(b.path, ["bind_mounts", i]);
+    });
+    if (r.docker?.volumes_on !== undefined) {
+      if (r.docker.compose !== true) ctx.report(["docker", "volumes_on"], "volumes_on is set but docker.compose is not true, so there are no compose volumes to place", { hint: "set docker.compose: true" });
+      else if (!names.has(r.docker.volumes_on)) {
+        ctx.report(["docker", "volumes_on"], `volumes_on names "${r.docker.volumes_on}", which is not one of this container's volumes`, {
+          hint: didYouMean(r.docker.volumes_on, names) ?? (names.size > 0 ? `one of: ${[...names].join(", ")}` : `declare it: volumes: [{ name: ${r.docker.volumes_on}, size: 1, path: /srv/${r.docker.volumes_on} }]`),
+        });
+      }
+    }
     if (r.docker?.compose === true) {
       const files = r.docker.compose_files ?? [DEFAULT_COMPOSE_FILE];
+      const declared: { name: string; problem: string | undefined; at: (string | number)[] }[] = [];
       files.forEach((f, i) => {
         const at = r.docker?.compose_files ? ["docker", "compose_files", i] : ["docker", "compose"];
         const inside = insideServiceDir(ctx.serviceDir, f);
@@ -126,12 +214,29 @@ export const proxmoxContainer = defineResourceType({
           return;
         }
         const data = loaded.source.data;
+        for (const v of namedVolumes(data)) declared.push({ ...v, at });
         const services = data && typeof data === "object" && !Array.isArray(data) ? (data as Record<string, unknown>)["services"] : undefined;
         // An override file (not the first) may legitimately omit `services`.
         if (i === 0 && (services === null || typeof services !== "object" || Array.isArray(services))) {
           ctx.report(at, `compose file "${f}" declares no \`services:\` mapping`);
         }
       });
+      const placedOn = r.docker.volumes_on;
+      if (placedOn !== undefined) {
+        for (const v of declared) {
+          if (v.problem) ctx.report(["docker", "volumes_on"], `compose volume "${v.name}" ${v.problem}, so it cannot be placed on volume "${placedOn}"`, { hint: `remove those settings from "${v.name}", or mount the volume's path yourself and drop volumes_on` });
+        }
+        if (declared.length === 0) ctx.report(["docker", "volumes_on"], `the compose files declare no named volumes to place on "${placedOn}"`, { severity: "warning", hint: "declare them under the compose file's top-level volumes:, or mount the volume's path in the compose services yourself" });
+      } else {
+        const lost = [...new Set(declared.map((v) => v.name))];
+        if (lost.length > 0) {
+          ctx.report(["docker"], `compose volume${lost.length > 1 ? "s" : ""} ${lost.map((n) => `"${n}"`).join(", ")} would live in the container's root disk and be lost when the container is rebuilt (replace, recreate, destroy and deploy)`, {
+            severity: "warning",
+            key: true,
+            hint: "keep them on a volume: add volumes: [{ name: data, size: 1, path: /srv/data }] and docker.volumes_on: data",
+          });
+        }
+      }
     }
     if (r.host?.tags && ctx.env && Object.keys(ctx.env.hosts).length > 0) {
       const wanted = r.host.tags.map((t) => t.toLowerCase());
@@ -151,6 +256,8 @@ export const proxmoxContainer = defineResourceType({
       hostname: r.hostname ?? r.id.replace(/_/g, "-").toLowerCase(),
       unprivileged: r.unprivileged ?? true,
       image: { name: r.image.name, version: r.image.version ?? "*" },
+      volumes: (r.volumes ?? []).map((v) => ({ name: v.name, size: v.size, path: v.path, storage: v.storage ?? d?.storage ?? "local-lvm", backup: v.backup ?? true })),
+      bind_mounts: (r.bind_mounts ?? []).map((b) => ({ host: b.host, path: b.path, read_only: b.read_only ?? false })),
       host: {
         tags: (r.host?.tags ?? []).map((t) => t.toLowerCase()),
         resources: {
@@ -163,6 +270,7 @@ export const proxmoxContainer = defineResourceType({
       docker: {
         compose: r.docker?.compose ?? false,
         compose_files: r.docker?.compose === true ? (r.docker.compose_files ?? [DEFAULT_COMPOSE_FILE]).map((f) => join(serviceDir, f)) : [],
+        volumes_on: r.docker?.compose === true ? r.docker.volumes_on : undefined,
       },
       network: {
         mode: r.network?.mode ?? "bridge",

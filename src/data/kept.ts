@@ -1,0 +1,58 @@
+/**
+ * Containers a destroy kept for their data (tag `homelab-kept`): finding
+ * them for `status` and `backups`, and deleting them (after a backup) for
+ * `destroy --delete-data`.
+ */
+import type { ProxmoxClient } from "../proxmox/client.ts";
+import type { LxcMountInfo } from "../proxmox/lxc-format.ts";
+import { identityOf, KEPT_TAG } from "./identity.ts";
+import type { ContainerIdentity } from "./identity.ts";
+import { dataVolumes, sizeInGb } from "./mounts.ts";
+import type { DataSafety } from "./safety.ts";
+
+/** A kept container: whose data it holds, where, and its volumes. */
+export interface KeptContainer {
+  identity: ContainerIdentity;
+  node: string;
+  vmid: number;
+  hostname: string | undefined;
+  /** The volumes it holds (mount points and unused disks), with their sizes in GB where known. */
+  volumes: { key: string; volume: string; path: string | undefined; sizeGb: number | undefined }[];
+  /** When it was kept, as its notes say. */
+  keptAt: string | undefined;
+}
+
+/** The kept containers of an environment (of one service when given), by node then vmid. */
+export async function listKept(client: ProxmoxClient, envName: string, service?: string): Promise<KeptContainer[]> {
+  const guests = (await client.cluster.resources({ type: "vm" })).filter((r) => r.type === "lxc" && r.node !== undefined && r.vmid !== undefined && (r.tags ?? "").split(/[;, ]+/).includes(KEPT_TAG));
+  const out: KeptContainer[] = [];
+  for (const g of guests) {
+    const node = g.node ?? "";
+    const vmid = Number(g.vmid);
+    const config = await client.lxc.config(node, vmid).catch(() => undefined);
+    const id = identityOf(config?.description);
+    if (!config || !id?.kept || id.identity.environment !== envName || (service !== undefined && id.identity.service !== service)) continue;
+    const sizeOf = (key: string): number | undefined => {
+      const m = /^mp(\d+)$/.exec(key);
+      const mount: LxcMountInfo | undefined = m ? config.mounts[Number(m[1])] : undefined;
+      return sizeInGb(mount?.size);
+    };
+    out.push({
+      identity: id.identity,
+      node,
+      vmid,
+      hostname: config.hostname,
+      volumes: dataVolumes(config).map((v) => ({ ...v, sizeGb: sizeOf(v.key) })),
+      keptAt: / on (\d{4}-\d\d-\d\dT[\d:.]+Z)\./.exec(config.description ?? "")?.[1],
+    });
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node) || a.vmid - b.vmid);
+}
+
+/** Deletes a kept container with its volumes, after a backup of it. */
+export async function deleteKept(client: ProxmoxClient, kept: KeptContainer, safety: DataSafety, destroy: (node: string, vmid: number) => Promise<void>): Promise<string> {
+  const backup = await safety.backupBefore(kept.node, kept.vmid, kept.identity, "delete-data");
+  await client.lxc.updateConfig(kept.node, kept.vmid, { protection: false });
+  await destroy(kept.node, kept.vmid);
+  return backup.kind === "backup" ? backup.volid : backup.name;
+}
