@@ -33,6 +33,8 @@ export interface DeploymentSpecInputs {
   images: Array<{ id: string; name: string; path: string }>;
   registries: Array<{ name: string; url: string; insecure: boolean }>;
   dockerSource: "docker" | "distribution";
+  /** Where the project's named volumes live in the container (`docker.volumes_on`'s mount path). */
+  volumesDir?: string;
 }
 
 interface SpecBase {
@@ -98,6 +100,7 @@ export function resourceSpecs(plan: ServicePlan): { specs: ResourceSpec[]; skipp
         images: images.map((i) => ({ id: i.id, name: i.name, path: relativePath(dir, i.context) })),
         registries,
         dockerSource: plan.provisioning.dockerSource,
+        ...(r.compose.volumesDir !== undefined ? { volumesDir: r.compose.volumesDir } : {}),
       },
     });
   }
@@ -243,6 +246,7 @@ export function serviceProgram(opts: ProgramOptions): () => Promise<Record<strin
           images: d.images.map((i) => ({ name: i.name, path: i.path, ref: images.get(i.id)?.ref })),
           registries: d.registries,
           dockerSource: d.dockerSource,
+          ...(d.volumesDir !== undefined ? { volumesDir: d.volumesDir } : {}),
         };
         created.set(spec.id, new Deployment(spec.id, args, options));
       }

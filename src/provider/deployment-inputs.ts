@@ -53,6 +53,8 @@ export interface DeploymentInputs {
   registries: DeploymentRegistryInput[];
   /** Where Docker comes from in the container: Docker's apt repository (pinned), or the distribution's packages (offline, the sandbox). */
   dockerSource: "docker" | "distribution";
+  /** The folder in the container (a data volume's mount path) holding the project's named volumes (`docker.volumes_on`). */
+  volumesDir?: string;
   /**
    * sha256 of the secret files (secrets.env, registry credentials): a Pulumi secret. `check` computes
    * it from the service's secrets when the program leaves it out.
@@ -99,6 +101,7 @@ const deploymentInputsSchema = z.strictObject({
   images: z.array(z.strictObject({ name: z.string().min(1), ref: z.string().min(1), path: z.string().min(1).optional() })).default([]),
   registries: z.array(z.strictObject({ name: z.string().min(1).optional(), url: z.string().min(1), insecure: z.boolean().default(false) })).default([]),
   dockerSource: z.enum(["docker", "distribution"]).default("docker"),
+  volumesDir: z.string().regex(/^\/[^,=\s]+$/, { error: "volumesDir must be an absolute path in the container" }).optional(),
   secretsHash: z.string().regex(SHA256, { error: "secretsHash must be a sha256 in hex (deploymentSecrets' hash)" }).optional(),
   fileHashes: z.record(z.string(), z.string()).optional(),
 });
@@ -145,6 +148,7 @@ const stateFields = {
   images: z.array(z.object({ name: z.string(), ref: z.string(), path: z.string().optional() })),
   registries: z.array(z.object({ name: z.string().optional(), url: z.string(), insecure: z.boolean() })),
   dockerSource: z.enum(["docker", "distribution"]),
+  volumesDir: z.string(),
   secretsHash: z.string(),
   fileHashes: z.record(z.string(), z.string()),
   hash: z.string(),
@@ -176,8 +180,8 @@ export function registriesOf(inputs: Pick<DeploymentInputs, "registries">): Regi
  * the files, their hashes, the rewrites. With no secrets it gives the non-secret files
  * exactly (their hashes do not depend on secrets), which is what check needs. Pure.
  */
-export function deploymentOf(inputs: Pick<DeploymentInputs, "service" | "composeFiles" | "images">, secrets: ReadonlyMap<string, string>, registries: readonly RegistryAccess[]): ComposeDeployment {
-  return buildComposeDeployment({ service: inputs.service, composeFiles: inputs.composeFiles, secrets, images: inputs.images, registries });
+export function deploymentOf(inputs: Pick<DeploymentInputs, "service" | "composeFiles" | "images" | "volumesDir">, secrets: ReadonlyMap<string, string>, registries: readonly RegistryAccess[]): ComposeDeployment {
+  return buildComposeDeployment({ service: inputs.service, composeFiles: inputs.composeFiles, secrets, images: inputs.images, registries, ...(inputs.volumesDir !== undefined ? { volumesDir: inputs.volumesDir } : {}) });
 }
 
 /** How one input's change is carried out. */
@@ -201,6 +205,8 @@ const DEPLOYMENT_CHANGE_KIND: Readonly<Record<keyof DeploymentInputs, Deployment
   composeFiles: "ignore",
   images: "ignore",
   registries: "ignore",
+  // Counted through the override file it writes.
+  volumesDir: "ignore",
 };
 
 /** The outcome of comparing a deployment's state with new inputs. */

@@ -26,6 +26,8 @@ import type { ProviderContext } from "./context.ts";
 import { DEPLOYMENT_TYPE, checkDeploymentInputs, deploymentOf, describeDeploymentChange, diffDeployment, parseDeploymentState, registriesOf, secretValue } from "./deployment-inputs.ts";
 import type { CheckedDeployment, DeploymentOutputs, DeploymentState } from "./deployment-inputs.ts";
 import { deploymentSecrets, registriesWithCredentials } from "./deployment-secrets.ts";
+import { dataVolumes } from "../data/mounts.ts";
+import { identityOf } from "../data/identity.ts";
 import { ProviderError, translateError } from "./errors.ts";
 import { UNKNOWN, propertyBag, withoutUndefined } from "./inputs.ts";
 import type { PropertyBag } from "./inputs.ts";
@@ -127,7 +129,25 @@ export class DeploymentResource {
     const state = parseDeploymentState(olds);
     const summary = describeDeploymentChange(state, inputs);
     if (summary.length > 0) this.log.status(urn, summary.join("; "));
+    // The same container, whose data the new project version may change (a migration): a rollback point first.
+    if (inputs.vmid !== undefined && state.vmid === inputs.vmid) await this.snapshotBefore(urn, inputs.vmid, `updating ${inputs.service} on ${inputs.address}`);
     return { outs: await this.apply(urn, inputs, `updating ${inputs.service} on ${inputs.address}`) };
+  }
+
+  /** This deploy's snapshot (or backup) of the container, when it holds data. */
+  private async snapshotBefore(urn: string, vmid: number, doing: string): Promise<void> {
+    try {
+      const client = this.ctx.client();
+      const entry = (await client.cluster.resources({ type: "vm" })).find((r) => r.vmid === vmid && r.type === "lxc");
+      if (entry?.node === undefined) return;
+      const config = await client.lxc.config(entry.node, vmid);
+      if (dataVolumes(config).length === 0) return;
+      const id = identityOf(config.description)?.identity;
+      if (!id) return;
+      await this.ctx.safety(client, (m) => this.log.status(urn, m)).beforeChange(entry.node, vmid, id, "compose-update");
+    } catch (error) {
+      throw translateError(`${doing}: taking a snapshot first`, error);
+    }
   }
 
   /**
@@ -149,7 +169,7 @@ export class DeploymentResource {
       }
       const env = this.ctx.loadEnvironment();
       const registries = await registriesWithCredentials(env, state.registries ?? [], this.ctx.processEnv);
-      const deployment = deploymentOf({ service: state.service, composeFiles: state.composeFiles, images: state.images ?? [] }, new Map(), registries);
+      const deployment = deploymentOf({ service: state.service, composeFiles: state.composeFiles, images: state.images ?? [], ...(state.volumesDir !== undefined ? { volumesDir: state.volumesDir } : {}) }, new Map(), registries);
       let report;
       try {
         report = await inspectDeployment(await this.target(state.address), deployment, this.options(urn, this.settings.probeConnectMs));

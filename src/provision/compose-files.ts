@@ -57,7 +57,7 @@ export interface RegistryAccess {
 }
 
 /** What a file is for; the apply script decides what to reload from this. */
-export type FileRole = "compose" | "secrets" | "wrapper" | "unit" | "daemon-json" | "docker-config";
+export type FileRole = "compose" | "volumes" | "secrets" | "wrapper" | "unit" | "daemon-json" | "docker-config";
 
 /** One file to write in the container. */
 export interface DeployFile {

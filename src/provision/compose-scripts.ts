@@ -10,6 +10,7 @@ import { composeProjectName, deploymentDir, unitName } from "./compose-files.ts"
 import type { FileRole } from "./compose-files.ts";
 import type { ComposeDeployment } from "./compose.ts";
 import { Script, cmd, quote } from "./shell.ts";
+import { migrationLines } from "./compose-volumes.ts";
 
 /** Lines the apply script prints, parsed by deploy.ts. */
 export const MARK = {
@@ -80,6 +81,8 @@ export function applyScript(d: ComposeDeployment): string {
     "if homelab_has daemon-json && systemctl is-active --quiet docker; then systemctl reload docker; sleep 1; fi",
   );
   const unit = quote(d.unitName);
+  // Named volumes on the data volume: their folders made, data Docker kept elsewhere moved in (once).
+  s.line(...migrationLines(d.volumes, d.unitName));
   s.line(
     // Enabling costs half a second in a container; most deploys find it enabled.
     `systemctl is-enabled --quiet ${unit} 2>/dev/null || systemctl enable --quiet ${unit}`,

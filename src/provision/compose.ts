@@ -22,6 +22,8 @@ import type { DeployFile, DeploymentHashes, RegistryAccess } from "./compose-fil
 import { rewriteImages } from "./compose-images.ts";
 import type { BuiltImage, ImageRewrite } from "./compose-images.ts";
 import { secretsFile } from "./compose-secrets.ts";
+import { VOLUMES_FILE, placedVolumes, volumesOverride } from "./compose-volumes.ts";
+import type { PlacedVolume } from "./compose-volumes.ts";
 import type { SecretValues } from "./compose-secrets.ts";
 
 /** Everything a compose deployment is made from. */
@@ -37,6 +39,8 @@ export interface ComposeDeploymentInput {
   baseDir?: string;
   /** Seconds `up` may take (pulls included) before systemd gives up (default 1800). */
   startTimeoutSec?: number;
+  /** The folder (a data volume's mount path) that holds the project's named volumes (`docker.volumes_on`). */
+  volumesDir?: string;
 }
 
 /** A compose deployment, ready to apply. */
@@ -51,6 +55,8 @@ export interface ComposeDeployment {
   secretVariables: string[];
   files: DeployFile[];
   rewrites: ImageRewrite[];
+  /** The named volumes placed on the data volume (empty without `volumesDir`). */
+  volumes: PlacedVolume[];
   /** Things the user should know (e.g. a `build:` the container cannot do). */
   warnings: string[];
   hashes: DeploymentHashes;
@@ -70,7 +76,7 @@ export function buildComposeDeployment(input: ComposeDeploymentInput): ComposeDe
   const reserved = new Set(["secrets.env", "compose"]);
   for (const f of input.composeFiles) {
     const rel = normalizeRelative(f.path, "compose file");
-    if (reserved.has(rel)) throw new ComposeInputError(`compose file "${f.path}" has a name homelab uses for its own files (${[...reserved].join(", ")}): rename it`);
+    if (reserved.has(rel) || rel === VOLUMES_FILE) throw new ComposeInputError(`compose file "${f.path}" has a name homelab uses for its own files (${[...reserved].join(", ")}): rename it`);
     const abs = posix.join(dir, rel);
     if (composePaths.includes(abs)) throw new ComposeInputError(`compose file "${f.path}" is listed twice`);
     const r = rewriteImages(rel, f.content, images);
@@ -78,6 +84,13 @@ export function buildComposeDeployment(input: ComposeDeploymentInput): ComposeDe
     warnings.push(...r.warnings);
     composePaths.push(abs);
     files.push({ path: abs, content: r.content, mode: 0o644, role: "compose", secret: false });
+  }
+  const volumes = input.volumesDir !== undefined ? placedVolumes(input.composeFiles, project, input.volumesDir) : [];
+  if (volumes.length > 0) {
+    // Last, so its volume definitions win over the service's own.
+    const abs = posix.join(dir, VOLUMES_FILE);
+    composePaths.push(abs);
+    files.push({ path: abs, content: volumesOverride(volumes), mode: 0o644, role: "volumes", secret: false });
   }
   const secrets = secretsFile(input.secrets);
   files.push({ path: posix.join(dir, "secrets.env"), content: secrets.content, mode: 0o600, role: "secrets", secret: true });
@@ -102,6 +115,7 @@ export function buildComposeDeployment(input: ComposeDeploymentInput): ComposeDe
     secretVariables: secrets.variables,
     files,
     rewrites,
+    volumes,
     warnings,
     hashes: hashFiles(files),
   };
