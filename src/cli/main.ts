@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { RepositoryError } from "../config/discover.ts";
+import { registerBackups } from "./commands/backups.ts";
 import { registerDeploy } from "./commands/deploy.ts";
 import { registerDestroy } from "./commands/destroy.ts";
 import { registerList } from "./commands/list.ts";
@@ -36,6 +37,7 @@ function buildProgram(): Command<[], { dir?: string; env?: string; verbose?: tru
   registerDestroy(program);
   registerStatus(program);
   registerUnlock(program);
+  registerBackups(program);
   registerMonitor(program);
   for (const c of program.commands) c.exitOverride();
   return program;

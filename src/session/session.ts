@@ -32,6 +32,7 @@ import type { StatusModel } from "../status/model.ts";
 import { CONTAINER_TYPE } from "../provider/tokens.ts";
 import type { GateVerdict } from "./health-gate.ts";
 import type { KeptContainer } from "../data/kept.ts";
+import type { CatalogEntry } from "../data/catalog.ts";
 import type { RollbackStep } from "./rollback.ts";
 import type { MonitoredService } from "../monitor/config.ts";
 import type { CommandExecutor } from "../monitor/checks.ts";
@@ -129,6 +130,21 @@ export interface DestroyResult {
   kept: KeptContainer[];
   deleted: { vmid: number; node: string; backup: string }[];
 }
+
+/** What `homelab backups` shows. */
+export interface BackupsReport {
+  entries: CatalogEntry[];
+  kept: KeptContainer[];
+  storage: string;
+}
+
+/** How a restore ended. */
+export type RestoreOutcome =
+  | { status: "restored"; entry: CatalogEntry; vmid: number; into: "same" | "new"; safetyBackup: string | undefined; refreshed: boolean; deploy: ServiceOutcome | undefined; durationMs: number }
+  /** No snapshot or backup (matching `from`). */
+  | { status: "none"; from: string | undefined; available: string[] }
+  /** The service has several containers: name one with --resource. */
+  | { status: "ambiguous"; resources: string[] };
 
 /** What `status` shows: a row per service and stack, what the monitor last recorded, the backend. */
 export interface StatusReport {
@@ -289,12 +305,12 @@ export class DeploySession {
     } finally {
       engine.setRunVariables({ HOMELAB_DELETE_DATA: undefined });
     }
-    const data = o.dryRun || (outcome.status !== "destroyed" && outcome.status !== "nothing") ? { kept: [], deleted: [] } : await this.keptData(env.env, service, deleteData === true, deployId);
+    const data = o.dryRun || (outcome.status !== "destroyed" && outcome.status !== "nothing") ? { kept: [], deleted: [] } : await this.settleKeptData(env.env, service, deleteData === true, deployId);
     return { outcome, orphaned, ...data };
   }
 
   /** The containers kept with a service's data after a destroy; with `remove`, deleted (each after a backup). */
-  private async keptData(env: EnvironmentConfig, service: string, remove: boolean, deployId: string): Promise<Pick<DestroyResult, "kept" | "deleted">> {
+  private async settleKeptData(env: EnvironmentConfig, service: string, remove: boolean, deployId: string): Promise<Pick<DestroyResult, "kept" | "deleted">> {
     if (!env.proxmox) return { kept: [], deleted: [] };
     const { connectProxmox } = await import("../proxmox/connect.ts");
     const { listKept, deleteKept } = await import("../data/kept.ts");
@@ -316,6 +332,101 @@ export class DeploySession {
     } finally {
       await client.close();
     }
+  }
+
+  // ---- backups and restore ----
+
+  /** homelab's snapshots and backups of the environment's services (of one when given), newest first, and the containers kept with their data. */
+  async backups(service?: string): Promise<BackupsReport> {
+    const env = await this.environment();
+    if (env.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
+    const { connectProxmox } = await import("../proxmox/connect.ts");
+    const { catalog } = await import("../data/catalog.ts");
+    const { listKept } = await import("../data/kept.ts");
+    const client = connectProxmox(env.env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
+    try {
+      const inventory = await client.loadInventory();
+      const containers = await this.deployedContainers(service);
+      const storage = env.env.backups.storage;
+      const shared = inventory.storages.some((x) => x.storage === storage && x.shared);
+      const entries = await catalog(client, { envName: this.envName, ...(service !== undefined ? { service } : {}), storage, nodes: inventory.nodes.filter((n) => n.online).map((n) => n.name), sharedStorage: shared, containers });
+      return { entries, kept: await listKept(client, this.envName, service), storage };
+    } finally {
+      await client.close();
+    }
+  }
+
+  /**
+   * Brings a service's container back to a snapshot or backup (`from`, else the newest), after
+   * a backup of its current state: a snapshot of the same container is rolled back, a backup
+   * restored over it (same vmid). A service not deployed gets the backup restored into a new
+   * container that its next deploy takes the volumes from. Then the stack is refreshed and,
+   * unless `deploy` is false, the service deployed again (its current definition over the
+   * restored data).
+   */
+  async restore(service: string, o: { from?: string; resource?: string; deploy: boolean }): Promise<RestoreOutcome> {
+    const env = await this.environment();
+    if (env.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
+    const { connectProxmox } = await import("../proxmox/connect.ts");
+    const { catalog, pickEntry } = await import("../data/catalog.ts");
+    const { DataSafety, newDeployId } = await import("../data/safety.ts");
+    const { restoreOver } = await import("./rollback.ts");
+    const { stackName } = await import("../engine/stacks.ts");
+    const client = connectProxmox(env.env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
+    const started = Date.now();
+    try {
+      const inventory = await client.loadInventory();
+      const deployed = (await this.deployedContainers(service, "write")).filter((c) => o.resource === undefined || c.resource === o.resource);
+      if (deployed.length > 1) return { status: "ambiguous", resources: deployed.map((c) => c.resource) };
+      const storage = env.env.backups.storage;
+      const shared = inventory.storages.some((x) => x.storage === storage && x.shared);
+      const all = await catalog(client, { envName: this.envName, service, storage, nodes: inventory.nodes.filter((n) => n.online).map((n) => n.name), sharedStorage: shared, containers: deployed });
+      const target = deployed[0];
+      const entries = all.filter((e) => (target ? e.resource === target.resource : o.resource === undefined || e.resource === o.resource) && (e.kind === "backup" || e.vmid === target?.vmid));
+      const entry = pickEntry(entries, o.from);
+      if (!entry) return { status: "none", from: o.from, available: entries.map((e) => e.name) };
+      const deployId = newDeployId();
+      const safety = new DataSafety(client, { backupStorage: storage, keep: env.env.backups.keep, deployId });
+      const stop = async (node: string, vmid: number): Promise<void> => {
+        if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
+      };
+      let safetyBackup: string | undefined;
+      let vmid: number;
+      if (target) {
+        // Restoring replaces what the container holds now: that is kept too.
+        const id = { service, resource: target.resource, environment: this.envName };
+        const before = await safety.backupBefore(target.node, target.vmid, id, "restore");
+        safetyBackup = before.kind === "backup" ? before.volid : before.name;
+        if (entry.kind === "snapshot") await client.lxc.rollback(target.node, target.vmid, entry.name, { start: true });
+        else await restoreOver(client, target.node, target.vmid, entry.name, { storage: env.env.defaults.storage, stop });
+        vmid = target.vmid;
+      } else {
+        // Not deployed: a container of its own, which the next deploy takes the volumes from.
+        vmid = await client.cluster.nextId();
+        await client.lxc.create(entry.node, { vmid, ostemplate: entry.name, restore: true, storage: env.env.defaults.storage });
+      }
+      const engine = await this.engine("write");
+      let refreshed = false;
+      if (target) refreshed = await engine.refresh(stackName(this.envName, service)).then(() => true, () => false);
+      let deployed2: ServiceOutcome | undefined;
+      if (o.deploy) {
+        deployed2 = await this.redeploy(service);
+      }
+      return { status: "restored", entry, vmid, into: target ? "same" : "new", safetyBackup, refreshed, deploy: deployed2, durationMs: Date.now() - started };
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** The containers of the environment's deployed services (of one when given), from their stacks. */
+  private async deployedContainers(service: string | undefined, access: "read" | "write" = "read"): Promise<{ service: string; resource: string; node: string; vmid: number }[]> {
+    const engine = await this.engine(access);
+    const { stackContainers } = await import("./rollback.ts");
+    const { stackName } = await import("../engine/stacks.ts");
+    const names = service !== undefined ? [service] : (await engine.listStacks()).map((x) => x.service);
+    const out: { service: string; resource: string; node: string; vmid: number }[] = [];
+    for (const name of names) for (const c of stackContainers(await engine.readState(stackName(this.envName, name)))) out.push({ service: name, ...c });
+    return out;
   }
 
   // ---- status and unlock ----
@@ -341,6 +452,24 @@ export class DeploySession {
     const config = configInfo(loadRepository({ root: this.root, envName: this.envName, ...(only !== undefined ? { only: [only] } : {}) }).services.values(), checkLabel);
     const model = await collectStatusModel({ root: this.root, envName: this.envName, backendUrl: backend, reader: await this.engine("read"), rows, config, monitor });
     return { rows, model };
+  }
+
+  /** The containers kept with the data of the environment's services (of one when given); the cluster may be unreachable. */
+  async keptData(service?: string): Promise<{ status: "read"; kept: KeptContainer[] } | { status: "no-cluster" } | { status: "unreadable"; message: string }> {
+    const env = await this.environment();
+    if (env.status !== "loaded" || !env.env.proxmox) return { status: "no-cluster" };
+    const { connectProxmox } = await import("../proxmox/connect.ts");
+    const { listKept } = await import("../data/kept.ts");
+    try {
+      const client = connectProxmox(env.env, { processEnv: this.processEnv, ci: this.ci, tuning: { timeoutMs: 10_000, retry: { attempts: 1 } } });
+      try {
+        return { status: "read", kept: await listKept(client, this.envName, service) };
+      } finally {
+        await client.close();
+      }
+    } catch (e) {
+      return { status: "unreadable", message: e instanceof Error ? e.message : String(e) };
+    }
   }
 
   /** Clears a service's stale stack lock (never one whose owner runs). */

@@ -79,7 +79,8 @@ test("show --json resolves defaults from the environment and reports secrets wit
   assert.equal(s.environment.kind, "production");
   const ct = s.resources.find((x) => x.id === "peach_container");
   assert.deepEqual(ct?.spec["host"], { tags: ["tier:1"], resources: { memory: 2048, cores: 2, disk: 8, swap: 512 } });
-  assert.deepEqual(ct?.spec["docker"], { compose: true, compose_files: ["services/peach/docker-compose.yaml"] });
+  assert.deepEqual(ct?.spec["docker"], { compose: true, compose_files: ["services/peach/docker-compose.yaml"], volumes_on: "data" });
+  assert.deepEqual(ct?.spec["volumes"], [{ name: "data", size: 2, path: "/srv/peach", storage: "local-lvm", backup: true }]);
   assert.equal(ct?.spec["hostname"], "peach-container");
   assert.deepEqual(ct?.depends_on.map((d) => d.ref), ["peach_reverse_proxy_image"]);
   const img = s.resources.find((x) => x.id === "peach_reverse_proxy_image");

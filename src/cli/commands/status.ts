@@ -1,5 +1,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import type { ServiceStatusRow } from "../../engine/status.ts";
+import type { KeptContainer } from "../../data/kept.ts";
 import { CONTAINER_TYPE } from "../../provider/tokens.ts";
 import { withEnvironment, type CliContext, type EnvContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
@@ -29,9 +30,24 @@ async function runStatus(ctx: EnvContext, service: string | undefined, json: boo
     return EXIT.ok;
   }
   const { rows, health, backend } = await session.status(service);
-  if (service !== undefined && rows.length === 0) return noSuchService();
+  const kept = await session.keptData(service);
+  if (service !== undefined && rows.length === 0 && (kept.status !== "read" || kept.kept.length === 0)) return noSuchService();
   ctx.stdout(statusText(rows, ctx, backend, Date.now(), health) + "\n");
+  if (kept.status === "read" && kept.kept.length > 0) ctx.stdout(keptText(kept.kept, ctx) + "\n");
+  if (kept.status === "unreadable") ctx.stdout(ctx.out.dim(`  kept data: the cluster could not be read (${kept.message})`) + "\n");
   return EXIT.ok;
+}
+
+/** Containers kept with a service's data after a destroy: orphaned data, with how to reattach or delete it. Pure. */
+export function keptText(kept: readonly KeptContainer[], ctx: Pick<CliContext, "out">): string {
+  const o = ctx.out;
+  const lines = [o.bold("Orphaned data") + o.dim(" (containers kept with a service's volumes after a destroy)")];
+  for (const k of kept) {
+    const size = k.volumes.reduce((n, v) => n + (v.sizeGb ?? 0), 0);
+    lines.push(`  ${o.yellow(k.identity.service)}  CT ${k.vmid} on ${k.node}, stopped: ${k.volumes.map((v) => `${v.path ?? v.key}${v.sizeGb !== undefined ? ` ${v.sizeGb} GB` : ""}`).join(", ")}${size > 0 ? ` (${size} GB)` : ""}${k.keptAt ? o.dim(` since ${k.keptAt}`) : ""}`);
+    lines.push(o.dim(`    reattach: homelab deploy ${k.identity.service}   delete: homelab destroy ${k.identity.service} --delete-data`));
+  }
+  return lines.join("\n");
 }
 
 function ago(iso: string, now: number): string {
