@@ -77,17 +77,19 @@ export function hotplugMountCommand(pid: number, source: string, path: string, r
   const script = [
     "use strict; use warnings; use File::Path qw(make_path);",
     "my ($src, $pid, $target, $ro) = @ARGV;",
+    // syscall() may write into string arguments: a literal would be read-only.
+    "my $empty = '';",
     "my $fd = syscall(428, -100, $src, 1 | 0x80000);",
     'die "open_tree $src: $!\n" if $fd < 0;',
     "if ($ro) {",
     "  my $attr = pack('QQQQ', 1, 0, 0, 0);",
-    '  syscall(442, $fd, "", 0x1000, $attr, 32) == 0 or die "mount_setattr: $!\n";',
+    '  syscall(442, $fd, $empty, 0x1000, $attr, 32) == 0 or die "mount_setattr: $!\n";',
     "}",
     `open(my $ns, '<', "/proc/$pid/ns/mnt") or die "container $pid: $!\n";`,
     `syscall(${setns}, fileno($ns), 0x00020000) == 0 or die "setns: $!\n";`,
     'chdir("/") or die "chdir: $!\n";',
     "make_path($target);",
-    'syscall(429, $fd, "", -100, $target, 4) == 0 or die "move_mount $target: $!\n";',
+    'syscall(429, $fd, $empty, -100, $target, 4) == 0 or die "move_mount $target: $!\n";',
   ].join("\n");
   return { argv: ["perl", "-e", script, source, String(pid), path, readOnly ? "1" : "0"], timeoutMs: 60_000 };
 }

@@ -23,6 +23,7 @@ import {
 } from "./commands.ts";
 import type { LxcConfigParams } from "./commands.ts";
 import { ensureLxcfs, withLxcfsLock } from "./cleanup.ts";
+import { CommandError } from "./exec.ts";
 import type { CommandResult, Executor } from "./exec.ts";
 import type { GuestFiles } from "./guest-files.ts";
 import { memoryCgroupPath, processUptime, waitFor } from "./host.ts";
@@ -171,7 +172,12 @@ export class LxcGuests {
       await this.files.checkBindSources(hotplug);
       for (const m of hotplug) {
         const b = this.files.bindMount(m);
-        await this.ex.run(hotplugMountCommand(state.pid, b.source, b.path, b.readOnly));
+        try {
+          await this.ex.run(hotplugMountCommand(state.pid, b.source, b.path, b.readOnly));
+        } catch (err) {
+          // The command is a script: its own words say what went wrong.
+          throw new Error(err instanceof CommandError ? err.stderr.trim() || err.message : String(err), { cause: err });
+        }
       }
     }
     g.spec = { ...g.spec, rootfs, mounts: [...mounts] };
