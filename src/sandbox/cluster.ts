@@ -1,13 +1,17 @@
 /**
  * The sandbox's cluster model: nodes with different sizes, their storages
- * (`local` for templates, `local-lvm` for container volumes), guests as
- * Proxmox config maps, id allocation and the two kinds of locks Proxmox
- * has (the `lock:` config entry and the config file lock with its timeout).
- * No HTTP here; the API layer calls it.
+ * (`local` for templates and backups, `local-lvm` for container volumes),
+ * the volumes and backups on them, guests as Proxmox config maps with their
+ * pending changes and snapshots, id allocation and the two kinds of locks
+ * Proxmox has (the `lock:` config entry and the config file lock with its
+ * timeout). No HTTP here; the API layer calls it.
  */
-import { createHash } from "node:crypto";
 import { failure } from "./errors.ts";
-import type { GuestBackend, TemplateInfo } from "./guest-backend.ts";
+import type { GuestBackend, TemplateInfo, VolumeRef } from "./guest-backend.ts";
+import { configDigest as digestOf } from "./pct-conf.ts";
+import type { ConfigValue } from "./pct-conf.ts";
+import { DEFAULT_STORAGES, diskNumber, parseVolumeName, volumeName } from "./storage.ts";
+import type { StorageDef } from "./storage.ts";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -40,22 +44,7 @@ function nodeSpecs(count: number): NodeSpec[] {
   });
 }
 
-/** A storage as configured on every node. */
-export interface StorageDef {
-  storage: string;
-  type: string;
-  content: string[];
-  path?: string;
-}
-
-/** The storages of every node. */
-export const STORAGES: StorageDef[] = [
-  { storage: "local", type: "dir", content: ["backup", "iso", "vztmpl"], path: "/var/lib/vz" },
-  { storage: "local-lvm", type: "lvmthin", content: ["images", "rootdir"] },
-];
-
-/** A config value as Proxmox keeps it. */
-export type ConfigValue = string | number;
+export type { ConfigValue } from "./pct-conf.ts";
 
 /** A node of the model. */
 export interface NodeState {
@@ -78,18 +67,47 @@ export interface GuestState {
    */
   pending: Record<string, ConfigValue>;
   pendingDelete: string[];
+  /**
+   * Snapshots by name: each a copy of the config when it was taken, plus
+   * `snaptime`, `description` and, while being made or deleted, `snapstate`.
+   */
+  snapshots: Record<string, Record<string, ConfigValue>>;
   /** Whether the backend has made it (false while being created). */
   created: boolean;
   running: boolean;
 }
 
-/** A disk volume on `local-lvm`. */
+/** A container volume on a node's storage. */
 export interface Volume {
   volid: string;
   node: string;
   storage: string;
+  /** The owner, as the name says (`vm-<vmid>-disk-N`). */
   vmid: number;
+  /** Bytes. */
   size: number;
+  format: "raw" | "subvol";
+  /** Seconds since the epoch. */
+  ctime: number;
+  /** Names of the volume's storage snapshots. */
+  snapshots: string[];
+}
+
+/** A vzdump archive on a node's backup storage. */
+export interface Backup {
+  /** `local:backup/vzdump-lxc-101-2025_01_31-12_00_00.tar.zst` */
+  volid: string;
+  node: string;
+  storage: string;
+  /** The file name after `backup/`. */
+  file: string;
+  vmid: number;
+  /** `tar.zst`, `tar.gz`, `tar`... */
+  format: string;
+  size: number;
+  ctime: number;
+  notes: string | undefined;
+  protected: boolean;
 }
 
 /** Proxmox's config file lock: one holder, waiters give up after a timeout. */
@@ -146,14 +164,19 @@ export class Cluster {
   readonly name = "sandbox";
   readonly nodes = new Map<string, NodeState>();
   readonly guests = new Map<number, GuestState>();
-  readonly volumes = new Map<string, Volume>();
+  /** Volumes by `node` and volid (`local-lvm` is per node, as on Proxmox). */
+  private readonly volumeMap = new Map<string, Volume>();
+  /** Backups by `node` and volid. */
+  private readonly backupMap = new Map<string, Backup>();
+  readonly storages: readonly StorageDef[];
   private readonly locks = new Map<number, FileLock>();
   readonly backend: GuestBackend;
   private readonly clock: () => number;
 
-  constructor(options: { nodes: number; backend: GuestBackend; clock: () => number }) {
+  constructor(options: { nodes: number; backend: GuestBackend; clock: () => number; storages?: readonly StorageDef[] }) {
     this.backend = options.backend;
     this.clock = options.clock;
+    this.storages = options.storages ?? DEFAULT_STORAGES;
     // Nodes booted a few days before the sandbox started.
     const booted = options.clock() - 3 * 24 * 3600 * 1000;
     for (const spec of nodeSpecs(options.nodes)) {
@@ -203,35 +226,102 @@ export class Cluster {
     return [...base, ...extra];
   }
 
-  /** Allocates a new container volume (`local-lvm:vm-101-disk-0`). */
-  allocateVolume(node: string, storage: string, vmid: number, size: number): Volume {
+  /** A storage's definition, or Proxmox's error for one that is not configured. */
+  storage(sid: string): StorageDef {
+    const def = this.storages.find((s) => s.storage === sid);
+    if (!def) throw failure(`storage '${sid}' does not exist`);
+    return def;
+  }
+
+  /** A volume on a node, if it exists. */
+  volume(node: string, volid: string): Volume | undefined {
+    return this.volumeMap.get(`${node}\0${volid}`);
+  }
+
+  /** All volumes (of a node, when given). */
+  volumes(node?: string): Volume[] {
+    return [...this.volumeMap.values()].filter((v) => node === undefined || v.node === node);
+  }
+
+  /**
+   * Records a new container volume under the lowest free disk number of its
+   * owner on that storage, as pve-storage's `find_free_diskname` picks it
+   * (`local-lvm:vm-101-disk-0`).
+   */
+  addVolume(node: string, sid: string, vmid: number, size: number): Volume {
+    const def = this.storage(sid);
+    const used = new Set(this.volumes(node).filter((v) => v.storage === sid && v.vmid === vmid).map((v) => diskNumber(v.volid)));
     let n = 0;
-    while (this.volumes.has(`${storage}:vm-${vmid}-disk-${n}`)) n++;
-    const volume = { volid: `${storage}:vm-${vmid}-disk-${n}`, node, storage, vmid, size };
-    this.volumes.set(volume.volid, volume);
+    while (used.has(n)) n++;
+    return this.addNamedVolume(node, sid, vmid, volumeName(def, vmid, n, size), size);
+  }
+
+  /** Records a volume under a given name on a storage (`POST .../content` names its volume). */
+  addNamedVolume(node: string, sid: string, vmid: number, name: string, size: number): Volume {
+    const def = this.storage(sid);
+    const volume: Volume = { volid: `${sid}:${name}`, node, storage: sid, vmid, size, format: parseVolumeName(def, name)?.format ?? "raw", ctime: Math.floor(this.clock() / 1000), snapshots: [] };
+    this.volumeMap.set(`${node}\0${volume.volid}`, volume);
     return volume;
   }
 
-  /** Frees every volume of a vmid. */
-  freeVolumes(vmid: number): void {
-    for (const [volid, v] of this.volumes) if (v.vmid === vmid) this.volumes.delete(volid);
+  /** The name a volume gets when it is reassigned to `targetVmid`: the owner's lowest free disk number on that storage. */
+  renamedVolid(v: Volume, targetVmid: number): string {
+    const def = this.storage(v.storage);
+    const used = new Set(this.volumes(v.node).filter((x) => x.storage === v.storage && x.vmid === targetVmid).map((x) => diskNumber(x.volid)));
+    let n = 0;
+    while (used.has(n)) n++;
+    return `${v.storage}:${volumeName(def, targetVmid, n, v.size)}`;
+  }
+
+  /** Records a volume under a new name and owner (a reassign), keeping its size. */
+  renameVolume(v: Volume, volid: string, targetVmid: number): Volume {
+    this.volumeMap.delete(`${v.node}\0${v.volid}`);
+    const renamed: Volume = { ...v, volid, vmid: targetVmid, snapshots: [] };
+    this.volumeMap.set(`${v.node}\0${renamed.volid}`, renamed);
+    return renamed;
+  }
+
+  /** Forgets a volume. */
+  removeVolume(v: Volume): void {
+    this.volumeMap.delete(`${v.node}\0${v.volid}`);
+  }
+
+  /** A backup on a node, if it exists. */
+  backup(node: string, volid: string): Backup | undefined {
+    return this.backupMap.get(`${node}\0${volid}`);
+  }
+
+  /** All backups (of a node, when given). */
+  backups(node?: string): Backup[] {
+    return [...this.backupMap.values()].filter((b) => node === undefined || b.node === node);
+  }
+
+  /** Records a backup. */
+  addBackup(b: Backup): void {
+    this.backupMap.set(`${b.node}\0${b.volid}`, b);
+  }
+
+  /** Forgets a backup. */
+  removeBackup(b: Backup): void {
+    this.backupMap.delete(`${b.node}\0${b.volid}`);
   }
 
   /** Bytes used on a storage of a node. */
   async storageUsed(node: string, storage: string): Promise<number> {
+    let used = 0;
     if (storage === "local") {
       const templates = await this.templates(node);
-      return 6 * GiB + templates.reduce((sum, t) => sum + t.size, 0);
+      used += 6 * GiB + templates.reduce((sum, t) => sum + t.size, 0);
     }
-    let used = 0;
-    for (const v of this.volumes.values()) if (v.node === node && v.storage === storage) used += v.size;
+    for (const v of this.volumes(node)) if (v.storage === storage) used += v.size;
+    for (const b of this.backups(node)) if (b.storage === storage) used += b.size;
     return used;
   }
 
   /** A storage's total size on a node. */
   storageTotal(node: string, storage: string): number {
     const spec = this.node(node).spec;
-    return storage === "local" ? spec.localSize : spec.lvmSize;
+    return this.storage(storage).type === "dir" ? spec.localSize : spec.lvmSize;
   }
 
   /** Memory and CPU use of a node from its running guests (over-commit allowed). */
@@ -263,11 +353,12 @@ export function guestCores(g: GuestState, nodeCores: number): number {
   return typeof cores === "number" ? cores : nodeCores;
 }
 
-/** Proxmox's config digest: SHA-1 over the config as written to its file. */
-export function configDigest(config: Record<string, ConfigValue>): string {
-  const text = Object.keys(config)
-    .sort()
-    .map((k) => `${k}: ${String(config[k])}\n`)
-    .join("");
-  return createHash("sha1").update(text).digest("hex");
+/** The digest of a guest's config file (its options, pending changes and snapshots), as `GET .../config` reports it. */
+export function guestDigest(g: GuestState): string {
+  return digestOf(g.config, { pending: g.pending, pendingDelete: g.pendingDelete, snapshots: g.snapshots });
+}
+
+/** Where a volume is, for the backend. */
+export function volumeRef(v: Pick<Volume, "node" | "storage" | "volid">): VolumeRef {
+  return { node: v.node, storage: v.storage, name: v.volid.slice(v.volid.indexOf(":") + 1) };
 }

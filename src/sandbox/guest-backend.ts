@@ -1,8 +1,10 @@
 /**
  * The seam between the sandbox's Proxmox-compatible API and what backs its
  * guests. The API layer owns Proxmox semantics (parameters, locks, tasks,
- * ids, tags); a backend only makes guests exist. `memory` keeps state only;
- * `lxc` runs each guest as a real LXC container.
+ * ids, tags, which volume belongs to whom); a backend only makes guests and
+ * their data exist: volumes, their snapshots, backup archives. `memory`
+ * keeps state only; `lxc` runs each guest as a real LXC container whose
+ * volumes are folders on this machine.
  */
 
 /** A template the backend can create guests from, as Proxmox lists `vztmpl` content. */
@@ -27,12 +29,69 @@ export interface GuestNetwork {
   gw?: string;
 }
 
+/** Where a volume lives: its node, its storage and its name there (`vm-101-disk-0`). */
+export interface VolumeRef {
+  node: string;
+  storage: string;
+  name: string;
+}
+
+/** A mount point as a backend makes it inside a guest: a volume, or a host folder (bind mount). */
+export interface GuestMount {
+  /** `mp0`... */
+  key: string;
+  /** Absolute path inside the guest. */
+  path: string;
+  readOnly: boolean;
+  /** Set for a storage volume. */
+  volume?: VolumeRef;
+  /** Set for a bind mount. */
+  hostPath?: string;
+}
+
+/** A backup archive on a node's backup storage. */
+export interface BackupRef {
+  node: string;
+  storage: string;
+  /** `vzdump-lxc-101-2025_01_31-12_00_00.tar.zst` */
+  file: string;
+}
+
+/** A volume and where it goes inside the guest. */
+export interface PlacedVolume {
+  path: string;
+  volume: VolumeRef;
+}
+
+/** What goes into a vzdump archive, as pve-container's vzdump plugin assembles it. */
+export interface BackupRequest {
+  vmid: number;
+  archive: BackupRef;
+  /** vzdump's `compress`: `zstd`, `gzip`, `lzo`/`1`, or `0` (none). */
+  compress: string;
+  /** The guest's config as `pct.conf` text, stored as `etc/vzdump/pct.conf`. */
+  config: string;
+  rootfs: VolumeRef;
+  /** Mount points with backup enabled, at their paths. */
+  mounts: PlacedVolume[];
+  /** Paths inside the guest left out: volumes without backup, bind mounts. */
+  exclude: string[];
+  /** Read from this storage snapshot of the volumes (`snapshot` mode); else from the volumes themselves. */
+  snapshot?: string;
+  /** `suspend` mode: freeze the running guest while the archive is written. */
+  freeze: boolean;
+}
+
 /** Everything a backend needs to make a guest. */
 export interface GuestSpec {
   vmid: number;
   node: string;
   hostname: string;
-  template: TemplateInfo;
+  /** Undefined for a restore: the root volume already holds the guest's tree. */
+  template: TemplateInfo | undefined;
+  /** The root volume (allocated before the guest is made). */
+  rootfs: VolumeRef;
+  mounts: GuestMount[];
   memoryMb: number;
   swapMb: number;
   cores: number;
@@ -75,10 +134,40 @@ export interface GuestBackend {
   reboot(vmid: number): Promise<void>;
   /** Applies live changes (memory, cores, hostname) to an existing guest. */
   update(vmid: number, change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">>): Promise<void>;
+  /** Removes the guest; its volumes stay (the API frees them one by one). */
   destroy(vmid: number): Promise<void>;
   status(vmid: number): Promise<GuestRuntimeStatus>;
   /** Null while stopped, as Proxmox answers. */
   interfaces(vmid: number): Promise<GuestInterface[] | null>;
+  /**
+   * The guest's root volume and mount points changed: they apply at its next
+   * start; those in `hotplug` are also mounted into the running guest now.
+   */
+  setMounts(vmid: number, rootfs: VolumeRef, mounts: GuestMount[], hotplug: GuestMount[]): Promise<void>;
+
+  /** Makes an empty volume. */
+  allocateVolume(ref: VolumeRef, sizeBytes: number): Promise<void>;
+  /** Removes a volume and its snapshots. */
+  freeVolume(ref: VolumeRef): Promise<void>;
+  /** Gives a volume a new name (a reassign to another guest); its data moves with it. */
+  renameVolume(from: VolumeRef, to: VolumeRef): Promise<void>;
+  /** Copies a volume's data into another, already allocated one (a move to another storage). */
+  copyVolume(from: VolumeRef, to: VolumeRef): Promise<void>;
+  resizeVolume(ref: VolumeRef, sizeBytes: number): Promise<void>;
+  /** Takes storage snapshot `snap` of each volume, consistently: a running guest (`freezeVmid`) is frozen meanwhile. */
+  snapshotVolumes(freezeVmid: number | undefined, snap: string, refs: VolumeRef[]): Promise<void>;
+  /** Puts each volume of a stopped guest back to its snapshot `snap` (which stays). */
+  rollbackVolumes(vmid: number, snap: string, refs: VolumeRef[]): Promise<void>;
+  deleteVolumeSnapshot(snap: string, ref: VolumeRef): Promise<void>;
+
+  /** Writes a vzdump archive; resolves to its size in bytes. */
+  writeBackup(req: BackupRequest): Promise<{ size: number }>;
+  /** The `etc/vzdump/pct.conf` inside an archive. */
+  readBackupConfig(ref: BackupRef): Promise<string>;
+  /** Fills freshly allocated volumes from an archive: the root tree and each mount point's files. */
+  restoreBackup(ref: BackupRef, target: { rootfs: VolumeRef; mounts: PlacedVolume[] }): Promise<void>;
+  freeBackup(ref: BackupRef): Promise<void>;
+
   /** Removes everything the backend made (guests, bridges, rules, processes). */
   close(): Promise<void>;
 }

@@ -2,9 +2,21 @@
  * The `memory` guest backend: guests are state only. It imitates what a
  * client can observe of real containers: interfaces are null while stopped
  * and DHCP guests show only their IPv6 link-local address for a while after
- * start, until the "lease" arrives.
+ * start, until the "lease" arrives. Volumes, snapshots and archives have no
+ * data; an archive keeps the config it was given, so a restore reads it back.
  */
-import type { GuestBackend, GuestInterface, GuestRuntimeStatus, GuestSpec, TemplateInfo } from "./guest-backend.ts";
+import type {
+  BackupRef,
+  BackupRequest,
+  GuestBackend,
+  GuestInterface,
+  GuestMount,
+  GuestRuntimeStatus,
+  GuestSpec,
+  PlacedVolume,
+  TemplateInfo,
+  VolumeRef,
+} from "./guest-backend.ts";
 import { linkLocalFor } from "./formats.ts";
 
 /** Options of the memory backend. */
@@ -13,6 +25,8 @@ export interface MemoryBackendOptions {
   /** How long a DHCP guest shows only link-local addresses after start (ms). */
   dhcpDelayMs?: number;
   templates?: TemplateInfo[];
+  /** How long copying data takes: snapshots, rollbacks, backups, restores, volume copies (ms, default 0). */
+  dataDelayMs?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -43,12 +57,21 @@ export class MemoryBackend implements GuestBackend {
   private readonly clock: () => number;
   private readonly dhcpDelayMs: number;
   private readonly templates: TemplateInfo[];
+  private readonly dataDelayMs: number;
+  /** Archives: their config and a size standing in for their data. */
+  private readonly archives = new Map<string, { config: string; size: number }>();
   private nextLease = 100;
 
   constructor(options: MemoryBackendOptions = {}) {
     this.clock = options.clock ?? Date.now;
     this.dhcpDelayMs = options.dhcpDelayMs ?? 2000;
     this.templates = options.templates ?? defaultTemplates();
+    this.dataDelayMs = options.dataDelayMs ?? 0;
+  }
+
+  /** Waits as long as moving data takes here. */
+  private data(): Promise<void> {
+    return this.dataDelayMs > 0 ? new Promise((resolve) => setTimeout(resolve, this.dataDelayMs)) : Promise.resolve();
   }
 
   listTemplates(): Promise<TemplateInfo[]> {
@@ -124,8 +147,71 @@ export class MemoryBackend implements GuestBackend {
     return list;
   }
 
+  setMounts(vmid: number, rootfs: VolumeRef, mounts: GuestMount[]): Promise<void> {
+    return this.with(vmid, (g) => {
+      g.spec = { ...g.spec, rootfs, mounts: structuredClone(mounts) };
+    });
+  }
+
+  allocateVolume(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  freeVolume(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  renameVolume(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  copyVolume(): Promise<void> {
+    return this.data();
+  }
+
+  resizeVolume(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  snapshotVolumes(): Promise<void> {
+    return this.data();
+  }
+
+  rollbackVolumes(): Promise<void> {
+    return this.data();
+  }
+
+  deleteVolumeSnapshot(): Promise<void> {
+    return this.data();
+  }
+
+  async writeBackup(req: BackupRequest): Promise<{ size: number }> {
+    await this.data();
+    // A compressed root of a template is about a hundred MiB; each volume adds a little.
+    const size = 110 * MiB + req.mounts.length * 4 * MiB + req.config.length;
+    this.archives.set(archiveKey(req.archive), { config: req.config, size });
+    return { size };
+  }
+
+  readBackupConfig(ref: BackupRef): Promise<string> {
+    const a = this.archives.get(archiveKey(ref));
+    if (!a) return Promise.reject(new Error(`can't find file '${ref.storage}:backup/${ref.file}'`));
+    return Promise.resolve(a.config);
+  }
+
+  async restoreBackup(ref: BackupRef, _target: { rootfs: VolumeRef; mounts: PlacedVolume[] }): Promise<void> {
+    if (!this.archives.has(archiveKey(ref))) throw new Error(`can't find file '${ref.storage}:backup/${ref.file}'`);
+    await this.data();
+  }
+
+  freeBackup(ref: BackupRef): Promise<void> {
+    this.archives.delete(archiveKey(ref));
+    return Promise.resolve();
+  }
+
   close(): Promise<void> {
     this.guests.clear();
+    this.archives.clear();
     return Promise.resolve();
   }
 
@@ -139,4 +225,8 @@ export class MemoryBackend implements GuestBackend {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
   }
+}
+
+function archiveKey(ref: BackupRef): string {
+  return `${ref.node}\0${ref.storage}\0${ref.file}`;
 }

@@ -22,10 +22,13 @@ import type { FaultConfig } from "./faults.ts";
 import type { GuestBackend } from "./guest-backend.ts";
 import { MemoryBackend } from "./memory-backend.ts";
 import { checkParams } from "./params.ts";
+import type { StorageDef } from "./storage.ts";
 import { Tasks } from "./tasks.ts";
 import { generateTls } from "./tls.ts";
 
 export type { FaultConfig } from "./faults.ts";
+export { DIR_VOLUME_STORAGE } from "./storage.ts";
+export type { StorageDef } from "./storage.ts";
 
 /** How to run a sandbox; everything is optional. */
 export interface SandboxOptions {
@@ -34,6 +37,12 @@ export interface SandboxOptions {
   host?: string;
   /** Number of nodes (default 3: pve-01, pve-02, pve-03 of different sizes). */
   nodes?: number;
+  /**
+   * The storages of every node (default `local` and `local-lvm`, as a fresh
+   * Proxmox install has); add `DIR_VOLUME_STORAGE` for one whose container
+   * volumes cannot snapshot.
+   */
+  storages?: readonly StorageDef[];
   /** What backs the guests (default: a new memory backend). */
   backend?: GuestBackend;
   /** Where TLS files go (a temporary folder, removed on close, when absent). */
@@ -46,6 +55,8 @@ export interface SandboxOptions {
   lockTimeoutMs?: number;
   /** Memory backend only: how long DHCP guests show only link-local addresses (default 2 s). */
   dhcpDelayMs?: number;
+  /** Memory backend only: how long snapshots, rollbacks, backups, restores and volume copies take (default 0). */
+  dataDelayMs?: number;
   faults?: Partial<FaultConfig>;
   /** Milliseconds since the epoch (default `Date.now`); drives ticket expiry and timestamps. */
   clock?: () => number;
@@ -79,7 +90,9 @@ export async function startSandboxServer(options: SandboxOptions = {}): Promise<
   const ownDir = options.stateDir === undefined;
   const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), "homelab-sandbox-")));
   const tls = await generateTls(join(stateDir, "tls"));
-  const backend = options.backend ?? new MemoryBackend({ clock, ...(options.dhcpDelayMs !== undefined ? { dhcpDelayMs: options.dhcpDelayMs } : {}) });
+  const backend =
+    options.backend ??
+    new MemoryBackend({ clock, ...(options.dhcpDelayMs !== undefined ? { dhcpDelayMs: options.dhcpDelayMs } : {}), ...(options.dataDelayMs !== undefined ? { dataDelayMs: options.dataDelayMs } : {}) });
   const faults = new Faults(options.faults);
   const counters = new Counters();
   const tokenId = "root@pam!homelab";
@@ -87,7 +100,7 @@ export async function startSandboxServer(options: SandboxOptions = {}): Promise<
   const rootPassword = randomBytes(18).toString("base64url");
   const auth = new Auth({ tokenId, tokenSecret, rootPassword, clock });
   const state: SandboxState = {
-    cluster: new Cluster({ nodes: options.nodes ?? 3, backend, clock }),
+    cluster: new Cluster({ nodes: options.nodes ?? 3, backend, clock, ...(options.storages ? { storages: options.storages } : {}) }),
     tasks: new Tasks({ clock, durationMs: options.taskDurationMs ?? 250, faults }),
     auth,
     clock,

@@ -113,6 +113,8 @@ export async function startGuest(backend: LxcGuestBackend, vmid: number, publicK
     node: "pve-01",
     hostname,
     template: t,
+    rootfs: { node: "pve-01", storage: "local-lvm", name: `vm-${vmid}-disk-0` },
+    mounts: [],
     memoryMb: 1024,
     swapMb: 256,
     cores: 2,

@@ -11,6 +11,8 @@ function spec(vmid: number, ip: string): GuestSpec {
     node: "pve-01",
     hostname: `ct${vmid}`,
     template,
+    rootfs: { node: "pve-01", storage: "local-lvm", name: `vm-${vmid}-disk-0` },
+    mounts: [],
     memoryMb: 1024,
     swapMb: 512,
     cores: 2,

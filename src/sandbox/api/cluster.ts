@@ -1,5 +1,4 @@
 /** `/version` and `/cluster/...`. */
-import { STORAGES } from "../cluster.ts";
 import { paramError } from "../errors.ts";
 import type { Endpoint, SandboxState } from "./types.ts";
 import { VMID, num, str } from "./common.ts";
@@ -34,7 +33,7 @@ async function nodeResources(state: SandboxState): Promise<Record<string, unknow
 async function storageResources(state: SandboxState): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
   for (const name of state.cluster.nodes.keys()) {
-    for (const s of STORAGES) {
+    for (const s of state.cluster.storages) {
       out.push({
         id: `storage/${name}/${s.storage}`,
         type: "storage",

@@ -2,12 +2,25 @@
 import { Router } from "../router.ts";
 import { accessEndpoints } from "./access.ts";
 import { clusterEndpoints } from "./cluster.ts";
+import { diskEndpoints } from "./lxc/disks.ts";
 import { lxcEndpoints } from "./lxc/endpoints.ts";
+import { snapshotEndpoints } from "./lxc/snapshot-endpoints.ts";
 import { nodeEndpoints } from "./nodes.ts";
+import { storageEndpoints } from "./storage.ts";
+import { vzdumpEndpoints } from "./vzdump.ts";
 import type { Endpoint } from "./types.ts";
 
 /** All endpoints the sandbox serves. */
-const ENDPOINTS: Endpoint[] = [...accessEndpoints, ...clusterEndpoints, ...nodeEndpoints, ...lxcEndpoints];
+const ENDPOINTS: Endpoint[] = [
+  ...accessEndpoints,
+  ...clusterEndpoints,
+  ...nodeEndpoints,
+  ...storageEndpoints,
+  ...lxcEndpoints,
+  ...snapshotEndpoints,
+  ...diskEndpoints,
+  ...vzdumpEndpoints,
+];
 
 /** A router over all endpoints. */
 export function apiRouter(): Router<Endpoint> {

@@ -1,15 +1,14 @@
-/** `/nodes`, a node's status and notes, its storages, templates (aplinfo) and tasks. */
-import { STORAGES, configDigest } from "../cluster.ts";
+/** `/nodes`, a node's status and notes, templates (aplinfo) and tasks. */
+import { configDigest } from "../pct-conf.ts";
 import { failure, paramError } from "../errors.ts";
 import type { TemplateInfo } from "../guest-backend.ts";
 import { checkConfigIdList, splitList } from "../formats.ts";
 import { parseUpid } from "../tasks.ts";
-import { NODE, STORAGE, VMID, flag, num, reqStr, str } from "./common.ts";
+import { NODE, STORAGE, flag, num, reqStr, str } from "./common.ts";
 import { PVE_VERSION } from "./cluster.ts";
 import type { Endpoint, SandboxState } from "./types.ts";
 
 const GiB = 1024 ** 3;
-const CONTENT_TYPES = ["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"];
 
 /** Templates the sandbox offers for download (`GET /nodes/{node}/aplinfo`). */
 const APPLIANCES: { os: string; package: string; version: string; headline: string; size: number }[] = [
@@ -30,23 +29,6 @@ function checkNode(state: SandboxState, params: Record<string, unknown>): string
   const node = String(params["node"]);
   state.cluster.node(node);
   return node;
-}
-
-async function storageEntry(state: SandboxState, node: string, s: (typeof STORAGES)[number]): Promise<Record<string, unknown>> {
-  const total = state.cluster.storageTotal(node, s.storage);
-  const used = await state.cluster.storageUsed(node, s.storage);
-  return {
-    storage: s.storage,
-    type: s.type,
-    content: s.content.join(","),
-    active: 1,
-    enabled: 1,
-    shared: 0,
-    total,
-    used,
-    avail: total - used,
-    used_fraction: used / total,
-  };
 }
 
 /** The endpoints of this module. */
@@ -159,71 +141,6 @@ export const nodeEndpoints: Endpoint[] = [
   },
   {
     method: "GET",
-    path: "/nodes/{node}/storage",
-    params: {
-      rules: {
-        node: NODE,
-        content: { type: "string", optional: true, format: (v) => (v.split(",").every((c) => CONTENT_TYPES.includes(c)) ? undefined : "invalid content type") },
-        enabled: { type: "boolean", optional: true },
-        format: { type: "boolean", optional: true },
-        storage: { ...STORAGE, optional: true },
-        target: { ...NODE, optional: true },
-      },
-    },
-    async handle({ params, state }) {
-      const node = checkNode(state, params);
-      const target = str(params, "target");
-      if (target !== undefined) state.cluster.node(target);
-      const wanted = (str(params, "content") ?? "").split(",").filter((c) => c !== "");
-      const only = str(params, "storage");
-      const data: Record<string, unknown>[] = [];
-      for (const s of STORAGES) {
-        if (only !== undefined && s.storage !== only) continue;
-        if (wanted.length > 0 && !wanted.some((c) => s.content.includes(c))) continue;
-        const entry = await storageEntry(state, node, s);
-        if (flag(params, "format")) {
-          entry["format"] = s.type === "dir" ? { default: "raw", supported: ["raw", "qcow2", "vmdk", "subvol"] } : { default: "raw", supported: ["raw"] };
-          entry["select_existing"] = 0;
-        }
-        data.push(entry);
-      }
-      return { data };
-    },
-  },
-  {
-    method: "GET",
-    path: "/nodes/{node}/storage/{storage}/content",
-    params: {
-      rules: {
-        node: NODE,
-        storage: STORAGE,
-        content: { type: "string", optional: true, format: (v) => (CONTENT_TYPES.includes(v) ? undefined : "invalid content type") },
-        vmid: { ...VMID, optional: true },
-      },
-    },
-    async handle({ params, state }) {
-      const node = checkNode(state, params);
-      const storage = reqStr(params, "storage");
-      if (!STORAGES.some((s) => s.storage === storage)) throw failure(`storage '${storage}' does not exist`);
-      const content = str(params, "content");
-      const vmid = num(params, "vmid");
-      const data: Record<string, unknown>[] = [];
-      if (storage === "local" && (content === undefined || content === "vztmpl") && vmid === undefined) {
-        for (const t of await state.cluster.templates(node)) {
-          data.push({ volid: t.volid, content: "vztmpl", format: t.volid.endsWith(".tar.xz") ? "txz" : "tzst", size: t.size, ctime: t.ctime });
-        }
-      }
-      if (storage === "local-lvm" && (content === undefined || content === "rootdir")) {
-        for (const v of state.cluster.volumes.values()) {
-          if (v.node !== node || v.storage !== storage || (vmid !== undefined && v.vmid !== vmid)) continue;
-          data.push({ volid: v.volid, content: "rootdir", format: "raw", size: v.size, vmid: v.vmid, ctime: 0 });
-        }
-      }
-      return { data };
-    },
-  },
-  {
-    method: "GET",
     path: "/nodes/{node}/aplinfo",
     params: { rules: { node: NODE } },
     handle({ params, state }) {
@@ -254,8 +171,7 @@ export const nodeEndpoints: Endpoint[] = [
     handle({ params, state, user }) {
       const node = checkNode(state, params);
       const storage = reqStr(params, "storage");
-      const def = STORAGES.find((s) => s.storage === storage);
-      if (!def) throw failure(`storage '${storage}' does not exist`);
+      const def = state.cluster.storage(storage);
       if (!def.content.includes("vztmpl")) throw failure(`storage '${storage}' does not support templates`);
       const name = reqStr(params, "template");
       const appliance = APPLIANCES.find((a) => applianceFile(a) === name);

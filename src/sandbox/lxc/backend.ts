@@ -16,10 +16,13 @@
  * `GuestFiles` (what is written for a guest) and `LxcGuests` (the guests'
  * lifecycle).
  */
-import { access, stat } from "node:fs/promises";
+import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import type { GuestBackend } from "../guest-backend.ts";
+import type { BackupRequest, GuestBackend, VolumeRef } from "../guest-backend.ts";
+import { backupCommand, readConfigCommand, restoreCommand } from "./archive.ts";
+import type { StagedMount } from "./archive.ts";
+import { removeTreeCommand } from "./commands.ts";
 import { cleanUpScope, stopSharedLxcfs, withLxcfsLock } from "./cleanup.ts";
 import type { BackendScope } from "./cleanup.ts";
 import { createExecutor } from "./exec.ts";
@@ -32,6 +35,7 @@ import { backendLayout, containerName } from "./layout.ts";
 import { parseSubnet } from "./net.ts";
 import { defaultTemplateDir, ensureTemplates, listTemplates } from "./templates.ts";
 import type { TemplateBuildReport } from "./templates.ts";
+import { VolumeStore } from "./volumes.ts";
 
 /** Options of `createLxcBackend`. */
 export interface LxcBackendOptions {
@@ -109,6 +113,11 @@ const REQUIRED_PROGRAMS: readonly string[] = [
   "umount",
   "docker-registry",
   "apt-cacher-ng",
+  "lxc-freeze",
+  "lxc-unfreeze",
+  "unshare",
+  "perl",
+  "cp",
 ];
 
 /** Whether this machine can run the lxc backend, and if not, why. */
@@ -174,8 +183,47 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     () => false,
   );
   const progress = options.progress ? { progress: options.progress } : {};
-  const files = new GuestFiles({ ex, layout, host: { cpus: availableParallelism(), memsw }, ...progress });
+  const store = new VolumeStore(ex, layout.storageDir);
+  const files = new GuestFiles({ ex, layout, host: { cpus: availableParallelism(), memsw }, store, ...progress });
   const guests = new LxcGuests({ ex, layout, files });
+  const sameRef = (a: VolumeRef, b: VolumeRef | undefined): boolean => b !== undefined && a.node === b.node && a.storage === b.storage && a.name === b.name;
+
+  /** Writes an archive: from the volumes themselves (a running guest frozen when asked) or from their snapshot. */
+  async function writeBackup(req: BackupRequest): Promise<{ size: number }> {
+    const out = store.backupPath(req.archive);
+    await mkdir(dirname(out), { recursive: true });
+    const scratch = `${out.replace(/\.tar(\.\w+)?$/, "")}.tmp`;
+    const root = store.rootLayout(req.rootfs);
+    let rootLayers: string[];
+    let docker: string;
+    let volumeDir: (ref: VolumeRef) => string;
+    if (req.snapshot !== undefined) {
+      const snap = req.snapshot;
+      const copy = store.snapshotDir(req.rootfs, snap);
+      const base = (await readFile(`${copy}/.sandbox-overlay-base`, "utf8").catch(() => "")).trim();
+      rootLayers = base !== "" ? [`${copy}/upper`, base] : [`${copy}/root`];
+      docker = `${copy}/docker`;
+      volumeDir = (ref) => store.snapshotDir(ref, snap);
+    } else {
+      // The guest's root as mounted on this machine: its merged view.
+      rootLayers = [guests.rootMount(req.vmid)];
+      docker = root.docker;
+      volumeDir = (ref) => store.dir(ref);
+    }
+    const mounts: StagedMount[] = [{ path: "/var/lib/docker", source: docker }, ...req.mounts.map((m) => ({ path: m.path, source: volumeDir(m.volume) }))];
+    const thaw = req.freeze ? await guests.freeze(req.vmid) : () => Promise.resolve();
+    try {
+      await ex.run({ ...backupCommand({ rootLayers, mounts, scratch, out, compress: req.compress }), input: req.config });
+    } catch (e) {
+      await ex.run(removeTreeCommand(`${out}.dat`)).catch(() => undefined);
+      throw e;
+    } finally {
+      await thaw();
+      // Only now: the mounts lived in the command's own namespace and are gone with it.
+      await ex.run(removeTreeCommand(scratch));
+    }
+    return { size: (await stat(out)).size };
+  }
   const scope: BackendScope = { ex, stateDir: layout.stateDir, bridge };
   let templateBuild: TemplateBuildReport = { built: false, ms: 0 };
   let closed = false;
@@ -203,6 +251,50 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     destroy: (vmid) => guests.destroy(vmid),
     status: (vmid) => guests.status(vmid),
     interfaces: (vmid) => guests.interfaces(vmid),
+    setMounts: (vmid, rootfs, mounts, hotplug) => guests.setMounts(vmid, rootfs, mounts, hotplug),
+    allocateVolume: (ref) => store.allocate(ref),
+    freeVolume: (ref) => store.free(ref),
+    renameVolume: (from, to) => store.rename(from, to),
+    copyVolume: (from, to) => store.copy(from, to),
+    // Folders have no size of their own: the API records it.
+    resizeVolume: () => Promise.resolve(),
+    async snapshotVolumes(freezeVmid, snap, refs) {
+      const thaw = freezeVmid !== undefined ? await guests.freeze(freezeVmid) : () => Promise.resolve();
+      const done: VolumeRef[] = [];
+      try {
+        for (const ref of refs) {
+          await store.snapshot(ref, snap);
+          done.push(ref);
+        }
+      } catch (e) {
+        for (const ref of done) await store.deleteSnapshot(ref, snap).catch(() => undefined);
+        throw e;
+      } finally {
+        await thaw();
+      }
+    },
+    async rollbackVolumes(vmid, snap, refs) {
+      for (const ref of refs) {
+        if (sameRef(ref, guests.rootOf(vmid))) await guests.withRootUnmounted(vmid, () => store.rollback(ref, snap));
+        else await store.rollback(ref, snap);
+      }
+    },
+    deleteVolumeSnapshot: (snap, ref) => store.deleteSnapshot(ref, snap),
+    writeBackup,
+    async readBackupConfig(ref) {
+      return (await ex.run(readConfigCommand(store.backupPath(ref)))).stdout;
+    },
+    async restoreBackup(ref, target) {
+      const l = await store.initPlainRoot(target.rootfs);
+      const scratch = `${l.dir}.restore`;
+      const mounts: StagedMount[] = [{ path: "/var/lib/docker", source: l.docker }, ...target.mounts.map((m) => ({ path: m.path, source: store.dir(m.volume) }))];
+      try {
+        await ex.run(restoreCommand({ archive: store.backupPath(ref), root: l.root, mounts, scratch }));
+      } finally {
+        await ex.run(removeTreeCommand(scratch));
+      }
+    },
+    freeBackup: (ref) => store.freeBackup(ref),
     exec: (vmid, argv, input) => guests.exec(vmid, argv, input),
     async close() {
       if (closed) return;

@@ -1,7 +1,8 @@
 /**
  * Finding and removing what an lxc backend made on the host, whether it is
  * closing normally or a crashed one left it: guests, daemons, mounts, the
- * tagged iptables rules, the bridge. Also the host-wide lxcfs that every
+ * state folder's contents (volumes, their snapshots and backups included),
+ * the tagged iptables rules, the bridge. Also the host-wide lxcfs that every
  * sandbox shares.
  */
 import { mkdir, readFile, rm, rmdir } from "node:fs/promises";
@@ -16,6 +17,7 @@ import {
   lxcfsPidFile,
   lxcKillCommand,
   lxcLsCommand,
+  lxcUnfreezeCommand,
   parseRuncList,
   removeTreeCommand,
   runcDeleteCommand,
@@ -69,6 +71,8 @@ const LXCFS_MOUNT = "/var/lib/lxcfs";
 async function stopScopeContainers(s: BackendScope): Promise<void> {
   const lxcpath = lxcpathOf(s.stateDir);
   const monitors = lxcMonitors(await listProcesses()).filter((m) => m.lxcpath === lxcpath || m.name.startsWith(`${s.bridge}-`));
+  // A guest frozen for a snapshot when the sandbox died would not die of SIGKILL until thawed.
+  await Promise.all(monitors.map((m) => s.ex.run({ ...lxcUnfreezeCommand({ lxcpath: m.lxcpath, name: m.name }), okCodes: [0, 1, 2] })));
   await Promise.all(monitors.map((m) => s.ex.run({ ...lxcKillCommand({ lxcpath: m.lxcpath, name: m.name }), okCodes: [0, 1, 2] })));
   let listed = "";
   try {

@@ -51,6 +51,54 @@ export function lxcAttachCommand(ref: LxcRef, argv: readonly string[], input?: s
   return cmd;
 }
 
+/** Freezes every process of a running container (cgroup freezer), as Proxmox does for a consistent snapshot. */
+export function lxcFreezeCommand(ref: LxcRef): Command {
+  return { argv: ["lxc-freeze", ...lxcArgs(ref)], timeoutMs: 60_000 };
+}
+
+/** Thaws a frozen container (nothing for one that is not frozen). */
+export function lxcUnfreezeCommand(ref: LxcRef): Command {
+  return { argv: ["lxc-unfreeze", ...lxcArgs(ref)], okCodes: [0, 1], timeoutMs: 60_000 };
+}
+
+/** setns(2) by architecture (open_tree and move_mount have the same numbers everywhere). */
+const SYS_SETNS: Partial<Record<string, number>> = { x64: 308, arm64: 268 };
+
+/**
+ * Mounts a host folder into a running container at `path`, as
+ * pve-container's `mountpoint_hotplug` does: a detached copy of the mount
+ * (`open_tree`), the container's mount namespace entered (`setns`), the
+ * mount point made and the copy attached there (`move_mount`), read-only
+ * when asked (`mount_setattr`). Perl (always on Debian) makes the calls.
+ */
+export function hotplugMountCommand(pid: number, source: string, path: string, readOnly: boolean, arch: string = process.arch): Command {
+  const setns = SYS_SETNS[arch];
+  if (setns === undefined) throw new Error(`hot-plugging a mount point is not supported on ${arch}`);
+  const script = [
+    "use strict; use warnings; use File::Path qw(make_path);",
+    "my ($src, $pid, $target, $ro) = @ARGV;",
+    // syscall() may write into string arguments: a literal would be read-only.
+    "my $empty = '';",
+    "my $fd = syscall(428, -100, $src, 1 | 0x80000);",
+    'die "open_tree $src: $!\n" if $fd < 0;',
+    "if ($ro) {",
+    "  my $attr = pack('QQQQ', 1, 0, 0, 0);",
+    '  syscall(442, $fd, $empty, 0x1000, $attr, 32) == 0 or die "mount_setattr: $!\n";',
+    "}",
+    `open(my $ns, '<', "/proc/$pid/ns/mnt") or die "container $pid: $!\n";`,
+    `syscall(${setns}, fileno($ns), 0x00020000) == 0 or die "setns: $!\n";`,
+    'chdir("/") or die "chdir: $!\n";',
+    "make_path($target);",
+    'syscall(429, $fd, $empty, -100, $target, 4) == 0 or die "move_mount $target: $!\n";',
+  ].join("\n");
+  return { argv: ["perl", "-e", script, source, String(pid), path, readOnly ? "1" : "0"], timeoutMs: 60_000 };
+}
+
+/** Bind-mounts a folder (a restored guest's plain root). */
+export function bindMountCommand(source: string, target: string): Command {
+  return { argv: ["mount", "--bind", source, target] };
+}
+
 /** State and init pid of a container (`RUNNING\n1234\n`). */
 export function lxcInfoCommand(ref: LxcRef): Command {
   return { argv: ["lxc-info", ...lxcArgs(ref), "--state", "--pid", "--no-humanize"], okCodes: [0, 1], timeoutMs: 30_000 };
@@ -105,6 +153,27 @@ export interface LxcConfigParams {
    * Docker's overlay2 cannot stack on one.
    */
   dockerDir?: string;
+  /** Mount points: a volume's folder or a host folder, bind-mounted at `path` inside. */
+  mounts?: GuestBindMount[];
+}
+
+/** A folder of this machine bind-mounted into a guest. */
+export interface GuestBindMount {
+  source: string;
+  /** Absolute path inside the guest. */
+  path: string;
+  readOnly: boolean;
+}
+
+/** A path as an fstab field (`lxc.mount.entry`): spaces and tabs escaped. */
+function fstabPath(p: string): string {
+  return p.replace(/\\/g, "\\134").replace(/ /g, "\\040").replace(/\t/g, "\\011");
+}
+
+/** `lxc.mount.entry` lines for mount points, parents before what lies inside them. */
+export function mountEntries(mounts: readonly GuestBindMount[]): string[] {
+  const sorted = [...mounts].sort((a, b) => a.path.split("/").length - b.path.split("/").length || a.path.localeCompare(b.path));
+  return sorted.map((m) => `lxc.mount.entry = ${fstabPath(m.source)} ${fstabPath(m.path.replace(/^\/+/, ""))} none bind,create=dir${m.readOnly ? ",ro" : ""} 0 0`);
 }
 
 /**
@@ -133,6 +202,7 @@ export function lxcConfig(p: LxcConfigParams): string {
     if (n.address && n.gateway) lines.push(`${k}.ipv4.gateway = ${n.gateway}`);
   }
   if (p.dockerDir) lines.push(`lxc.mount.entry = ${p.dockerDir} var/lib/docker none bind,create=dir 0 0`);
+  lines.push(...mountEntries(p.mounts ?? []));
   if (p.nesting) {
     lines.push(
       "lxc.cgroup.devices.allow = a",

@@ -1,19 +1,21 @@
 /**
  * What the lxc backend writes for a guest: its LXC config (limits, NICs,
- * nesting), its root (an overlay over the template's unpacked tree, so a new
- * guest copies nothing) and the files written into that root, as Proxmox
+ * nesting, mount points), its root (mounted from its root volume: an overlay
+ * over the template's unpacked tree, so a new guest copies nothing, or the
+ * plain tree of a restore) and the files written into that root, as Proxmox
  * writes them at create: hostname, hosts, resolver, root's SSH keys, its own
  * SSH host keys, and the apt proxy that sends downloads to the package cache.
  */
-import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { GuestSpec, TemplateInfo } from "../guest-backend.ts";
-import { aptProxyConf, cpusetFor, hostKeyCommand, hostsFile, lxcConfig, overlayMountCommand, removeTreeCommand, unmountUnderCommands } from "./commands.ts";
-import type { LxcConfigParams } from "./commands.ts";
+import type { GuestMount, GuestSpec, TemplateInfo, VolumeRef } from "../guest-backend.ts";
+import { aptProxyConf, bindMountCommand, cpusetFor, hostKeyCommand, hostsFile, lxcConfig, overlayMountCommand, removeTreeCommand, unmountUnderCommands } from "./commands.ts";
+import type { GuestBindMount, LxcConfigParams } from "./commands.ts";
 import type { Executor } from "./exec.ts";
 import type { BackendLayout, GuestPaths } from "./layout.ts";
 import type { PlannedAddress } from "./net.ts";
 import { ensureBase, listTemplates } from "./templates.ts";
+import type { VolumeStore } from "./volumes.ts";
 
 /** What the host offers every guest, probed once when the backend starts. */
 export interface HostFacts {
@@ -39,12 +41,14 @@ export class GuestFiles {
   private readonly ex: Executor;
   private readonly layout: BackendLayout;
   private readonly host: HostFacts;
+  private readonly store: VolumeStore;
   private readonly progress: { progress?: (message: string) => void };
 
-  constructor(o: { ex: Executor; layout: BackendLayout; host: HostFacts; progress?: (message: string) => void }) {
+  constructor(o: { ex: Executor; layout: BackendLayout; host: HostFacts; store: VolumeStore; progress?: (message: string) => void }) {
     this.ex = o.ex;
     this.layout = o.layout;
     this.host = o.host;
+    this.store = o.store;
     this.progress = o.progress ? { progress: o.progress } : {};
   }
 
@@ -69,7 +73,8 @@ export class GuestFiles {
       cpus: cpusetFor(spec.vmid, spec.cores, this.host.cpus),
       nesting: spec.features.nesting,
       consoleLog: paths.consoleLog,
-      dockerDir: paths.docker,
+      dockerDir: this.store.rootLayout(spec.rootfs).docker,
+      mounts: spec.mounts.map((m) => this.bindMount(m)),
     };
     if (this.host.memsw) params.memswBytes = mb(spec.memoryMb) + Math.max(0, Math.floor(spec.swapMb)) * 1024 * 1024;
     return params;
@@ -80,20 +85,66 @@ export class GuestFiles {
     await writeFile(paths.config, lxcConfig(params));
   }
 
-  /** Mounts a new guest's root: the template's unpacked tree (made once per template) below, the guest's own layer above. */
-  async mountRoot(paths: GuestPaths, template: TemplateInfo): Promise<void> {
-    const base = await ensureBase({ executor: this.ex, templateDir: this.layout.templateDir, tarball: await this.templatePath(template), ...this.progress });
-    for (const d of [paths.upper, paths.work, paths.rootfs, paths.docker]) await mkdir(d, { recursive: true });
-    await this.ex.run(overlayMountCommand(base, paths.upper, paths.work, paths.rootfs));
+  /** A mount point as the LXC config binds it: the volume's folder, or the host folder. */
+  bindMount(m: GuestMount): GuestBindMount {
+    const source = m.volume ? this.store.dir(m.volume) : (m.hostPath ?? "");
+    return { source, path: m.path, readOnly: m.readOnly };
   }
 
-  /** Writes what Proxmox writes into a new guest's root. */
+  /** Fails as Proxmox's mount does when a bind mount's host folder is missing. */
+  async checkBindSources(mounts: readonly GuestMount[]): Promise<void> {
+    for (const m of mounts) {
+      if (m.hostPath === undefined) continue;
+      const isDir = await stat(m.hostPath).then((st) => st.isDirectory(), () => false);
+      if (!isDir) throw new Error(`directory '${m.hostPath}' does not exist`);
+    }
+  }
+
+  /**
+   * Prepares a new guest's root volume and mounts it: with a template, an
+   * overlay layer over its unpacked tree (made once per template); without
+   * one (a restore), the plain tree the volume holds.
+   */
+  async mountRoot(paths: GuestPaths, rootfs: VolumeRef, template: TemplateInfo | undefined): Promise<void> {
+    await mkdir(paths.rootfs, { recursive: true });
+    if (template) {
+      const base = await ensureBase({ executor: this.ex, templateDir: this.layout.templateDir, tarball: await this.templatePath(template), ...this.progress });
+      await this.store.initOverlayRoot(rootfs, base);
+    }
+    await this.remountRoot(paths, rootfs);
+  }
+
+  /** (Re)mounts a guest's root from its root volume, whichever layout it has. */
+  async remountRoot(paths: GuestPaths, rootfs: VolumeRef): Promise<void> {
+    await this.unmountRoot(paths);
+    await mkdir(paths.rootfs, { recursive: true });
+    const l = this.store.rootLayout(rootfs);
+    const base = await this.store.base(rootfs);
+    if (base !== undefined) {
+      await mkdir(l.work, { recursive: true });
+      await this.ex.run(overlayMountCommand(base, l.upper, l.work, paths.rootfs));
+    } else {
+      await this.ex.run(bindMountCommand(l.root, paths.rootfs));
+    }
+  }
+
+  /** Unmounts a guest's root (and anything below it). */
+  async unmountRoot(paths: GuestPaths): Promise<void> {
+    await this.ex.runAll(await unmountUnderCommands(paths.rootfs));
+  }
+
+  /**
+   * Writes what Proxmox writes into a new guest's root; a restored root keeps
+   * its SSH keys and gets only what Proxmox sets up at every start (hostname,
+   * hosts, resolver) and the sandbox's apt proxy.
+   */
   async prepareRoot(paths: GuestPaths, spec: GuestSpec, params: LxcConfigParams): Promise<void> {
     const { rootfs } = paths;
     const { hostAddress } = this.layout.subnet;
     await this.writeHostname(paths, spec.hostname, params);
     await writeRootFile(rootfs, "etc/resolv.conf", `# homelab sandbox: only this machine is reachable\nnameserver ${hostAddress}\n`);
     await writeRootFile(rootfs, "etc/apt/apt.conf.d/01homelab-sandbox-proxy", aptProxyConf(this.layout.packageCacheUrl));
+    if (spec.template === undefined) return;
     const sshDir = join(rootfs, "root/.ssh");
     await mkdir(sshDir, { recursive: true, mode: 0o700 });
     await chmod(sshDir, 0o700);
@@ -114,7 +165,7 @@ export class GuestFiles {
     await writeRootFile(paths.rootfs, "etc/hosts", hostsFile(hostname, params.nets[0]?.address?.split("/")[0]));
   }
 
-  /** Unmounts the guest's root and removes its folder. */
+  /** Unmounts the guest's root and removes its folder; the root volume stays. */
   async release(paths: GuestPaths): Promise<void> {
     await this.ex.runAll(await unmountUnderCommands(paths.rootfs));
     await this.ex.run(removeTreeCommand(paths.dir));

@@ -6,11 +6,14 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { GuestInterface, GuestRuntimeStatus, GuestSpec } from "../guest-backend.ts";
+import type { GuestInterface, GuestMount, GuestRuntimeStatus, GuestSpec, VolumeRef } from "../guest-backend.ts";
 import {
+  hotplugMountCommand,
   lxcAttachCommand,
   lxcCgroupCommand,
+  lxcFreezeCommand,
   lxcInfoCommand,
+  lxcUnfreezeCommand,
   lxcKillCommand,
   lxcRebootCommand,
   lxcShutdownCommand,
@@ -20,6 +23,7 @@ import {
 } from "./commands.ts";
 import type { LxcConfigParams } from "./commands.ts";
 import { ensureLxcfs, withLxcfsLock } from "./cleanup.ts";
+import { CommandError } from "./exec.ts";
 import type { CommandResult, Executor } from "./exec.ts";
 import type { GuestFiles } from "./guest-files.ts";
 import { memoryCgroupPath, processUptime, waitFor } from "./host.ts";
@@ -63,7 +67,7 @@ export class LxcGuests {
     const g: Guest = { vmid: spec.vmid, paths, spec: { ...spec }, addresses: taken, config: this.files.lxcParams(spec, paths, planned) };
     this.guests.set(spec.vmid, g);
     try {
-      await this.files.mountRoot(paths, spec.template);
+      await this.files.mountRoot(paths, spec.rootfs, spec.template);
       await this.files.prepareRoot(paths, g.spec, g.config);
       await this.files.writeConfig(paths, g.config);
     } catch (err) {
@@ -78,6 +82,7 @@ export class LxcGuests {
   async start(vmid: number): Promise<void> {
     const g = this.guest(vmid);
     if ((await this.info(g)).running) return;
+    await this.files.checkBindSources(g.spec.mounts);
     const log = g.paths.startLog;
     // Under the lxcfs lock, so a sandbox closing meanwhile sees this
     // guest's monitor and leaves lxcfs running for it.
@@ -148,6 +153,68 @@ export class LxcGuests {
     g.spec = next;
     g.config = params;
     await this.files.writeConfig(g.paths, g.config);
+  }
+
+  /**
+   * Takes a guest's new root volume and mount points: its LXC config says
+   * them for the next start; a new root volume (the guest is stopped) is
+   * mounted now; `hotplug` mount points go into the running guest at once.
+   */
+  async setMounts(vmid: number, rootfs: VolumeRef, mounts: GuestMount[], hotplug: GuestMount[]): Promise<void> {
+    const g = this.guest(vmid);
+    const state = await this.info(g);
+    if (!sameRef(rootfs, g.spec.rootfs)) {
+      if (state.running) throw new Error(`CT ${vmid}: the root volume cannot change while it runs`);
+      await this.files.remountRoot(g.paths, rootfs);
+    }
+    if (hotplug.length > 0) {
+      if (!state.running || state.pid === undefined) throw new Error(`CT ${vmid} not running`);
+      await this.files.checkBindSources(hotplug);
+      for (const m of hotplug) {
+        const b = this.files.bindMount(m);
+        try {
+          await this.ex.run(hotplugMountCommand(state.pid, b.source, b.path, b.readOnly));
+        } catch (err) {
+          // The command is a script: its own words say what went wrong.
+          throw new Error(err instanceof CommandError ? err.stderr.trim() || err.message : String(err), { cause: err });
+        }
+      }
+    }
+    g.spec = { ...g.spec, rootfs, mounts: [...mounts] };
+    g.config = { ...g.config, ...this.files.lxcParams(g.spec, g.paths, g.config.nets.map((n) => ({ cidr: n.address, gateway: n.gateway }))) };
+    await this.files.writeConfig(g.paths, g.config);
+  }
+
+  /** Freezes a running guest's processes; resolves to a thaw function (nothing to thaw for a stopped guest). */
+  async freeze(vmid: number): Promise<() => Promise<void>> {
+    const g = this.guest(vmid);
+    if (!(await this.info(g)).running) return () => Promise.resolve();
+    await this.ex.run(lxcFreezeCommand(g.paths.ref));
+    return async () => {
+      await this.ex.run(lxcUnfreezeCommand(g.paths.ref));
+    };
+  }
+
+  /** The root volume of a guest, if the backend knows the guest. */
+  rootOf(vmid: number): VolumeRef | undefined {
+    return this.guests.get(vmid)?.spec.rootfs;
+  }
+
+  /** Runs `body` with a (stopped) guest's root unmounted, and mounts it again. */
+  async withRootUnmounted<T>(vmid: number, body: () => Promise<T>): Promise<T> {
+    const g = this.guest(vmid);
+    if ((await this.info(g)).running) throw new Error(`CT ${vmid} is running`);
+    await this.files.unmountRoot(g.paths);
+    try {
+      return await body();
+    } finally {
+      await this.files.remountRoot(g.paths, g.spec.rootfs);
+    }
+  }
+
+  /** Where a guest's root is mounted on this machine (its merged view). */
+  rootMount(vmid: number): string {
+    return this.guest(vmid).paths.rootfs;
   }
 
   /** Kills a guest, removes its files and gives its addresses back. */
@@ -221,4 +288,8 @@ export class LxcGuests {
     const i = parseLxcInfo(res.code === 0 ? res.stdout : "");
     return i.state === "RUNNING" && i.pid !== undefined ? { running: true, pid: i.pid } : { running: false };
   }
+}
+
+function sameRef(a: VolumeRef, b: VolumeRef): boolean {
+  return a.node === b.node && a.storage === b.storage && a.name === b.name;
 }

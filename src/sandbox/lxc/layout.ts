@@ -23,8 +23,13 @@ export function registryConfigOf(stateDir: string): string {
   return join(stateDir, "registry.yml");
 }
 
-/** The folders of a state folder that close empties. */
-export const STATE_SUBDIRS: readonly string[] = ["lxc", "run", "logs", "registry", "docker"];
+/** Where the storages' volumes, their snapshots and backups live inside a state folder. */
+export function storageDirOf(stateDir: string): string {
+  return join(stateDir, "storage");
+}
+
+/** The folders of a state folder that close empties (volumes, snapshots and backups included). */
+export const STATE_SUBDIRS: readonly string[] = ["lxc", "run", "logs", "registry", "docker", "storage"];
 
 /**
  * Where a backend's dockerd keeps its sockets and runtime state: under /run,
@@ -53,6 +58,8 @@ export interface BackendLayout {
   runDir: string;
   logDir: string;
   registryDir: string;
+  /** The storages: `<node>/<storage>/<volume>`, snapshots in `.snap/`, backups in `dump/`. */
+  storageDir: string;
   /** The unpacked templates' cache, kept across runs. */
   templateDir: string;
   /** The package cache's storage, kept across runs. */
@@ -75,6 +82,7 @@ export function backendLayout(o: { stateDir: string; bridge: string; subnet: Sub
     runDir: join(o.stateDir, "run"),
     logDir: join(o.stateDir, "logs"),
     registryDir: join(o.stateDir, "registry"),
+    storageDir: storageDirOf(o.stateDir),
     templateDir: o.templateDir,
     packageCacheDir: o.packageCacheDir,
     docker: o.docker ? dockerPathsOf(o.stateDir, o.bridge) : undefined,
@@ -88,17 +96,12 @@ export function containerName(bridge: string, vmid: number): string {
   return `${bridge}-${vmid}`;
 }
 
-/** One guest's files: its LXC folder holds its config and logs, its overlay's layers and root, and its Docker folder. */
+/** One guest's files: its LXC folder holds its config, logs and the mount point of its root (the data is in its root volume). */
 export interface GuestPaths {
   ref: LxcRef;
   dir: string;
-  /** The overlay's mount point: what the guest sees as `/`. */
+  /** Where the root volume is mounted: what the guest sees as `/`. */
   rootfs: string;
-  /** The guest's own changes over the template. */
-  upper: string;
-  work: string;
-  /** Mounted at /var/lib/docker (overlay2 cannot stack on the overlay root). */
-  docker: string;
   config: string;
   consoleLog: string;
   /** lxc-start's log. */
@@ -113,9 +116,6 @@ export function guestPaths(layout: BackendLayout, vmid: number): GuestPaths {
     ref: { lxcpath: layout.lxcpath, name },
     dir,
     rootfs: join(dir, "rootfs"),
-    upper: join(dir, "upper"),
-    work: join(dir, "work"),
-    docker: join(dir, "docker"),
     config: join(dir, "config"),
     consoleLog: join(dir, "console.log"),
     startLog: join(dir, "lxc.log"),

@@ -1,7 +1,9 @@
 /**
  * End to end: what the lxc backend must do that the sandbox's API cannot
  * reach (root, LXC): cleaning up after a sandbox process killed with
- * SIGKILL, on the next start or by `cleanUpLxcBackend` alone. The lifecycle
+ * SIGKILL (its guests, daemons, and its volumes, snapshots and backups, but
+ * never a host folder bind-mounted into a guest), on the next start or by
+ * `cleanUpLxcBackend` alone. The lifecycle
  * of guests (boot, SSH, limits, Docker, reboot, stop, delete, parallel
  * creates, close) is tested through the HTTPS API in
  * api-lifecycle.e2e.test.ts. Guests are reached only over the backend's own
@@ -10,7 +12,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanUpLxcBackend, createLxcBackend } from "../../../src/sandbox/lxc/backend.ts";
@@ -21,9 +23,11 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
   const subnet = "10.87.61.0/24";
   const hostAddress = "10.87.61.1";
 
-  /** Runs a sandbox in a child process with one guest, then kills it with SIGKILL. */
+  /** Runs a sandbox in a child process with one guest (a volume, a snapshot, a backup, a host folder mounted), then kills it with SIGKILL. */
   async function crashOne(dir: string, stateDir: string): Promise<void> {
-    const child = spawn(process.execPath, [join(import.meta.dirname, "fixtures/crash-child.ts"), stateDir, bridge, subnet, join(dir, "key/id_ed25519.pub")], {
+    await mkdir(join(dir, "host-folder"), { recursive: true });
+    await writeFile(join(dir, "host-folder", "mine.txt"), "the user's\n");
+    const child = spawn(process.execPath, [join(import.meta.dirname, "fixtures/crash-child.ts"), stateDir, bridge, subnet, join(dir, "key/id_ed25519.pub"), join(dir, "host-folder")], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -43,6 +47,17 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
     assert.ok(left.some((l) => l.startsWith("process")), "and its registry and package cache");
     assert.ok(left.some((l) => /^process \d+: dockerd /.test(l)), "and its dockerd");
     assert.ok(left.some((l) => /^process \d+: containerd --config \/run\/homelab-sandbox\/hlsbxt1\//.test(l)), "and dockerd's containerd, which names only the run folder");
+    for (const f of ["local-lvm/vm-300-disk-1/file", "local-lvm/.snap/before/vm-300-disk-1/file", "local/dump/vzdump-lxc-300-2025_01_01-00_00_00.tar.zst"]) {
+      assert.ok(await exists(join(stateDir, "storage/pve-01", f)), `and ${f}`);
+    }
+  }
+
+  const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
+
+  /** What the clean-up must remove (the state folder's volumes, snapshots and backups) and must keep (the user's host folder). */
+  async function assertStorageCleaned(dir: string, stateDir: string): Promise<void> {
+    assert.ok(!(await exists(join(stateDir, "storage"))), "volumes, snapshots and backups are gone");
+    assert.equal(await readFile(join(dir, "host-folder", "mine.txt"), "utf8"), "the user's\n", "a bind-mounted host folder is left alone");
   }
 
   test("a second start cleans up what a killed sandbox left, and close leaves nothing", async () => {
@@ -67,6 +82,7 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
         await backend.close();
       }
       assert.deepEqual(await leftovers({ stateDir, bridge, hostAddress }), []);
+      await assertStorageCleaned(dir, stateDir);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -81,6 +97,7 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
       await crashOne(dir, stateDir);
       await cleanUpLxcBackend({ stateDir, bridge });
       assert.deepEqual(await leftovers({ stateDir, bridge, hostAddress }), []);
+      await assertStorageCleaned(dir, stateDir);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

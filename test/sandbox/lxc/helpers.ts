@@ -117,6 +117,8 @@ export function testSpec(vmid: number, template: TemplateInfo, publicKey: string
     node: "pve-01",
     hostname: `ct${vmid}`,
     template,
+    rootfs: { node: "pve-01", storage: "local-lvm", name: `vm-${vmid}-disk-0` },
+    mounts: [],
     memoryMb: 512,
     swapMb: 256,
     cores: 1,

@@ -4,7 +4,7 @@
  * digests, protection, read-only and required options, and the state a
  * container must be in for each action.
  */
-import { STORAGES, configDigest } from "../../cluster.ts";
+import { guestDigest } from "../../cluster.ts";
 import type { ConfigValue, GuestState } from "../../cluster.ts";
 import { failure, paramError, permissionDenied } from "../../errors.ts";
 import type { PropertyValues, Scalar } from "../../params.ts";
@@ -84,26 +84,55 @@ export function checkIdFree(state: SandboxState, vmid: number): void {
 
 /** What a create asks for, as the handler read it. */
 export interface CreateRequest {
+  node: string;
   vmid: number;
   ostemplate: string;
   /** For new volumes given as a bare size, and the default root volume. */
   storage: string;
-  unprivileged: boolean;
+  /** As asked; a restore leaves it to the archive when not given. */
+  unprivileged: boolean | undefined;
   /** The `rootfs` and `mp[n]` asked for (see `requestedMounts`). */
   mounts: Record<string, string>;
+  restore: boolean;
+  force: boolean;
 }
 
-/** Refuses a create before its task starts, in pve-container's order. */
-export function checkCreate(state: SandboxState, user: string, params: Record<string, Scalar>, req: CreateRequest): void {
-  if (flag(params, "restore")) throw failure("restore is not supported by the sandbox", 501);
-  checkIdFree(state, req.vmid);
+/** The content type a volume id names on its storage (`parse_volname`), failing with the plugin's message. */
+function contentOf(state: SandboxState, volid: string): string {
+  const sid = /^([^:/\s]+):/.exec(volid)?.[1];
+  if (sid === undefined) throw failure(`unable to parse volume ID '${volid}'`);
+  const def = state.cluster.storage(sid);
+  const name = volid.slice(sid.length + 1);
+  if (def.type === "lvmthin") {
+    if (!/^(vm|base)-\d+-/.test(name)) throw failure(`unable to parse lvm volume name '${name}'`);
+    return "images";
+  }
+  const m = /^(vztmpl|backup|iso|snippets|import)\/[^/]+$/.exec(name);
+  if (m) return m[1] ?? "";
+  if (/^\d+\/\S+$/.test(name)) return "images";
+  throw failure(`unable to parse directory volume name '${name}'`);
+}
+
+/**
+ * Refuses a create or restore before its task starts, in pve-container's
+ * order; says whether a restore goes over an existing container (`force`).
+ */
+export async function checkCreate(state: SandboxState, user: string, params: Record<string, Scalar>, req: CreateRequest): Promise<{ existed: boolean }> {
+  const same = state.cluster.guests.get(req.vmid);
+  const existed = same !== undefined && same.node === req.node;
+  if (!(existed && req.restore && req.force)) {
+    checkIdFree(state, req.vmid);
+  } else if (same) {
+    if (same.created && (await state.cluster.backend.status(req.vmid)).running) throw failure("can't overwrite running container");
+    if (same.config["protection"] === 1) throw failure(`unable to restore CT ${req.vmid} - protection mode enabled`);
+  }
   const pool = str(params, "pool");
   if (pool !== undefined) throw permissionDenied(`pool '${pool}' does not exist`);
-  checkConfigPermission(user, req.unprivileged, undefined, { ...params, ...req.mounts }, []);
-  const templateSid = /^([^:/\s]+):/.exec(req.ostemplate)?.[1];
-  if (templateSid === undefined) throw failure(`unable to parse volume ID '${req.ostemplate}'`);
-  if (!STORAGES.some((s) => s.storage === templateSid)) throw failure(`storage '${templateSid}' does not exist`);
-  checkCreateVolumes(req.mounts, req.storage);
+  checkConfigPermission(user, req.unprivileged ?? false, undefined, { ...params, ...req.mounts }, []);
+  const wanted = req.restore ? "backup" : "vztmpl";
+  if (contentOf(state, req.ostemplate) !== wanted) throw failure(`unable to use volume ${req.ostemplate} - content type needs to be '${wanted}'`);
+  checkCreateVolumes(state, req.mounts, req.storage);
+  return { existed };
 }
 
 /** Refuses setting an option and deleting it in one request. */
@@ -121,7 +150,7 @@ export function checkUpdateLock(g: GuestState, params: Record<string, Scalar>, d
 
 /** Refuses an update made against another version of the config. */
 export function checkDigest(g: GuestState, digest: string | undefined): void {
-  if (digest !== undefined && digest !== configDigest(g.config)) {
+  if (digest !== undefined && digest !== guestDigest(g)) {
     throw failure("detected modified configuration - file changed by other user? Try again.");
   }
 }
@@ -134,9 +163,9 @@ export function checkDelete(g: GuestState, key: string): void {
 }
 
 /** Refuses changing a read-only option, or a volume as `checkMountChange` says. */
-export function checkChange(g: GuestState, key: string, value: Scalar): void {
+export function checkChange(state: SandboxState, g: GuestState, key: string, value: Scalar): void {
   if (key === "unprivileged") throw failure("unable to modify read-only option: 'unprivileged'");
-  if (isMountKey(key)) checkMountChange(g, key, String(value));
+  if (isMountKey(key)) checkMountChange(state, g, key, String(value));
 }
 
 /** A container's power actions. */

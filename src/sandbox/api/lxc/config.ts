@@ -12,15 +12,30 @@ import type { GuestNetwork, GuestSpec, TemplateInfo } from "../../guest-backend.
 import type { Rule, Scalar } from "../../params.ts";
 import type { TaskContext } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
+import { paramError } from "../../errors.ts";
 import { checkChange, checkDelete } from "./checks.ts";
 import { CREATE_ONLY, NOT_CONFIG, configRule, propertyOf, render } from "./schema.ts";
-import { allocateMount, freeUnused, keepAsUnused, rootfsSize } from "./volumes.ts";
+import {
+  addUnused,
+  allocateMount,
+  deleteMountVolume,
+  dropUsedUnused,
+  freeVolume,
+  guestMount,
+  guestMounts,
+  isVolumeInUse,
+  mountKeys,
+  mountType,
+  rootfsRef,
+  rootfsSize,
+  usedVolumes,
+  volumeOf,
+} from "./volumes.ts";
 
 const GiB = 1024 ** 3;
 
-/** Options a running container takes at once; the rest wait for its next start. */
-const LIVE_OPTIONS = new Set(["description", "onboot", "startup", "protection", "hostname", "hookscript", "cores", "tags", "lock", "memory", "swap", "cpulimit", "cpuunits"]);
-const LIVE_DELETES = new Set(["description", "onboot", "startup", "protection", "hostname", "hookscript", "cores", "tags", "lock", "swap", "cpulimit", "cpuunits"]);
+/** Options a running container takes as they are (pve-container's "fast plug" options). */
+const FASTPLUG = new Set(["description", "onboot", "startup", "protection", "hostname", "hookscript", "cores", "tags", "lock"]);
 
 function asConfigValue(rule: Rule | undefined, v: Scalar): ConfigValue {
   if (typeof v === "boolean") return v ? 1 : 0;
@@ -67,14 +82,16 @@ export function createConfig(params: Record<string, Scalar>, ostemplate: string,
 
 /** A config update worked out and checked, not yet applied. */
 export interface ConfigUpdate {
-  /** Stored values by option, new mount volumes already allocated. */
+  /** Stored values by option; new volumes (`STORAGE:SIZE`) are allocated when the change applies. */
   changes: Record<string, ConfigValue>;
-  /** Deleted options that are set (Proxmox only warns about the others). */
+  /** Deleted options that are set now or pending (Proxmox only warns about the others). */
   removals: string[];
+  /** Pending changes to drop (`revert`). */
+  reverts: string[];
 }
 
 /** Checks an update's deletes and values and works out their stored form, in pve-container's order. */
-export function planUpdate(state: SandboxState, g: GuestState, params: Record<string, Scalar>, deletes: string[]): ConfigUpdate {
+export function planUpdate(state: SandboxState, g: GuestState, params: Record<string, Scalar>, deletes: string[], reverts: string[] = []): ConfigUpdate {
   const removals: string[] = [];
   for (const key of deletes) {
     const current = g.pending[key] ?? g.config[key];
@@ -85,50 +102,183 @@ export function planUpdate(state: SandboxState, g: GuestState, params: Record<st
   const changes: Record<string, ConfigValue> = {};
   for (const [key, value] of Object.entries(params).sort(([a], [b]) => a.localeCompare(b))) {
     if (NOT_CONFIG.has(key)) continue;
-    checkChange(g, key, value);
-    if (/^mp\d+$/.test(key)) changes[key] = allocateMount(state, g.node, g.vmid, key, String(value));
+    checkChange(state, g, key, value);
+    if (/^mp\d+$/.test(key)) changes[key] = render(propertyOf(key, String(value)), ["volume"]);
     else changes[key] = storedValue(key, value, g.pending[key] ?? g.config[key]);
   }
-  return { changes, removals };
+  return { changes, removals, reverts };
+}
+
+/** The working copy of a guest's config while a change is applied. */
+interface Draft {
+  config: Record<string, ConfigValue>;
+  pending: Record<string, ConfigValue>;
+  pendingDelete: string[];
+  /** Mount points mounted into the running guest by this change. */
+  hotplugged: string[];
+}
+
+/** Drops pending values equal to the current ones and pending deletes of options that are not set (`cleanup_pending`). */
+function cleanupPending(d: Draft): void {
+  for (const key of Object.keys(d.pending)) if (d.config[key] !== undefined && d.pending[key] === d.config[key]) delete d.pending[key];
+  d.pendingDelete = d.pendingDelete.filter((k) => d.config[k] !== undefined);
 }
 
 /**
- * Applies an update: at once when the container is stopped; while it runs,
- * the options it takes live at once (new mount points and NICs are
- * hot-plugged) and the rest as pending changes. The backend follows.
+ * Applies a pending `mp[n]`, as `apply_pending_mountpoint` does: a new
+ * volume is allocated; on a running guest it is mounted at once (a mount
+ * point that exists already is left pending); the volume it replaces
+ * becomes unused.
  */
-export async function applyUpdate(state: SandboxState, g: GuestState, update: ConfigUpdate, running: boolean): Promise<void> {
-  const { changes, removals } = update;
-  const before = g.config;
-  const next: Record<string, ConfigValue> = { ...before };
-  const pending = { ...g.pending };
-  const pendingDelete = g.pendingDelete.filter((k) => !(k in changes));
-  for (const [key, value] of Object.entries(changes)) {
-    const live = !running || LIVE_OPTIONS.has(key) || /^net\d+$/.test(key) || (/^mp\d+$/.test(key) && before[key] === undefined);
-    if (live) {
-      if (key === "tags" && value === "") delete next[key];
-      else next[key] = value;
-      delete pending[key];
-    } else {
-      pending[key] = value;
+async function applyPendingMount(state: SandboxState, g: GuestState, d: Draft, key: string, running: boolean): Promise<"applied" | "skip"> {
+  const old = d.config[key];
+  if (running && old !== undefined) return "skip";
+  const { value, allocated } = await allocateMount(state, g.node, g.vmid, key, String(d.pending[key]));
+  if (running) {
+    try {
+      await state.cluster.backend.setMounts(g.vmid, rootfsRef(state, g.node, d.config), guestMounts(state, g.node, { ...d.config, [key]: value }), [guestMount(state, g.node, key, value)]);
+    } catch (e) {
+      if (allocated) await freeVolume(state, allocated).catch(() => undefined);
+      throw e;
+    }
+    d.hotplugged.push(key);
+  }
+  d.config[key] = value;
+  delete d.pending[key];
+  if (old !== undefined) {
+    const volume = volumeOf(key, String(old));
+    if (mountType(volume) === "volume" && !usedVolumes(d.config).includes(volume)) addUnused(d.config, volume);
+  }
+  return "applied";
+}
+
+/** Applies pending changes of a stopped guest (`vmconfig_apply_pending`); `only` limits it to the options a request touched. */
+async function applyPendingStopped(state: SandboxState, g: GuestState, d: Draft, only: Set<string> | undefined, errors: Record<string, string>): Promise<void> {
+  for (const key of [...d.pendingDelete].sort()) {
+    if (only && !only.has(key)) continue;
+    try {
+      const old = d.config[key];
+      if (/^mp\d+$/.test(key) && old !== undefined) {
+        const volume = volumeOf(key, String(old));
+        if (mountType(volume) === "volume") addUnused(d.config, volume);
+      } else if (/^unused\d+$/.test(key) && old !== undefined) {
+        const rest = { ...d.config };
+        delete rest[key];
+        if (!isVolumeInUse(g, rest, String(old), true, true)) await deleteMountVolume(state, g.node, g.vmid, String(old));
+      }
+      delete d.config[key];
+      d.pendingDelete = d.pendingDelete.filter((k) => k !== key);
+    } catch (e) {
+      errors[key] = `unable to apply pending change ${key} : ${(e as Error).message}`;
     }
   }
-  for (const key of removals) {
-    if (!running || LIVE_DELETES.has(key) || /^(net|unused)\d+$/.test(key)) {
-      const old = next[key];
-      delete next[key];
-      delete pending[key];
-      if (/^mp\d+$/.test(key) && old !== undefined) keepAsUnused(state, next, key, old);
-      if (/^unused\d+$/.test(key) && old !== undefined) freeUnused(state, old);
-    } else if (!pendingDelete.includes(key)) {
-      pendingDelete.push(key);
+  cleanupPending(d);
+  for (const key of Object.keys(d.pending).sort()) {
+    if (only && !only.has(key)) continue;
+    try {
+      if (/^mp\d+$/.test(key)) {
+        await applyPendingMount(state, g, d, key, false);
+        continue;
+      }
+      d.config[key] = d.pending[key] as ConfigValue;
+      delete d.pending[key];
+    } catch (e) {
+      errors[key] = `unable to apply pending change ${key} : ${(e as Error).message}`;
     }
   }
-  const change = backendChange(state, g, before, next);
+}
+
+/** What a running guest takes at once (`vmconfig_hotplug_pending`); the rest stays pending for its next start. */
+async function hotplugPending(state: SandboxState, g: GuestState, d: Draft, only: Set<string>, errors: Record<string, string>): Promise<void> {
+  for (const key of Object.keys(d.pending).sort()) {
+    if (only.has(key) && FASTPLUG.has(key)) {
+      d.config[key] = d.pending[key] as ConfigValue;
+      delete d.pending[key];
+    }
+  }
+  for (const key of [...d.pendingDelete].sort()) {
+    if (!only.has(key)) continue;
+    try {
+      const old = d.config[key];
+      if (/^unused\d+$/.test(key) && old !== undefined) {
+        const rest = { ...d.config };
+        delete rest[key];
+        if (!isVolumeInUse(g, rest, String(old), true, true)) await deleteMountVolume(state, g.node, g.vmid, String(old));
+      } else if (!FASTPLUG.has(key) && !["swap", "cpulimit", "cpuunits"].includes(key) && !/^net\d+$/.test(key)) {
+        continue; // not hot-pluggable: stays pending
+      }
+      delete d.config[key];
+      d.pendingDelete = d.pendingDelete.filter((k) => k !== key);
+    } catch (e) {
+      errors[key] = `unable to hotplug ${key}: ${(e as Error).message}`;
+    }
+  }
+  for (const key of Object.keys(d.pending).sort()) {
+    if (!only.has(key)) continue;
+    try {
+      if (/^mp\d+$/.test(key)) {
+        await applyPendingMount(state, g, d, key, true);
+        continue;
+      }
+      if (!["cpulimit", "cpuunits", "memory", "swap"].includes(key) && !/^net\d+$/.test(key)) continue;
+      d.config[key] = d.pending[key] as ConfigValue;
+      delete d.pending[key];
+    } catch (e) {
+      errors[key] = `unable to hotplug ${key}: ${(e as Error).message}`;
+    }
+  }
+}
+
+/**
+ * Applies an update as `update_pct_config` does: every change goes to the
+ * pending section first; a stopped container takes it at once, a running
+ * one takes what it can hot-plug (memory, cores, NICs, new mount points...)
+ * and keeps the rest pending for its next start. A removed mount point's
+ * volume becomes `unused[n]`; deleting `unused[n]` frees the volume. Errors
+ * are Proxmox's 400 with one message per option, and change nothing;
+ * with `warnInto` (a worker's update) they are warnings instead.
+ */
+export async function applyUpdate(state: SandboxState, g: GuestState, update: ConfigUpdate, running: boolean, warnInto?: TaskContext): Promise<void> {
+  const d: Draft = { config: { ...g.config }, pending: { ...g.pending }, pendingDelete: [...g.pendingDelete], hotplugged: [] };
+  for (const key of update.reverts) {
+    delete d.pending[key];
+    d.pendingDelete = d.pendingDelete.filter((k) => k !== key);
+  }
+  for (const key of update.removals) if (!d.pendingDelete.includes(key)) d.pendingDelete.push(key);
+  for (const [key, value] of Object.entries(update.changes)) {
+    d.pending[key] = value;
+    d.pendingDelete = d.pendingDelete.filter((k) => k !== key);
+  }
+  cleanupPending(d);
+  const only = new Set([...update.removals, ...Object.keys(update.changes)]);
+  const errors: Record<string, string> = {};
+  if (running) await hotplugPending(state, g, d, only, errors);
+  else await applyPendingStopped(state, g, d, only, errors);
+  if (Object.keys(errors).length > 0) {
+    // A worker (move_volume) only warns and keeps the change pending; a request fails whole.
+    if (!warnInto) throw paramError(errors);
+    for (const message of Object.values(errors)) warnInto.warn(message);
+  }
+  await commit(state, g, d);
+}
+
+/** Writes a worked-out config back: the backend follows (limits, hostname, mount points), unused entries still in use go. */
+async function commit(state: SandboxState, g: GuestState, d: Draft): Promise<void> {
+  dropUsedUnused(d.config);
+  const change = backendChange(state, g, g.config, d.config);
   if (g.created && Object.keys(change).length > 0) await state.cluster.backend.update(g.vmid, change);
-  g.config = next;
-  g.pending = pending;
-  g.pendingDelete = pendingDelete;
+  if (g.created && mountsChanged(g.config, d.config)) {
+    // Hot-plugged mount points are mounted already; the rest apply at the next start.
+    await state.cluster.backend.setMounts(g.vmid, rootfsRef(state, g.node, d.config), guestMounts(state, g.node, d.config), []);
+  }
+  g.config = d.config;
+  g.pending = d.pending;
+  g.pendingDelete = d.pendingDelete;
+}
+
+function mountsChanged(before: Record<string, ConfigValue>, after: Record<string, ConfigValue>): boolean {
+  const keys = new Set([...mountKeys(before), ...mountKeys(after)]);
+  return [...keys].some((k) => before[k] !== after[k]);
 }
 
 /** The config with pending changes laid over it, as `GET .../config` shows by default. */
@@ -138,22 +288,19 @@ export function withPending(g: GuestState): Record<string, ConfigValue> {
   return out;
 }
 
-/** Applies pending changes, as Proxmox does when a container starts. */
+/** Applies pending changes, as Proxmox does when a container starts; a change that fails is logged and stays pending. */
 export async function applyPending(state: SandboxState, g: GuestState, ctx: TaskContext): Promise<void> {
   if (Object.keys(g.pending).length === 0 && g.pendingDelete.length === 0) return;
-  const before = g.config;
-  const after: Record<string, ConfigValue> = { ...before, ...g.pending };
-  for (const key of g.pendingDelete) delete after[key];
   ctx.log(`applying pending changes: ${[...Object.keys(g.pending), ...g.pendingDelete.map((k) => `-${k}`)].join(", ")}`);
-  const change = backendChange(state, g, before, after);
-  if (Object.keys(change).length > 0) await state.cluster.backend.update(g.vmid, change);
-  g.config = after;
-  g.pending = {};
-  g.pendingDelete = [];
+  const d: Draft = { config: { ...g.config }, pending: { ...g.pending }, pendingDelete: [...g.pendingDelete], hotplugged: [] };
+  const errors: Record<string, string> = {};
+  await applyPendingStopped(state, g, d, undefined, errors);
+  for (const message of Object.values(errors)) ctx.warn(message);
+  await commit(state, g, d);
 }
 
-/** What the backend changes on a guest when its config goes from `before` to `after`. */
-function backendChange(state: SandboxState, g: GuestState, before: Record<string, ConfigValue>, after: Record<string, ConfigValue>): Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> {
+/** What the backend changes on a guest (limits, hostname) when its config goes from `before` to `after`. */
+export function backendChange(state: SandboxState, g: GuestState, before: Record<string, ConfigValue>, after: Record<string, ConfigValue>): Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> {
   const change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> = {};
   if (after["memory"] !== before["memory"]) change.memoryMb = Number(after["memory"] ?? 512);
   if (after["swap"] !== before["swap"]) change.swapMb = Number(after["swap"] ?? 512);
@@ -193,7 +340,7 @@ export function guestSpec(
   state: SandboxState,
   g: GuestState,
   config: Record<string, ConfigValue>,
-  made: { template: TemplateInfo; sshPublicKeys: string; unprivileged: boolean },
+  made: { template: TemplateInfo | undefined; sshPublicKeys: string; unprivileged: boolean },
 ): GuestSpec {
   const features = config["features"] !== undefined ? propertyOf("features", String(config["features"])) : {};
   return {
@@ -201,6 +348,8 @@ export function guestSpec(
     node: g.node,
     hostname: String(config["hostname"]),
     template: made.template,
+    rootfs: rootfsRef(state, g.node, config),
+    mounts: guestMounts(state, g.node, config),
     memoryMb: Number(config["memory"]),
     swapMb: Number(config["swap"]),
     cores: guestCores({ ...g, config }, state.cluster.node(g.node).spec.cores),

@@ -4,12 +4,12 @@
  * config file lock, and applies the change (`config.ts`) or answers with a
  * task whose worker does it (`lifecycle.ts`).
  */
-import { configDigest } from "../../cluster.ts";
+import { guestDigest } from "../../cluster.ts";
 import type { GuestState } from "../../cluster.ts";
-import { failure } from "../../errors.ts";
+import { failure, paramError } from "../../errors.ts";
 import { splitList } from "../../formats.ts";
 import { flag, num, reqNum, reqStr, str } from "../common.ts";
-import type { Call, Endpoint, Reply, SandboxState } from "../types.ts";
+import type { Call, Endpoint, Reply } from "../types.ts";
 import {
   checkActionState,
   checkConfigPermission,
@@ -25,6 +25,8 @@ import {
 import type { Action, CreateRequest } from "./checks.ts";
 import { applyUpdate, createConfig, planUpdate, withPending } from "./config.ts";
 import { createWork, destroyGuest, rebootGuest, shutdownGuest, startGuest, stopGuest } from "./lifecycle.ts";
+import { withFileLock } from "./locking.ts";
+import { restoreWork } from "./restore.ts";
 import {
   CREATE_PARAMS,
   DESTROY_PARAMS,
@@ -40,38 +42,68 @@ import {
 import { guestSummary, interfaceView } from "./views.ts";
 import { requestedMounts } from "./volumes.ts";
 
-async function withFileLock<T>(state: SandboxState, vmid: number, body: () => Promise<T> | T): Promise<T> {
-  const release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
-  try {
-    return await body();
-  } finally {
-    release();
-  }
-}
-
 async function create(call: Call): Promise<Reply> {
   const { params, state, user } = call;
   const node = reqStr(params, "node");
   state.cluster.node(node);
-  // Proxmox's create makes unprivileged containers unless told otherwise (the config option's own default is 0).
-  const unprivileged = flag(params, "unprivileged") ?? true;
+  const restore = flag(params, "restore") ?? false;
+  // Proxmox's create makes unprivileged containers unless told otherwise (the config option's own default is 0); a restore takes the archive's.
+  const unprivileged = flag(params, "unprivileged") ?? (restore ? undefined : true);
   const storage = str(params, "storage") ?? "local";
-  const req: CreateRequest = { vmid: reqNum(params, "vmid"), ostemplate: reqStr(params, "ostemplate"), storage, unprivileged, mounts: requestedMounts(params, storage) };
+  const req: CreateRequest = {
+    node,
+    vmid: reqNum(params, "vmid"),
+    ostemplate: reqStr(params, "ostemplate"),
+    storage,
+    unprivileged,
+    mounts: requestedMounts(params, storage),
+    restore,
+    force: flag(params, "force") ?? false,
+  };
   const { vmid, ostemplate } = req;
-  checkCreate(state, user, params, req);
-  const template = (await state.cluster.templates(node)).find((t) => t.volid === ostemplate);
-  const config = createConfig(params, ostemplate, unprivileged);
+  const { existed } = await checkCreate(state, user, params, req);
+  const template = restore ? undefined : (await state.cluster.templates(node)).find((t) => t.volid === ostemplate);
+  const config = createConfig(params, ostemplate, unprivileged ?? false);
+  if (restore) {
+    delete config["arch"];
+    delete config["ostype"];
+    if (unprivileged === undefined) delete config["unprivileged"];
+  }
 
   // Nothing awaits between this check and registering the guest, so two creators of one id cannot both pass.
-  checkIdFree(state, vmid);
-  const g: GuestState = { vmid, node, config: { lock: "create" }, pending: {}, pendingDelete: [], created: false, running: false };
-  state.cluster.guests.set(vmid, g);
+  let g: GuestState;
+  if (existed) {
+    g = state.cluster.guest(node, vmid);
+    checkRestoreLock(g, vmid);
+    g.config["lock"] = "create";
+  } else {
+    checkIdFree(state, vmid);
+    g = { vmid, node, config: { lock: "create" }, pending: {}, pendingDelete: [], snapshots: {}, created: false, running: false };
+    state.cluster.guests.set(vmid, g);
+  }
   let release: () => void;
   try {
     release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
   } catch (e) {
-    state.cluster.guests.delete(vmid);
+    if (existed) delete g.config["lock"];
+    else state.cluster.guests.delete(vmid);
     throw e;
+  }
+  const start = flag(params, "start") ?? false;
+  if (restore) {
+    const sid = ostemplate.slice(0, ostemplate.indexOf(":"));
+    const work = restoreWork(state, g, {
+      archive: { volid: ostemplate, storage: sid, file: ostemplate.slice(ostemplate.indexOf("/") + 1) },
+      storage,
+      mounts: req.mounts,
+      config,
+      unprivileged,
+      unique: flag(params, "unique") ?? false,
+      start,
+      isRoot: user === "root@pam",
+      existed,
+    });
+    return { data: state.tasks.start(node, "vzrestore", String(vmid), user, { ...work, finally: () => release() }) };
   }
   const work = createWork(state, g, {
     ostemplate,
@@ -80,11 +112,20 @@ async function create(call: Call): Promise<Reply> {
     mounts: req.mounts,
     config,
     sshPublicKeys: str(params, "ssh-public-keys") ?? "",
-    unprivileged,
-    start: flag(params, "start") ?? false,
+    unprivileged: unprivileged ?? true,
+    start,
   });
   const upid = state.tasks.start(node, "vzcreate", String(vmid), user, { ...work, finally: () => release() });
   return { data: upid };
+}
+
+/** `create_and_lock_config` over an existing container: a lock there refuses the restore. */
+function checkRestoreLock(g: GuestState, vmid: number): void {
+  try {
+    checkLock(g);
+  } catch (e) {
+    throw failure(`unable to restore CT ${vmid} - ${(e as Error).message}`);
+  }
 }
 
 async function statusAction(call: Call, action: Action): Promise<Reply> {
@@ -139,7 +180,7 @@ async function destroy(call: Call): Promise<Reply> {
     },
     async run(ctx) {
       // `before` has set it: a task runs only after its `before` succeeded.
-      if (g) await destroyGuest(state, g, flag(params, "purge") ?? false, ctx);
+      if (g) await destroyGuest(state, g, flag(params, "purge") ?? false, flag(params, "destroy-unreferenced-disks") ?? false, ctx);
     },
     finally: () => release?.(),
   });
@@ -153,13 +194,18 @@ async function updateConfig(call: Call): Promise<Reply> {
   const vmid = reqNum(params, "vmid");
   state.cluster.guest(node, vmid);
   const deletes = splitList(str(params, "delete") ?? "");
+  const reverts = splitList(str(params, "revert") ?? "");
   checkDeleteConflicts(params, deletes);
   return withFileLock(state, vmid, async () => {
     const g = state.cluster.guest(node, vmid);
     checkUpdateLock(g, params, deletes);
     checkDigest(g, str(params, "digest"));
     checkConfigPermission(user, g.config["unprivileged"] === 1, g.config, params, deletes);
-    const update = planUpdate(state, g, params, deletes);
+    for (const key of reverts) {
+      if (params[key] !== undefined) throw paramError({ revert: `you can't use '-${key}' and '-revert ${key}' at the same time` });
+      if (deletes.includes(key)) throw paramError({ delete: `you can't use '-delete ${key}' and '-revert ${key}' at the same time` });
+    }
+    const update = planUpdate(state, g, params, deletes, reverts);
     const running = g.created && (await state.cluster.backend.status(vmid)).running;
     await applyUpdate(state, g, update, running);
     return { data: null };
@@ -202,9 +248,17 @@ export const lxcEndpoints: Endpoint[] = [
       state.cluster.node(node);
       const g = state.cluster.guest(node, reqNum(params, "vmid"));
       const snapshot = str(params, "snapshot");
-      if (snapshot !== undefined) throw failure(`snapshot '${snapshot}' does not exist`);
+      if (snapshot !== undefined && flag(params, "current")) {
+        const msg = "cannot use 'snapshot' parameter with 'current'";
+        throw paramError({ snapshot: msg, current: msg });
+      }
+      if (snapshot !== undefined) {
+        const snap = g.snapshots[snapshot];
+        if (snap === undefined) throw failure(`snapshot '${snapshot}' does not exist`);
+        return Promise.resolve({ data: { ...snap, digest: guestDigest(g) } });
+      }
       const config = flag(params, "current") ? g.config : withPending(g);
-      return Promise.resolve({ data: { ...config, digest: configDigest(g.config) } });
+      return Promise.resolve({ data: { ...config, digest: guestDigest(g) } });
     },
   },
   { method: "PUT", path: "/nodes/{node}/lxc/{vmid}/config", params: UPDATE_PARAMS, handle: updateConfig },

@@ -9,7 +9,8 @@ import type { TemplateInfo } from "../../guest-backend.ts";
 import type { TaskContext, TaskWork } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
 import { applyPending, fillCreateDefaults, guestNetworks, guestSpec } from "./config.ts";
-import { allocateVolumes, removeVolumes } from "./volumes.ts";
+import { allocateVolumes, destroyVolumes, freeVolume } from "./volumes.ts";
+import type { Volume } from "../../cluster.ts";
 
 const MiB = 1024 ** 2;
 
@@ -33,10 +34,13 @@ export function createWork(state: SandboxState, g: GuestState, plan: CreatePlan)
   const { vmid, node } = g;
   const { config, template } = plan;
   let made = false;
+  let allocated: Volume[] = [];
   return {
     errorPrefix: `unable to create CT ${vmid} -`,
     async run(ctx) {
-      Object.assign(config, allocateVolumes(state, node, vmid, { rootfs: `${plan.storage}:4`, ...plan.mounts }, ctx));
+      const volumes = await allocateVolumes(state, node, vmid, { rootfs: `${plan.storage}:4`, ...plan.mounts }, ctx);
+      allocated = volumes.allocated;
+      Object.assign(config, volumes.values);
       if (!template) throw new Error(`volume '${plan.ostemplate}' does not exist`);
       const name = plan.ostemplate.replace(/^[^:]+:vztmpl\//, "");
       ctx.log(`extracting archive '/var/lib/vz/template/cache/${name}'`);
@@ -52,8 +56,8 @@ export function createWork(state: SandboxState, g: GuestState, plan: CreatePlan)
     },
     async onError() {
       if (made) await state.cluster.backend.destroy(vmid);
+      for (const v of allocated) await freeVolume(state, v);
       state.cluster.guests.delete(vmid);
-      state.cluster.freeVolumes(vmid);
     },
   };
 }
@@ -89,8 +93,11 @@ export async function rebootGuest(state: SandboxState, g: GuestState, timeoutSec
   await startGuest(state, g, ctx);
 }
 
-/** Destroys a guest, stopping it first when it runs, then its volumes; its config goes last. */
-export async function destroyGuest(state: SandboxState, g: GuestState, purge: boolean, ctx: TaskContext): Promise<void> {
+/**
+ * Destroys a guest, stopping it first when it runs, then the volumes its
+ * config names (`unreferenced`: every volume of its id); its config goes last.
+ */
+export async function destroyGuest(state: SandboxState, g: GuestState, purge: boolean, unreferenced: boolean, ctx: TaskContext): Promise<void> {
   if (g.created) {
     if ((await state.cluster.backend.status(g.vmid)).running) {
       ctx.log(`forced to stop CT ${g.vmid} before destroying!`);
@@ -98,7 +105,7 @@ export async function destroyGuest(state: SandboxState, g: GuestState, purge: bo
     }
     await state.cluster.backend.destroy(g.vmid);
   }
-  removeVolumes(state, g.vmid, ctx);
+  await destroyVolumes(state, g, ctx, unreferenced);
   if (purge) ctx.log(`purging CT ${g.vmid} from related configurations..`);
   // Only now the config goes, so the id cannot be reused while its volumes are removed.
   state.cluster.guests.delete(g.vmid);

@@ -33,6 +33,11 @@ function checkNoControl(v: string): string | undefined {
   return bad ? "value does not match the regex pattern" : undefined;
 }
 
+/** `pve-configid`, the format of snapshot names. */
+export function checkSnapname(v: string): string | undefined {
+  return /^[a-z][a-z0-9_-]+$/i.test(v) ? undefined : `invalid configuration ID '${v}'`;
+}
+
 /** Options a container's config may hold, with the rules both create and update use. */
 const CONFIG_RULES: Record<string, Rule> = {
   arch: optStr({ enum: ["amd64", "i386", "arm64", "armhf", "riscv32", "riscv64"] }),
@@ -122,7 +127,7 @@ export const LIST_PARAMS: ParamSpec = { rules: { node: NODE } };
 /** `DELETE /nodes/{node}/lxc/{vmid}`. */
 export const DESTROY_PARAMS: ParamSpec = { rules: { ...NODE_VMID.rules, "destroy-unreferenced-disks": optBool, force: optBool, purge: optBool } };
 /** `GET /nodes/{node}/lxc/{vmid}/config`. */
-export const READ_CONFIG_PARAMS: ParamSpec = { rules: { ...NODE_VMID.rules, current: optBool, snapshot: optStr({ maxLength: 40 }) } };
+export const READ_CONFIG_PARAMS: ParamSpec = { rules: { ...NODE_VMID.rules, current: optBool, snapshot: optStr({ maxLength: 40, format: checkSnapname }) } };
 /** `POST .../status/start`. */
 export const START_PARAMS: ParamSpec = { rules: { ...NODE_VMID.rules, debug: optBool, skiplock: optBool } };
 /** `POST .../status/stop`. */
