@@ -88,6 +88,13 @@ export async function rollBack(client: ProxmoxClient, point: ServicePoint, o: { 
 /** Restores a backup over an existing container (same vmid), lifting Proxmox protection for it, and starts it. */
 export async function restoreOver(client: ProxmoxClient, node: string, vmid: number, volid: string, o: { storage: string; stop: (node: string, vmid: number) => Promise<void> }): Promise<void> {
   const before = await client.lxc.config(node, vmid);
+  // Proxmox's force-restore destroys every volume the old config names and brings back only those in the backup.
+  const unbacked = Object.values(before.mounts).filter((m) => m.type === "volume" && !m.backup);
+  if (unbacked.length > 0) {
+    throw new Error(
+      `CT ${vmid} has volume(s) left out of backups (${unbacked.map((m) => m.mp).join(", ")}, backup: false): restoring over it would empty them; set backup: true and deploy, or restore by hand into another container (pct restore NEWID ${volid})`,
+    );
+  }
   await o.stop(node, vmid);
   if (before.protection) await client.lxc.updateConfig(node, vmid, { protection: false });
   await client.lxc.create(node, { vmid, ostemplate: volid, restore: true, force: true, storage: o.storage });

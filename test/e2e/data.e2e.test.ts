@@ -86,7 +86,7 @@ function serviceYaml(o: { version: string; size: number; extra?: string }): stri
     "      url: http://{address}:80/cgi-bin/read",
     "      expect_body: count=",
     "      interval: 2",
-    "      timeout: 2",
+    "      timeout: 1",
     "      retries: 2",
     "  auto_remediate: true",
     "  restart_first: false",
@@ -195,11 +195,11 @@ void describe("[root][lxc][docker][pulumi] a service's data survives every rebui
     const t = Date.now();
     try {
       const deadline = Date.now() + 10 * 60_000;
-      while (!events.some((e) => e.type === "action" && e.action === "recreate" && e.phase === "done") && Date.now() < deadline) {
+      while (!events.some((e) => e.type === "action" && e.action === "recreate" && e.phase === "ok") && Date.now() < deadline) {
         if (events.some((e) => e.type === "action" && e.action === "recreate" && e.phase === "failed")) assert.fail(JSON.stringify(events));
         await new Promise((r) => setTimeout(r, 1000));
       }
-      assert.ok(events.some((e) => e.type === "action" && e.action === "recreate" && e.phase === "done"), JSON.stringify(events.slice(-5)));
+      assert.ok(events.some((e) => e.type === "action" && e.action === "recreate" && e.phase === "ok"), JSON.stringify(events.slice(-5)));
     } finally {
       monitor.kill("SIGINT");
       await new Promise((r) => monitor.once("exit", r));
