@@ -6,6 +6,7 @@
  * compose project; with `protect`, dependencies inside the service, and
  * dependencies on other services' resources read through StackReference.
  */
+import type { DockerPins } from "../provision/docker-pins.ts";
 import { relative, sep } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerInputs, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "../plan/types.ts";
@@ -33,6 +34,8 @@ export interface DeploymentSpecInputs {
   images: Array<{ id: string; name: string; path: string }>;
   registries: Array<{ name: string; url: string; insecure: boolean }>;
   dockerSource: "docker" | "distribution";
+  /** With Docker's repository: the exact versions per release codename. */
+  dockerPins?: Record<string, DockerPins>;
 }
 
 interface SpecBase {
@@ -98,6 +101,7 @@ export function resourceSpecs(plan: ServicePlan): { specs: ResourceSpec[]; skipp
         images: images.map((i) => ({ id: i.id, name: i.name, path: relativePath(dir, i.context) })),
         registries,
         dockerSource: plan.provisioning.dockerSource,
+        ...(plan.provisioning.dockerPins ? { dockerPins: plan.provisioning.dockerPins } : {}),
       },
     });
   }
@@ -243,6 +247,7 @@ export function serviceProgram(opts: ProgramOptions): () => Promise<Record<strin
           images: d.images.map((i) => ({ name: i.name, path: i.path, ref: images.get(i.id)?.ref })),
           registries: d.registries,
           dockerSource: d.dockerSource,
+          ...(d.dockerPins ? { dockerPins: d.dockerPins } : {}),
         };
         created.set(spec.id, new Deployment(spec.id, args, options));
       }

@@ -6,6 +6,8 @@ import type { Inventory } from "../proxmox/inventory.ts";
 import { topologicalWaves } from "../util/graph.ts";
 import { DEFAULT_STRATEGY, placeContainer, STRATEGIES } from "./placement.ts";
 import { matchTemplate } from "./templates.ts";
+import { guestSystem } from "./guest-system.ts";
+import { effectivePins } from "../provision/docker-pins.ts";
 import type { ContainerInputs, CurrentState, PlanProblem, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "./types.ts";
 import { envFileOf } from "../config/homelab-dir.ts";
 
@@ -151,6 +153,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       template: { chosen: template.chosen.volid, sticky: template.sticky, candidates: template.candidates },
       placement: { chosen: placement.chosen, sticky: placement.sticky, strategy: strategy.name, candidates: placement.candidates },
       compose: docker && env.provisioning ? { dir: service.dir, files: s.docker.compose_files } : undefined,
+      system: guestSystem(template.chosen.volid, docker ? { source: env.docker.source, ...(env.docker.versions ? { pins: env.docker.versions } : {}) } : undefined),
     };
     resources.push(planned);
   }
@@ -159,7 +162,13 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
     notes.push(`provisioning is off in environment ${env.name} (homelab:provisioning: false): containers are created, but images are not built and compose projects not deployed`);
   }
   const dependsOnServices = [...new Set(resources.flatMap((r) => r.crossDependsOn.map((d) => d.service)))].sort();
-  return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes, provisioning: { enabled: env.provisioning, dockerSource: env.docker.source } }, problems };
+  return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes, provisioning: provisioningOf(env) }, problems };
+}
+
+/** Provisioning settings of a plan: with Docker's repository, the exact versions per release travel with it. */
+function provisioningOf(env: EnvironmentConfig): ServicePlan["provisioning"] {
+  if (env.docker.source !== "docker") return { enabled: env.provisioning, dockerSource: env.docker.source };
+  return { enabled: env.provisioning, dockerSource: "docker", dockerPins: effectivePins(env.docker.versions) };
 }
 
 /** What to do when no node can take a container, from the reasons the nodes gave. */
