@@ -153,7 +153,8 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       template: { chosen: template.chosen.volid, sticky: template.sticky, candidates: template.candidates },
       placement: { chosen: placement.chosen, sticky: placement.sticky, strategy: strategy.name, candidates: placement.candidates },
       compose: docker && env.provisioning ? { dir: service.dir, files: s.docker.compose_files } : undefined,
-      system: guestSystem(template.chosen.volid, docker ? { source: env.docker.source, ...(env.docker.versions ? { pins: env.docker.versions } : {}) } : undefined),
+      // Docker only where it will be installed: with provisioning off nothing is.
+      system: guestSystem(template.chosen.volid, docker && env.provisioning ? { source: env.docker.source, ...(env.docker.versions ? { pins: env.docker.versions } : {}) } : undefined),
     };
     resources.push(planned);
   }
