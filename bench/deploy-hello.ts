@@ -8,7 +8,10 @@
  * healthy, and the tool's own overhead (everything else: CLI, engine,
  * plugin, planning, SSH). Then a redeploy after a compose file change.
  * Root only; everything stays on this machine (its own bridge).
- * Usage: node bench/deploy-hello.ts [--keep]
+ * `--debian 12|13` deploys hello on that Debian (`^12` / `^13` instead of its
+ * `>=12`, which is 13 where 13 is offered): Debian 12 runs Compose v1 (1.29),
+ * Debian 13 Compose v2 (2.26), both from Debian's packages.
+ * Usage: node bench/deploy-hello.ts [--debian 12|13] [--bridge hlbench0 --subnet 10.87.87.0/24] [--keep]
  */
 import { spawn, execFileSync } from "node:child_process";
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,15 +20,27 @@ import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-const { values } = parseArgs({ options: { keep: { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: {
+    keep: { type: "boolean", default: false },
+    debian: { type: "string" },
+    bridge: { type: "string", default: "hlbench0" },
+    // Not 10.87.88.0/24: the status page's end-to-end test uses that one.
+    subnet: { type: "string", default: "10.87.87.0/24" },
+  },
+});
 if (process.getuid?.() !== 0) {
   console.error("this bench needs root (LXC containers, a dockerd)");
   process.exit(1);
 }
+if (values.debian !== undefined && !["12", "13"].includes(values.debian)) {
+  console.error(`--debian takes 12 or 13, not ${values.debian}`);
+  process.exit(2);
+}
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ENTRY = join(ROOT, "src/cli/entry.ts");
-const BRIDGE = "hlbench0";
-const SUBNET = "10.87.88.0/24";
+const BRIDGE = values.bridge;
+const SUBNET = values.subnet;
 
 const repo = mkdtempSync(join(tmpdir(), "homelab-bench-deploy-"));
 const env: NodeJS.ProcessEnv = {
@@ -85,6 +100,10 @@ try {
   cpSync(join(ROOT, "services/hello"), join(repo, "services/hello"), { recursive: true });
   copyFileSync("/bin/busybox", join(repo, "services/hello/docker/web/busybox"));
   copyFileSync(join(ROOT, "Pulumi.yaml"), join(repo, "Pulumi.yaml"));
+  if (values.debian !== undefined) {
+    const yaml = join(repo, "services/hello/service.yaml");
+    writeFileSync(yaml, readFileSync(yaml, "utf8").replace('version: ">=12"', `version: "^${values.debian}"`));
+  }
   const started = await homelab(["sandbox", "start", "--backend", "lxc", "--bridge", BRIDGE, "--subnet", SUBNET, "--json"]);
   if (started.code !== 0) throw new Error(`sandbox start failed:\n${started.lines.map((l) => l.text).join("\n")}`);
   const info = JSON.parse(started.lines.find((l) => l.text.startsWith("{"))?.text ?? "{}") as { stateDir: string };
@@ -106,7 +125,8 @@ try {
   const vmid = reported(L, /CT (\d+) created on/);
   const lxcpath = join(info.stateDir, "lxc", "lxc");
   const journal = execFileSync("lxc-attach", ["-P", lxcpath, "-n", `${BRIDGE}-${vmid}`, "--", "journalctl", "-u", "homelab-hello.service", "-o", "short-unix", "--no-pager"], { encoding: "utf8" });
-  const pull = journalAt(journal, /Pulling web/);
+  // Compose v1 says "Pulling web ...", v2 " web Pulling".
+  const pull = journalAt(journal, /Pulling web| web Pulling/);
   const creating = journalAt(journal, /Creating hello[_-]web[_-]1|Container hello-web-1\s+Creating/);
   const startedUnit = journalAt(journal, /(Started|Finished) homelab-hello\.service/);
   const pullMs = creating - pull;
@@ -114,7 +134,10 @@ try {
 
   const work = create + boot + address + image + dockerInstall + smoke + unitStart + waitHealthy;
   const overhead = first.ms - work;
+  const system = L.find((l) => /system\s+Debian/.test(l.text))?.text.replace(/^.*system\s+/, "") ?? "";
+  const installed = L.find((l) => /HOMELAB-DOCKER-(INSTALLED|PRESENT)/.test(l.text))?.text.replace(/^.*HOMELAB-DOCKER-\w+ /, "") ?? "?";
   console.log(`first deploy of hello on the lxc sandbox (2 cores; load ${readFileSync("/proc/loadavg", "utf8").split(" ")[0] ?? "?"}):`);
+  console.log(`  release, Docker, Compose   ${system || "(not in the output)"}; installed: ${installed}`);
   console.log(`  total wall                 ${s(first.ms)}`);
   console.log(`  container create           ${s(create)}`);
   console.log(`  container boot             ${s(boot)}`);

@@ -4,6 +4,7 @@
  */
 import type { YamlSource } from "./source.ts";
 import type { SecretCommand } from "./secret-command.ts";
+import type { DockerPins } from "../provision/docker-pins.ts";
 
 /** Kinds of environment; `production` turns on the production guards. */
 export const ENVIRONMENT_KINDS = ["production", "staging", "development", "sandbox"] as const;
@@ -77,7 +78,10 @@ export interface EnvironmentConfig {
   provisioning: boolean;
   /** Where vzdump backups go, and how many of homelab's snapshots and backups are kept per container. */
   backups: { storage: string; keep: number };
-  /** The Docker Engine that builds images (undefined: DOCKER_HOST or the local socket), and where containers get Docker from. */
-  docker: { host: string | undefined; source: "docker" | "distribution" };
+  /**
+   * The Docker Engine that builds images (undefined: DOCKER_HOST or the local socket), where containers get
+   * Docker from, and the environment's exact versions over homelab's pins (`homelab:docker_versions`; source docker only).
+   */
+  docker: { host: string | undefined; source: "docker" | "distribution"; versions?: Record<string, Partial<DockerPins>> };
   source: YamlSource | undefined;
 }

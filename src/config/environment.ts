@@ -11,6 +11,8 @@ import { envFileName } from "./homelab-dir.ts";
 import { parseSecretCommand, type SecretCommand } from "./secret-command.ts";
 import { ENVIRONMENT_KINDS } from "./environment-types.ts";
 import type { EnvironmentConfig, EscImport, MonitorConfig, ProxmoxConfig, RegistryConfig, SecretRef } from "./environment-types.ts";
+import { CODENAME, DEFAULT_DOCKER_PINS, PIN_PACKAGES, checkPin } from "../provision/docker-pins.ts";
+import type { DockerPins } from "../provision/docker-pins.ts";
 
 export { environmentFile, listEnvironments } from "./discover.ts";
 export { BUILTIN_DEFAULTS, emptyEnvironment } from "./environment-defaults.ts";
@@ -118,6 +120,18 @@ const environmentKeysSchema = z.strictObject({
     .enum(["docker", "distribution"])
     .optional()
     .describe("Where containers get Docker Engine and Compose: Docker's apt repository, pinned (docker, the default), or the distribution's packages (distribution: works offline; the sandbox uses it)."),
+  docker_versions: z
+    .record(
+      // Checked in checkDockerVersions, for a message that names the key.
+      z.string(),
+      z.strictObject({
+        docker: z.string().optional().describe("docker-ce and docker-ce-cli, exact, with Docker's epoch: 5:28.5.2-1~debian.13~trixie"),
+        containerd: z.string().optional().describe("containerd.io (which carries runc), exact: 1.7.29-1~debian.13~trixie"),
+        compose: z.string().optional().describe("docker-compose-plugin, exact: 2.40.3-1~debian.13~trixie"),
+      }),
+    )
+    .optional()
+    .describe("With docker_source: docker, the exact package versions per release codename, over homelab's pins (docs/provisioning.md). E.g. trixie: { containerd: 1.7.28-1~debian.13~trixie } for a Proxmox VE 8 node whose lxc-pve refuses runc 1.3.3."),
 });
 type EnvironmentKeys = z.output<typeof environmentKeysSchema>;
 
@@ -289,6 +303,9 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
       webhook: w ? { kind: w.kind, url: w.url, ...(token ? { token } : {}) } : undefined,
     };
   }
+  const versions = checkDockerVersions(k.docker_versions, k.docker_source ?? "docker", report, (path, message, hint) =>
+    diagnostics.push({ file, ...source.locate(path), severity: "warning", message, ...(hint ? { hint } : {}) }),
+  );
   const kind = k.environment ?? defaultKind(name);
   const env: EnvironmentConfig = {
     name,
@@ -312,9 +329,47 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     ...(secretsCommand ? { secretsCommand } : {}),
     provisioning: k.provisioning ?? true,
     backups: { storage: k.backups?.storage ?? BUILTIN_DEFAULTS.backupStorage, keep: k.backups?.keep ?? BUILTIN_DEFAULTS.backupKeep },
-    docker: { host: k.docker_host, source: k.docker_source ?? "docker" },
+    docker: { host: k.docker_host, source: k.docker_source ?? "docker", ...(versions ? { versions } : {}) },
     ...(monitor ? { monitor } : {}),
     source,
   };
-  return { env: diagnostics.length ? undefined : env, diagnostics };
+  return { env: diagnostics.some((d) => d.severity === "error") ? undefined : env, diagnostics };
+}
+
+/**
+ * `homelab:docker_versions`: each version exact and for its release (Docker's
+ * suffix `~debian.13~trixie`, docker-ce's epoch), a release homelab has no
+ * pins for given all three; a warning where the source makes them moot.
+ */
+function checkDockerVersions(
+  raw: Record<string, Partial<DockerPins>> | undefined,
+  dockerSource: "docker" | "distribution",
+  report: (path: (string | number)[], message: string, hint?: string, key?: boolean) => void,
+  warn: (path: (string | number)[], message: string, hint?: string) => void,
+): Record<string, Partial<DockerPins>> | undefined {
+  if (raw === undefined) return undefined;
+  const at = ["config", "homelab:docker_versions"];
+  if (dockerSource === "distribution") {
+    warn(at, "homelab:docker_versions pins Docker's own packages, but homelab:docker_source is distribution: the release's docker.io is installed and these versions are not used", "remove them, or set homelab:docker_source: docker");
+  }
+  const out: Record<string, Partial<DockerPins>> = {};
+  for (const [codename, pins] of Object.entries(raw)) {
+    if (!CODENAME.test(codename)) {
+      report([...at, codename], `homelab:docker_versions: "${codename}" is not a release codename`, `key the versions by VERSION_CODENAME of /etc/os-release, lowercase, e.g. ${Object.keys(DEFAULT_DOCKER_PINS).join(", ")}`, true);
+      continue;
+    }
+    const keys = Object.keys(PIN_PACKAGES) as (keyof DockerPins)[];
+    for (const key of keys) {
+      const v = pins[key];
+      if (v === undefined) continue;
+      const problem = checkPin(codename, key, v);
+      if (problem) report([...at, codename, key], `homelab:docker_versions.${codename}.${key}: ${problem.message}`, problem.hint);
+    }
+    const missing = keys.filter((k) => pins[k] === undefined);
+    if (DEFAULT_DOCKER_PINS[codename] === undefined && missing.length > 0) {
+      report([...at, codename], `homelab has no pins of its own for ${codename}: give ${missing.map((m) => `${m} (${PIN_PACKAGES[m]})`).join(", ")} too`, `exact versions, as apt-cache madison ${PIN_PACKAGES[missing[0] ?? "docker"]} lists them in a ${codename} container with Docker's repository; homelab pins ${Object.keys(DEFAULT_DOCKER_PINS).join(", ")}`, true);
+    }
+    out[codename] = { ...pins };
+  }
+  return out;
 }

@@ -6,6 +6,7 @@
  * compose project; with `protect`, dependencies inside the service, and
  * dependencies on other services' resources read through StackReference.
  */
+import type { DockerPins } from "../provision/docker-pins.ts";
 import { relative, sep } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ContainerInputs, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "../plan/types.ts";
@@ -35,6 +36,8 @@ export interface DeploymentSpecInputs {
   dockerSource: "docker" | "distribution";
   /** Where the project's named volumes live in the container (`docker.volumes_on`'s mount path). */
   volumesDir?: string;
+  /** With Docker's repository: the exact versions per release codename. */
+  dockerPins?: Record<string, DockerPins>;
 }
 
 interface SpecBase {
@@ -101,6 +104,7 @@ export function resourceSpecs(plan: ServicePlan): { specs: ResourceSpec[]; skipp
         registries,
         dockerSource: plan.provisioning.dockerSource,
         ...(r.compose.volumesDir !== undefined ? { volumesDir: r.compose.volumesDir } : {}),
+        ...(plan.provisioning.dockerPins ? { dockerPins: plan.provisioning.dockerPins } : {}),
       },
     });
   }
@@ -247,6 +251,7 @@ export function serviceProgram(opts: ProgramOptions): () => Promise<Record<strin
           registries: d.registries,
           dockerSource: d.dockerSource,
           ...(d.volumesDir !== undefined ? { volumesDir: d.volumesDir } : {}),
+          ...(d.dockerPins ? { dockerPins: d.dockerPins } : {}),
         };
         created.set(spec.id, new Deployment(spec.id, args, options));
       }

@@ -211,8 +211,7 @@ export class Monitor {
         const detail = action === "restart" ? await this.#o.remediator.restart(service, this.#abort.signal) : await this.#o.remediator.recreate(service, this.#abort.signal);
         return { outcome: "ok", detail };
       } catch (e) {
-        const detail = e instanceof Error ? e.message.split("\n")[0] ?? e.message : String(e);
-        return { outcome: e instanceof DeployInProgressError ? "deferred" : "failed", detail };
+        return { outcome: e instanceof DeployInProgressError ? "deferred" : "failed", detail: failureDetail(e) };
       }
     };
     w.action = run().then((r) => {
@@ -256,4 +255,16 @@ export class Monitor {
     const services = this.snapshot();
     return { healthy: services.every((s) => s.phase === "healthy" || s.checks.length === 0), services };
   }
+}
+
+/**
+ * One line for a failed remedy: the error's first line, and what to do when
+ * the error says (a provisioning error's hint, e.g. Docker in LXC refused by
+ * the node's AppArmor: update lxc-pve), which its later lines would lose.
+ */
+export function failureDetail(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const first = e.message.split("\n")[0] ?? e.message;
+  const hint = (e as Error & { hint?: unknown }).hint;
+  return typeof hint === "string" && hint !== "" && !first.includes(hint) ? `${first} → ${hint}` : first;
 }

@@ -7,6 +7,8 @@ import type { Inventory } from "../proxmox/inventory.ts";
 import { topologicalWaves } from "../util/graph.ts";
 import { DEFAULT_STRATEGY, placeContainer, STRATEGIES } from "./placement.ts";
 import { matchTemplate } from "./templates.ts";
+import { guestSystem } from "./guest-system.ts";
+import { effectivePins } from "../provision/docker-pins.ts";
 import type { ContainerInputs, CurrentState, NodeCandidateCode, PlanProblem, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "./types.ts";
 import { envFileOf } from "../config/homelab-dir.ts";
 import { managedDescription } from "../data/identity.ts";
@@ -154,6 +156,8 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       placement: { chosen: placement.chosen, sticky: placement.sticky, strategy: strategy.name, candidates: placement.candidates },
       compose: docker && env.provisioning ? composeOf(service.dir, s) : undefined,
       ...(kept.length > 0 && current?.node !== undefined ? { dataMove: { from: current.node, to: placement.chosen, volumes: kept } } : {}),
+      // Docker only where it will be installed: with provisioning off nothing is.
+      system: guestSystem(template.chosen.volid, docker && env.provisioning ? { source: env.docker.source, ...(env.docker.versions ? { pins: env.docker.versions } : {}) } : undefined),
     };
     resources.push(planned);
   }
@@ -162,7 +166,13 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
     notes.push(`provisioning is off in environment ${env.name} (homelab:provisioning: false): containers are created, but images are not built and compose projects not deployed`);
   }
   const dependsOnServices = [...new Set(resources.flatMap((r) => r.crossDependsOn.map((d) => d.service)))].sort();
-  return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes, provisioning: { enabled: env.provisioning, dockerSource: env.docker.source } }, problems };
+  return { plan: { service: service.name, environment: env.name, stack: stackName(env.name, service.name), resources, dependsOnServices, notes, provisioning: provisioningOf(env) }, problems };
+}
+
+/** Provisioning settings of a plan: with Docker's repository, the exact versions per release travel with it. */
+function provisioningOf(env: EnvironmentConfig): ServicePlan["provisioning"] {
+  if (env.docker.source !== "docker") return { enabled: env.provisioning, dockerSource: env.docker.source };
+  return { enabled: env.provisioning, dockerSource: "docker", dockerPins: effectivePins(env.docker.versions) };
 }
 
 /** The compose project of a container: its files, and where its named volumes live when `docker.volumes_on` says. Pure. */

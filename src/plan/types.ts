@@ -4,6 +4,8 @@
  * validated config, an inventory snapshot and the current deployment, and
  * returns data. The engine turns a ServicePlan into Pulumi resources.
  */
+import type { DockerPins } from "../provision/docker-pins.ts";
+import type { GuestSystem } from "./guest-system.ts";
 
 /**
  * A data volume: a Proxmox mount point (`mpN`) on a storage, named so it can
@@ -126,6 +128,8 @@ export interface PlannedContainer {
    * that holds its named volumes (`docker.volumes_on`'s mount path), if any.
    */
   compose: { dir: string; files: string[]; volumesDir?: string } | undefined;
+  /** The release its template is, and for Docker containers which Docker and Compose they get (shown by previews). */
+  system?: GuestSystem;
 }
 
 /** A planned Docker image: built from its folder, tagged by content hash, pushed to its registry. */
@@ -155,8 +159,12 @@ export interface ServicePlan {
   dependsOnServices: string[];
   /** Things the user should know, shown in previews (e.g. unsupported resource kinds). */
   notes: string[];
-  /** Whether images are built and compose projects provisioned (the environment's homelab:provisioning), and where containers get Docker from. */
-  provisioning: { enabled: boolean; dockerSource: "docker" | "distribution" };
+  /**
+   * Whether images are built and compose projects provisioned (the environment's homelab:provisioning), where
+   * containers get Docker from, and with Docker's repository the exact versions per release (homelab's pins
+   * with the environment's homelab:docker_versions over them).
+   */
+  provisioning: { enabled: boolean; dockerSource: "docker" | "distribution"; dockerPins?: Record<string, DockerPins> };
 }
 
 /** What is deployed now, per resource id, as read from the service's stack (for sticky placement). */

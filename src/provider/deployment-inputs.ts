@@ -16,6 +16,8 @@ import type { BuiltImage } from "../provision/compose-images.ts";
 import { SECRET_SIG, SIG_KEY, isUnknown, propertyBag } from "./inputs.ts";
 import type { PropertyBag } from "./inputs.ts";
 import { checkProperties, parseState, sameData } from "./schema.ts";
+import { CODENAME, PIN_PACKAGES } from "../provision/docker-pins.ts";
+import type { DockerPins } from "../provision/docker-pins.ts";
 import type { Checked } from "./schema.ts";
 
 /** The Pulumi type token of the resource. */
@@ -55,6 +57,8 @@ export interface DeploymentInputs {
   dockerSource: "docker" | "distribution";
   /** The folder in the container (a data volume's mount path) holding the project's named volumes (`docker.volumes_on`). */
   volumesDir?: string;
+  /** With Docker's repository: the exact versions installed, per release codename (the container's release picks its own). */
+  dockerPins?: Record<string, DockerPins>;
   /**
    * sha256 of the secret files (secrets.env, registry credentials): a Pulumi secret. `check` computes
    * it from the service's secrets when the program leaves it out.
@@ -102,6 +106,9 @@ const deploymentInputsSchema = z.strictObject({
   registries: z.array(z.strictObject({ name: z.string().min(1).optional(), url: z.string().min(1), insecure: z.boolean().default(false) })).default([]),
   dockerSource: z.enum(["docker", "distribution"]).default("docker"),
   volumesDir: z.string().regex(/^\/[^,=\s]+$/, { error: "volumesDir must be an absolute path in the container" }).optional(),
+  dockerPins: z
+    .record(z.string().regex(CODENAME, { error: "dockerPins is keyed by release codename, e.g. trixie" }), z.strictObject({ docker: z.string().min(1), containerd: z.string().min(1), compose: z.string().min(1) }))
+    .optional(),
   secretsHash: z.string().regex(SHA256, { error: "secretsHash must be a sha256 in hex (deploymentSecrets' hash)" }).optional(),
   fileHashes: z.record(z.string(), z.string()).optional(),
 });
@@ -120,6 +127,7 @@ const PLACEHOLDERS: Record<string, unknown> = {
   images: [],
   registries: [],
   dockerSource: "docker",
+  dockerPins: {},
   secretsHash: "0".repeat(64),
   fileHashes: {},
 };
@@ -149,6 +157,7 @@ const stateFields = {
   registries: z.array(z.object({ name: z.string().optional(), url: z.string(), insecure: z.boolean() })),
   dockerSource: z.enum(["docker", "distribution"]),
   volumesDir: z.string(),
+  dockerPins: z.record(z.string(), z.object({ docker: z.string(), containerd: z.string(), compose: z.string() })),
   secretsHash: z.string(),
   fileHashes: z.record(z.string(), z.string()),
   hash: z.string(),
@@ -200,6 +209,8 @@ const DEPLOYMENT_CHANGE_KIND: Readonly<Record<keyof DeploymentInputs, Deployment
   address: "update",
   vmid: "update",
   dockerSource: "update",
+  // New versions are installed in place (apt, then held); the container stays.
+  dockerPins: "update",
   secretsHash: "update",
   fileHashes: "update",
   composeFiles: "ignore",
@@ -293,6 +304,21 @@ export function describeDeploymentChange(olds: DeploymentState | PropertyBag, ne
   }
   if (unknownKeys.has("secretsHash") || (o.secretsHash !== undefined && n.secretsHash !== undefined && o.secretsHash !== n.secretsHash)) out.push("secrets changed");
   if (o.dockerSource !== undefined && n.dockerSource !== undefined && o.dockerSource !== n.dockerSource) out.push(`Docker source ${o.dockerSource} → ${n.dockerSource} (an installed Docker is kept)`);
+  if (n.dockerPins !== undefined && !sameData(o.dockerPins, n.dockerPins)) out.push(...describePinChange(o.dockerPins, n.dockerPins));
   for (const d of o.drift ?? []) out.push(`drift: ${d}`);
   return out;
+}
+
+/** `Docker pins: trixie containerd.io 1.7.29-1~… → 1.7.28-1~…`, per release and package that changed. Pure. */
+function describePinChange(before: Record<string, DockerPins> | undefined, after: Record<string, DockerPins>): string[] {
+  if (before === undefined) return ["Docker's packages pinned to exact versions (installed at those versions and held)"];
+  const changes: string[] = [];
+  for (const codename of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
+    const a = before[codename];
+    const b = after[codename];
+    for (const key of ["docker", "containerd", "compose"] as const) {
+      if (a?.[key] !== b?.[key]) changes.push(`${codename} ${PIN_PACKAGES[key]} ${a?.[key] ?? "(none)"} → ${b?.[key] ?? "(none)"}`);
+    }
+  }
+  return changes.length > 0 ? [`Docker pins: ${changes.join(", ")}`] : [];
 }

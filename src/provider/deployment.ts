@@ -51,7 +51,7 @@ const DEFAULT_DEPLOYMENT_SETTINGS: DeploymentSettings = { waitTimeoutSec: 300, c
 /** What Proxmox says about the container a deployment lives in. */
 type ContainerPresence = "running" | "stopped" | "absent" | "unknown";
 
-const INPUT_KEYS = ["service", "project", "address", "vmid", "composeFiles", "images", "registries", "dockerSource", "secretsHash", "fileHashes"] as const;
+const INPUT_KEYS = ["service", "project", "address", "vmid", "composeFiles", "images", "registries", "dockerSource", "dockerPins", "secretsHash", "fileHashes"] as const;
 
 function invalid(failures: ReadonlyArray<{ property: string; reason: string }>): ProviderError {
   return new ProviderError(`invalid inputs: ${failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`, "fix the service definition");
@@ -257,10 +257,10 @@ export class DeploymentResource {
     return { address, privateKey, privateKeyFile: keyFile, knownHostsFile: knownHostsFile(root, envName) };
   }
 
-  private options(urn: string, connectMs: number, dockerSource?: CheckedDeployment["dockerSource"]): ProvisionOptions {
+  private options(urn: string, connectMs: number, inputs?: Pick<CheckedDeployment, "dockerSource" | "dockerPins">): ProvisionOptions {
     const output = this.log.lines(urn);
     return {
-      ...(dockerSource !== undefined ? { docker: { source: dockerSource } } : {}),
+      ...(inputs !== undefined ? { docker: { source: inputs.dockerSource, ...(inputs.dockerPins ? { pins: inputs.dockerPins } : {}) } } : {}),
       waitTimeoutSec: this.settings.waitTimeoutSec,
       connect: { timeoutMs: connectMs, onRetry: (_n, reason) => this.log.status(urn, `waiting for SSH (${reason.split("\n")[0] ?? reason})`) },
       onStep: (_step, detail) => {
@@ -288,7 +288,7 @@ export class DeploymentResource {
       if (inputs.secretsHash !== undefined && inputs.secretsHash !== secrets.hash) {
         this.log.warn(urn, "the secrets differ from those the program hashed (secretsHash); deploying the ones read now");
       }
-      const result = await provisionCompose(await this.target(inputs.address), deployment, this.options(urn, this.settings.connectMs, inputs.dockerSource));
+      const result = await provisionCompose(await this.target(inputs.address), deployment, this.options(urn, this.settings.connectMs, inputs));
       this.log.status(urn, `${deployment.project}: ${result.apply.action}${result.apply.changed.length > 0 ? ` (${result.apply.changed.map((c) => c.role).join(", ")})` : ""}, ${result.wait.states.join(" ")} in ${Math.round(result.ms.total / 100) / 10} s`);
       const outs: DeploymentOutputs = {
         ...inputs,
@@ -299,7 +299,7 @@ export class DeploymentResource {
         unit: deployment.unitName,
         rewrites: deployment.rewrites,
         warnings: deployment.warnings,
-        docker: `${result.docker.packages} / compose ${result.docker.compose}`,
+        docker: `${result.docker.packages} / compose ${result.docker.compose}${result.docker.composeVersion ? ` ${result.docker.composeVersion}` : ""}${result.docker.os.codename ? ` on ${result.docker.os.id} ${result.docker.os.codename}` : ""}`,
       };
       return this.secretOutputs(withoutUndefined(outs));
     } catch (error) {

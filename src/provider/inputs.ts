@@ -79,7 +79,7 @@ const bindMountSchema = z.strictObject({
 });
 
 /** The inputs of `homelab:proxmox:Container`, with the provider's defaults. */
-const containerInputsSchema = z
+export const containerInputsSchema = z
   .strictObject({
     node: z.string().regex(NODE, { error: "node must be a Proxmox node name, e.g. pve-01" }),
     template: z.string().regex(TEMPLATE, { error: "template must be a template volid, e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst" }),

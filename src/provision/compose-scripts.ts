@@ -118,9 +118,14 @@ export function parseApplyOutput(stdout: string): ApplyReport {
   return report;
 }
 
-/** Restarts the project through its unit (`down` then `up -d`): what the monitor does before anything heavier. */
+/**
+ * Restarts the project through its unit (`down` then `up -d`): what the
+ * monitor does before anything heavier. On failure it prints the unit's
+ * last log lines, where Compose and Docker said why (systemctl does not).
+ */
 export function restartScript(service: string): string {
-  return new Script().run("systemctl", "restart", unitName(service)).toString();
+  const unit = quote(unitName(service));
+  return new Script().line(`systemctl restart ${unit} || { code=$?; journalctl -u ${unit} -n 50 --no-pager -o cat >&2 || true; exit "$code"; }`).toString();
 }
 
 /** Stops and removes a deployment: `down` through the unit (optionally with volumes and images), the unit, the folder. */

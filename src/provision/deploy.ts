@@ -10,8 +10,8 @@ import type { ComposeDeployment } from "./compose.ts";
 import { deploymentDir } from "./compose-files.ts";
 import { applyScript, inspectScript, parseApplyOutput, parseInspectOutput, parseWaitOutput, readHashScript, removeScript, restartScript, waitScript } from "./compose-scripts.ts";
 import type { ApplyReport, InspectReport, WaitReport } from "./compose-scripts.ts";
-import type { DockerInstallOptions, InstallReport } from "./docker-install.ts";
-import { explainDockerFailure, installDockerScript, parseInstallOutput, smokeTestScript } from "./docker-install.ts";
+import type { DockerInstallOptions, FailureContext, InstallReport } from "./docker-install.ts";
+import { explainDockerFailure, installDockerScript, parseInstallOutput, parseProbeOutput, probeScript, smokeTestScript } from "./docker-install.ts";
 import type { ConnectOptions, RemoteExecutor, RunResult } from "./ssh.ts";
 import { KnownHosts, SshError, connectSsh, tail } from "./ssh.ts";
 
@@ -99,7 +99,7 @@ async function step(ex: RemoteExecutor, name: ProvisionStep, what: string, scrip
   return r;
 }
 
-function failure(name: ProvisionStep, what: string, r: RunResult, address: string, fallbackHint?: string): ProvisionError {
+function failure(name: ProvisionStep, what: string, r: RunResult, address: string, fallbackHint?: string, ctx: FailureContext = {}): ProvisionError {
   // No exit status: the session died (container stopped or restarted, network gone), whatever the output says.
   if (r.code === -1 && r.signal === undefined) {
     return new ProvisionError(name, `${what} on ${address} was cut off: the SSH session ended without an exit status`, {
@@ -108,12 +108,28 @@ function failure(name: ProvisionStep, what: string, r: RunResult, address: strin
     });
   }
   const out = `${r.stdout}\n${r.stderr}`;
-  const hint = explainDockerFailure(out) ?? fallbackHint;
+  const hint = explainDockerFailure(out, ctx) ?? fallbackHint;
   return new ProvisionError(name, `${what} failed on ${address} (exit ${r.code})`, { details: tail(r.stderr.trim() || r.stdout, 40), ...(hint ? { hint } : {}) });
 }
 
+/**
+ * What the advice for a failure needs to know about the container, asked
+ * only when the failure is one whose advice depends on it (which release,
+ * which Docker packages): one more command on the open session.
+ */
+async function contextFor(ex: RemoteExecutor, r: RunResult, o: ProvisionOptions, known: FailureContext = {}): Promise<FailureContext> {
+  const ctx: FailureContext = { ...(o.docker ? { source: o.docker.source } : {}), ...known };
+  if (r.code === -1 || (ctx.codename !== undefined && ctx.source !== undefined) || explainDockerFailure(`${r.stdout}\n${r.stderr}`) === undefined) return ctx;
+  try {
+    const probe = parseProbeOutput((await ex.run(probeScript(), { check: false, what: "reading the container's release", timeoutMs: 30_000 })).stdout);
+    return { ...(probe.source ? { source: probe.source } : {}), ...(probe.codename ? { codename: probe.codename } : {}), ...ctx };
+  } catch {
+    return ctx;
+  }
+}
+
 /** Installs Docker and Compose if needed, checks that containers can start, and prints what is there. */
-async function ensureDocker(ex: RemoteExecutor, o: ProvisionOptions = {}): Promise<{ report: InstallReport; smoke: "passed" | "skipped"; installMs: number; smokeMs: number }> {
+export async function ensureDocker(ex: RemoteExecutor, o: ProvisionOptions = {}): Promise<{ report: InstallReport; smoke: "passed" | "skipped"; installMs: number; smokeMs: number }> {
   const source = o.docker ?? { source: "docker" };
   let t = Date.now();
   const r = await step(ex, "install-docker", `installing Docker (${source.source === "distribution" ? "distribution packages" : "Docker's repository"})`, installDockerScript(source), o, 30 * 60_000);
@@ -126,7 +142,10 @@ async function ensureDocker(ex: RemoteExecutor, o: ProvisionOptions = {}): Promi
   if ((o.smokeTest ?? "always") === "after-install" && report.alreadyPresent) return { report, smoke: "skipped", installMs, smokeMs: 0 };
   t = Date.now();
   const s = await step(ex, "smoke-test", "starting a test container", smokeTestScript(), o, 5 * 60_000);
-  if (s.code !== 0) throw failure("smoke-test", "starting a test container", s, ex.address, "Docker is installed but cannot start containers; see the output above");
+  if (s.code !== 0) {
+    const ctx = { source: source.source, ...(report.os.codename ? { codename: report.os.codename } : {}) };
+    throw failure("smoke-test", "starting a test container", s, ex.address, "Docker is installed but cannot start containers; see the output above", ctx);
+  }
   return { report, smoke: "passed", installMs, smokeMs: Date.now() - t };
 }
 
@@ -139,7 +158,7 @@ async function waitForProject(ex: RemoteExecutor, project: string, o: ProvisionO
   if (report.failed) {
     throw new ProvisionError("wait", `container ${report.failed.container} of ${project} ${report.failed.reason}`, {
       details: r.stderr.trim(),
-      hint: explainDockerFailure(r.stderr) ?? `look at the logs above; on the container: /opt/homelab/${project}/compose logs`,
+      hint: explainDockerFailure(r.stderr, await contextFor(ex, r, o)) ?? `look at the logs above; on the container: /opt/homelab/${project}/compose logs`,
     });
   }
   if (report.timedOut) {
@@ -148,7 +167,7 @@ async function waitForProject(ex: RemoteExecutor, project: string, o: ProvisionO
       hint: "raise the wait timeout if the service is just slow to start, else see its logs above",
     });
   }
-  throw failure("wait", `waiting for ${project}`, r, ex.address);
+  throw failure("wait", `waiting for ${project}`, r, ex.address, undefined, await contextFor(ex, r, o));
 }
 
 /**
@@ -165,7 +184,10 @@ export async function provisionCompose(target: ProvisionTarget, deployment: Comp
     let t = Date.now();
     // The script carries the secrets: it goes on stdin and its text never appears in messages.
     const a = await step(ex, "apply", `writing ${deployment.files.length} files and starting ${deployment.unitName}`, applyScript(deployment), o, 45 * 60_000);
-    if (a.code !== 0) throw failure("apply", `starting ${deployment.project}`, a, ex.address, `see the unit's log: journalctl -u ${deployment.unitName}`);
+    if (a.code !== 0) {
+      const ctx = { ...(docker.report.os.codename ? { codename: docker.report.os.codename } : {}) };
+      throw failure("apply", `starting ${deployment.project}`, a, ex.address, `see the unit's log: journalctl -u ${deployment.unitName}`, await contextFor(ex, a, o, ctx));
+    }
     const apply = parseApplyOutput(a.stdout);
     const applyMs = Date.now() - t;
     t = Date.now();
@@ -188,7 +210,7 @@ export async function restartCompose(target: ProvisionTarget, service: string, o
   const { ex, owned } = await open(target, o);
   try {
     const r = await step(ex, "restart", `restarting ${service}`, restartScript(service), o, 30 * 60_000);
-    if (r.code !== 0) throw failure("restart", `restarting ${service}`, r, ex.address, `see journalctl -u homelab-${service}.service`);
+    if (r.code !== 0) throw failure("restart", `restarting ${service}`, r, ex.address, `see journalctl -u homelab-${service}.service`, await contextFor(ex, r, o));
     return await waitForProject(ex, service, o);
   } finally {
     if (owned) await ex.close();

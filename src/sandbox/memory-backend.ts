@@ -38,6 +38,8 @@ export function defaultTemplates(): TemplateInfo[] {
     t("debian-11-standard_11.7-1_amd64.tar.zst", 126_268_434, 1_685_000_000),
     t("debian-12-standard_12.2-1_amd64.tar.zst", 126_664_141, 1_701_000_000),
     t("debian-12-standard_12.7-1_amd64.tar.zst", 123_461_212, 1_726_000_000),
+    // What Proxmox VE 9 offers: a `*debian*` `>=12` container gets Debian 13 on a current cluster.
+    t("debian-13-standard_13.1-2_amd64.tar.zst", 129_113_090, 1_757_000_000),
     t("ubuntu-22.04-standard_22.04-1_amd64.tar.zst", 129_824_858, 1_682_000_000),
     t("ubuntu-24.04-standard_24.04-2_amd64.tar.zst", 141_102_374, 1_720_000_000),
   ];

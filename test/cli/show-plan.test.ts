@@ -28,8 +28,11 @@ test("show --plan asks the cluster and explains the template and node chosen, an
     sb.counters.reset();
     const r = await homelab(["--dir", repo.root, "--env", "sb", "show", "app", "--plan"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /placement in sb \(3 nodes, 5 templates, 4 requests\)/);
-    assert.match(r.stdout, /template +debian-12-standard_12\.7-1_amd64 — newest matching version/);
+    assert.match(r.stdout, /placement in sb \(3 nodes, 6 templates, 4 requests\)/);
+    // As on a Proxmox VE 9 cluster: `*debian*` `>=12` is Debian 13.
+    assert.match(r.stdout, /template +debian-13-standard_13\.1-2_amd64 — newest matching version/);
+    assert.match(r.stdout, /beat debian-12-standard_12\.7-1_amd64: matches, older than 13\.1-2/);
+    assert.match(r.stdout, /system +Debian 13 \(trixie\)\n/);
     assert.match(r.stdout, /not debian-11-standard_11\.7-1_amd64: version 11\.7-1 does not satisfy >=12/);
     assert.match(r.stdout, /node +pve-0[12] — chosen by most-free-memory/);
     assert.match(r.stdout, /not pve-03: missing tag tier:1/);

@@ -34,9 +34,11 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     const r = await w.cli(["deploy", "peach", "--dry-run"]);
     assert.equal(r.code, 0, r.all);
     assert.match(r.stdout, /peach_reverse_proxy_image {2}provisioning is off in environment sandbox \(homelab:provisioning: false\): the image is not built/);
-    assert.match(r.stdout, /\+ create {2}peach_container {2}on pve-01, debian-12-standard_12\.7-1_amd64, 2048 MB, 2 core\(s\)/);
-    assert.match(r.stdout, /template {2}debian-12-standard_12\.7-1_amd64 — newest matching version/);
-    assert.match(r.stdout, /beat debian-12-standard_12\.2-1_amd64/);
+    // As on a Proxmox VE 9 cluster, `*debian*` `>=12` is Debian 13 (and with provisioning off no Docker is promised).
+    assert.match(r.stdout, /\+ create {2}peach_container {2}on pve-01, debian-13-standard_13\.1-2_amd64, 2048 MB, 2 core\(s\), Debian 13 \(trixie\)\n/);
+    assert.match(r.stdout, /template {2}debian-13-standard_13\.1-2_amd64 — newest matching version/);
+    assert.match(r.stdout, /beat debian-12-standard_12\.7-1_amd64/);
+    assert.match(r.stdout, /system {4}Debian 13 \(trixie\)\n/);
     assert.match(r.stdout, /not pve-03: missing tag tier:1/);
     assert.match(r.stdout, /beat pve-02/);
     assert.deepEqual(w.writes(), {});
@@ -60,7 +62,7 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     assert.equal(config.memory, 2048);
     assert.equal(config.cores, 2);
     assert.equal(config.ostype, "debian");
-    assert.equal(await deployedTemplate(w, "peach", "peach_container"), "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst");
+    assert.equal(await deployedTemplate(w, "peach", "peach_container"), "local:vztmpl/debian-13-standard_13.1-2_amd64.tar.zst");
     assert.deepEqual(config.tags, ["homelab", "peach"]);
     assert.match(readFileSync(join(w.root, ".homelab", "ssh", "sandbox", "id_ed25519.pub"), "utf8"), /^ssh-ed25519 /);
   });
@@ -152,7 +154,7 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     const preview = await w.cli(["deploy", "peach", "--dry-run"]);
     assert.equal(preview.code, 0, preview.all);
     assert.match(preview.stdout, /\+- replace {2}peach_container/);
-    assert.match(preview.stdout, /template local:vztmpl\/debian-12.* → local:vztmpl\/ubuntu-24\.04.* \(forces replacement\)/);
+    assert.match(preview.stdout, /template local:vztmpl\/debian-13.* → local:vztmpl\/ubuntu-24\.04.* \(forces replacement\)/);
     const r = await w.cli(["deploy", "peach"]);
     assert.equal(r.code, 0, r.all);
     assert.match(r.stdout, /1 replaced/);

@@ -183,12 +183,19 @@ export class LxcWorld {
     return r;
   }
 
-  /** A copy of services/hello named `name`, serving `text`, with Debian's static busybox in its image folder. */
-  addHello(name: string, text: string): void {
+  /**
+   * A copy of services/hello named `name`, serving `text`, with Debian's static busybox in its image folder.
+   * `version`: its template constraint instead of hello's `>=12` (which is Debian 13 where 13 is offered), e.g. `^12`.
+   */
+  addHello(name: string, text: string, o: { version?: string } = {}): void {
     const dir = join(this.repo, "services", name);
     cpSync(join(REPO, "services", "hello"), dir, { recursive: true });
     copyFileSync("/bin/busybox", join(dir, "docker/web/busybox"));
-    const yaml = readFileSync(join(dir, "service.yaml"), "utf8").replace(/^name: hello$/m, `name: ${name}`).replace(/hello_/g, `${name}_`).replace(/name: hello-web/, `name: ${name}-web`);
+    let yaml = readFileSync(join(dir, "service.yaml"), "utf8").replace(/^name: hello$/m, `name: ${name}`).replace(/hello_/g, `${name}_`).replace(/name: hello-web/, `name: ${name}-web`);
+    if (o.version !== undefined) {
+      assert.match(yaml, /version: ">=12"/);
+      yaml = yaml.replace(/version: ">=12"/, `version: "${o.version}"`);
+    }
     writeFileSync(join(dir, "service.yaml"), yaml);
     writeFileSync(join(dir, "docker-compose.yaml"), readFileSync(join(dir, "docker-compose.yaml"), "utf8").replace(/^( +image: )hello-web$/m, `$1${name}-web`));
     writeFileSync(join(dir, "docker/web/www/index.html"), `<h1>${text}</h1>\n`);
@@ -198,6 +205,25 @@ export class LxcWorld {
   edit(file: string, f: (text: string) => string): void {
     const path = join(this.repo, file);
     writeFileSync(path, f(readFileSync(path, "utf8")));
+  }
+
+  /**
+   * What runs in a guest: its release (VERSION_CODENAME), the Compose version as Compose reports it, and the
+   * names of the project's containers (Compose v1 names them `<project>_<service>_1`, v2 `<project>-<service>-1`).
+   */
+  async guestDocker(address: string, project: string): Promise<{ codename: string; compose: string; containers: string[] }> {
+    const r = await this.guest(
+      address,
+      [
+        ". /etc/os-release && echo \"codename=$VERSION_CODENAME\"",
+        "v=$(docker compose version --short 2>/dev/null || docker-compose version --short 2>/dev/null) && echo \"compose=$v\"",
+        `docker ps --filter label=com.docker.compose.project=${project} --format 'container={{.Names}}'`,
+      ].join("\n"),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split("\n");
+    const value = (k: string): string[] => lines.filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1).trim());
+    return { codename: value("codename")[0] ?? "", compose: value("compose")[0] ?? "", containers: value("container").sort() };
   }
 
   /** Runs a shell script as root in a guest over SSH, with the environment's key and pinned host keys (as provisioning and the monitor do). */

@@ -11,7 +11,10 @@
  * stack); a protected service is only restarted, then left to a human; a
  * SIGINT during a recreate stops the monitor once the recreate is done; a
  * flapping check is remedied at most `max_remediations_per_hour` times, with
- * backoff. Figures (detection, restart, recreate, recovery) are printed.
+ * backoff. `hello` runs on Debian 13 with Compose v2 (its `*debian*` `>=12`,
+ * as on a Proxmox VE 9 cluster), `guarded` on Debian 12 with Compose v1
+ * (`^12`): the restart through the unit is proven on both. Figures
+ * (detection, restart, recreate, recovery) are printed.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
@@ -226,7 +229,7 @@ async function startHookServer(): Promise<{ url: string; bodies: Array<Record<st
   return { url: `http://127.0.0.1:${address.port}/hook`, bodies, server };
 }
 
-void describe("[root][lxc][docker][pulumi] homelab monitor repairs services deployed on the lxc sandbox", { timeout: 30 * 60_000 }, () => {
+void describe("[root][lxc][docker][pulumi] homelab monitor repairs services deployed on the lxc sandbox (Debian 13 with Compose v2, Debian 12 with Compose v1)", { timeout: 30 * 60_000 }, () => {
   let world: LxcWorld | undefined;
   let envText = "";
   const monitors: MonitorProcess[] = [];
@@ -291,7 +294,7 @@ void describe("[root][lxc][docker][pulumi] homelab monitor repairs services depl
   before(async () => {
     world = new LxcWorld({ bridge: BRIDGE, subnet: SUBNET, prefix: "homelab-monitor-e2e-" });
     world.addHello("hello", HELLO_TEXT);
-    world.addHello("guarded", GUARDED_TEXT);
+    world.addHello("guarded", GUARDED_TEXT, { version: "^12" });
     setMonitoring("hello", httpMonitoring(HELLO_TEXT));
     setMonitoring("guarded", httpMonitoring(GUARDED_TEXT));
     // Its container holds data: the monitor must never recreate it (and destroy refuses it).
@@ -302,6 +305,14 @@ void describe("[root][lxc][docker][pulumi] homelab monitor repairs services depl
     await world.deploy("hello", "guarded");
     await waitForPage(`http://${(await world.container("hello")).address}/`, HELLO_TEXT, 60_000);
     await waitForPage(`http://${(await world.container("guarded")).address}/`, GUARDED_TEXT, 60_000);
+    // The two releases and Composes the cases below run on.
+    const hello = await world.guestDocker((await world.container("hello")).address, "hello");
+    assert.equal(hello.codename, "trixie");
+    assert.match(hello.compose, /^2\./);
+    const guarded = await world.guestDocker((await world.container("guarded")).address, "guarded");
+    assert.equal(guarded.codename, "bookworm");
+    assert.match(guarded.compose, /^1\.29\./);
+    world.figures.push(`hello: Debian 13, Compose ${hello.compose}; guarded: Debian 12, Compose ${guarded.compose}`);
   });
 
   after(async () => {

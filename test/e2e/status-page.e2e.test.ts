@@ -212,7 +212,8 @@ void describe("[root][lxc][docker][pulumi][chromium] the status page in a real b
     assert.equal(await pg.getAttribute("#svc-idle", "data-level"), "never_deployed");
     const hello = await w().container("hello");
     const card = (await pg.textContent("#svc-hello")) ?? "";
-    assert.match(card, new RegExp(`${hello.node} · CT ${hello.vmid} · ${hello.address.replace(/\./g, "\\.")} · debian-12-standard_12\\.7-1`));
+    // hello asks for *debian* >=12: Debian 13, as on a Proxmox VE 9 cluster.
+    assert.match(card, new RegExp(`${hello.node} · CT ${hello.vmid} · ${hello.address.replace(/\./g, "\\.")} · debian-13-standard_13\\.1-2`));
     assert.match(card, /Deployed.*ago · update succeeded · .*hello_container created/);
     assert.match(card, /Pending.*hello_container: update — memory 512 → 640/);
     assert.equal(await pg.getAttribute(`#svc-hello a[href="http://${hello.address}/"]`, "target"), "_blank");

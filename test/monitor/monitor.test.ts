@@ -6,7 +6,8 @@ import { ManualClock } from "../../src/monitor/clock.ts";
 import { monitoredService, monitorSettings } from "../../src/monitor/config.ts";
 import type { MonitoredService } from "../../src/monitor/config.ts";
 import type { MonitorEvent, StateEvent } from "../../src/monitor/events.ts";
-import { Monitor } from "../../src/monitor/monitor.ts";
+import { Monitor, failureDetail } from "../../src/monitor/monitor.ts";
+import { ProvisionError } from "../../src/provision/deploy.ts";
 import type { Remediator } from "../../src/monitor/actions.ts";
 import { DeployInProgressError } from "../../src/monitor/actions.ts";
 import { HOUR_MS } from "../../src/monitor/state-machine.ts";
@@ -340,6 +341,24 @@ void describe("monitor loop (fake clock, fake remediator)", () => {
     );
     assert.equal(w.count("recreate"), 0);
     assert.equal(w.clock.pending, 0);
+  });
+});
+
+void describe("a failed remedy says what to do", () => {
+  void it("the action's detail carries the error's hint (Docker in LXC refused by the node: update lxc-pve), not only its first line", async () => {
+    const w = new World();
+    w.health = () => false;
+    w.onRestart = () => {
+      throw new ProvisionError("restart", "restarting peach failed on 10.0.0.9 (exit 1)", { details: "Error response from daemon: ... open sysctl net.ipv4.ip_unprivileged_port_start file: reopen fd 8: permission denied", hint: "update lxc-pve on the node to 6.0.5-2 or newer" });
+    };
+    const m = w.monitor([service("peach", {})]);
+    m.start();
+    await w.clock.advance(30 * S);
+    await m.stop();
+    const failed = w.events.find((e) => e.type === "action" && e.phase === "failed");
+    assert.ok(failed && failed.type === "action", JSON.stringify(w.events));
+    assert.equal(failed.detail, "restarting peach failed on 10.0.0.9 (exit 1) → update lxc-pve on the node to 6.0.5-2 or newer");
+    assert.equal(failureDetail(new Error("plain\nsecond line")), "plain");
   });
 });
 

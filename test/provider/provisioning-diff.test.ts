@@ -24,6 +24,7 @@ import { SECRET_SIG, SIG_KEY, UNKNOWN } from "../../src/provider/inputs.ts";
 import type { LogEntry } from "../../src/provider/log.ts";
 import { HomelabProvider } from "../../src/provider/provider.ts";
 import { loadEnvironment } from "../../src/config/environment.ts";
+import { effectivePins } from "../../src/provision/docker-pins.ts";
 
 type Bag = Record<string, unknown>;
 
@@ -238,6 +239,30 @@ void describe("homelab:compose:Deployment inputs and diff", () => {
     const other = await diffOf(base({ service: "other" }));
     assert.equal(other.changes, true);
     assert.deepEqual(other.replaces, ["service"]);
+  });
+
+  void it("Docker's exact versions are an input: a moved pin is an update in place that names the package and both versions; a first pin says so", async () => {
+    const pins = effectivePins();
+    const state = await deployed(base({ dockerSource: "docker", dockerPins: pins }));
+    const diffOf = async (news: Bag): Promise<{ changes: boolean | undefined; replaces: string[] | undefined; said: string[] }> => {
+      const checked = await p.check(DEPLOY_URN, state, news);
+      assert.deepEqual(checked.failures ?? [], []);
+      const mark = logs.length;
+      const d = await p.diff("hello", DEPLOY_URN, state, checked.inputs);
+      return { changes: d.changes, replaces: d.replaces, said: logs.slice(mark).map((l) => l.message) };
+    };
+    assert.deepEqual(await diffOf(base({ dockerSource: "docker", dockerPins: pins })), { changes: false, replaces: [], said: [] });
+    const moved = effectivePins({ trixie: { containerd: "1.7.28-1~debian.13~trixie" } });
+    assert.deepEqual(await diffOf(base({ dockerSource: "docker", dockerPins: moved })), {
+      changes: true,
+      replaces: [],
+      said: ["update: Docker pins: trixie containerd.io 1.7.29-1~debian.13~trixie → 1.7.28-1~debian.13~trixie"],
+    });
+    assert.deepEqual(describeDeploymentChange({ service: "hello", dockerSource: "docker" }, { service: "hello", dockerSource: "docker", dockerPins: pins }), [
+      "Docker's packages pinned to exact versions (installed at those versions and held)",
+    ]);
+    const bad = checkDeploymentInputs({ ...base(), dockerPins: { Trixie: { docker: "x" } } });
+    assert.deepEqual(bad.ok ? [] : [...new Set(bad.failures.map((f) => f.property.split(".")[0]))], ["dockerPins"]);
   });
 
   void it("a different service replaces, the old project removed first (they would share ports)", () => {

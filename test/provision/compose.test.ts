@@ -359,7 +359,8 @@ describe("applyScript (run here against a scratch root, systemd faked)", () => {
 
 describe("restart, remove and read scripts", () => {
   test("restart goes through the unit; remove disables it (down), deletes unit and folder; volumes only when asked", () => {
-    assert.match(restartScript("peach"), /^systemctl restart homelab-peach.service$/m);
+    // On failure the unit's journal is printed: that is where Compose said why (explainDockerFailure reads it).
+    assert.match(restartScript("peach"), /^systemctl restart homelab-peach.service \|\| \{ code=\$\?; journalctl -u homelab-peach.service -n 50 --no-pager -o cat >&2 \|\| true; exit "\$code"; \}$/m);
     const rm = removeScript("peach");
     assert.match(rm, /systemctl disable --now homelab-peach.service/);
     assert.match(rm, /rm -f -- \/etc\/systemd\/system\/homelab-peach.service/);

@@ -101,12 +101,13 @@ void describe("sandbox: storage and templates", () => {
 
   void it("lists downloadable templates and downloads one into one node's storage", async () => {
     const index = await client.storage.aplinfo("pve-02");
-    const debian13 = index.find((a) => a.template.startsWith("debian-13-standard_"));
-    assert.ok(debian13);
-    const result = await client.storage.downloadTemplate("pve-02", "local", debian13.template, FAST_WAIT);
+    // Debian 13 is on every node from the start, as on Proxmox VE 9; Ubuntu 25.04 is not.
+    const plucky = index.find((a) => a.template.startsWith("ubuntu-25.04-standard_"));
+    assert.ok(plucky);
+    const result = await client.storage.downloadTemplate("pve-02", "local", plucky.template, FAST_WAIT);
     assert.equal(result.exitstatus, "OK");
     assert.equal(result.type, "download");
-    const volid = `local:vztmpl/${debian13.template}`;
+    const volid = `local:vztmpl/${plucky.template}`;
     assert.ok((await client.storage.templates("pve-02", "local")).some((t) => t.volid === volid));
     assert.ok(!(await client.storage.templates("pve-01", "local")).some((t) => t.volid === volid));
   });

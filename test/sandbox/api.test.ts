@@ -144,7 +144,7 @@ describe("sandbox API basics", () => {
     assert.deepEqual(rootdir.map((s) => s.storage), ["local-lvm"]);
     const content = (await c.ok("GET", "/nodes/pve-01/storage/local/content?content=vztmpl")) as { volid: string }[];
     const names = content.map((x) => x.volid);
-    for (const t of ["debian-11-standard_11.7-1", "debian-12-standard_12.2-1", "debian-12-standard_12.7-1", "ubuntu-22.04-standard_22.04-1", "ubuntu-24.04-standard_24.04-2"]) {
+    for (const t of ["debian-11-standard_11.7-1", "debian-12-standard_12.2-1", "debian-12-standard_12.7-1", "debian-13-standard_13.1-2", "ubuntu-22.04-standard_22.04-1", "ubuntu-24.04-standard_24.04-2"]) {
       assert.ok(names.includes(`local:vztmpl/${t}_amd64.tar.zst`), t);
     }
     const iso = (await c.ok("GET", "/nodes/pve-01/storage/local/content?content=iso")) as unknown[];
@@ -156,7 +156,8 @@ describe("sandbox API basics", () => {
 
   it("aplinfo lists downloadable templates and a download is a task that adds it to `local`", async () => {
     const list = (await c.ok("GET", "/nodes/pve-02/aplinfo")) as { template: string; os: string; type: string }[];
-    const wanted = list.find((t) => t.os === "debian-13");
+    // Not on the nodes from the start (Debian 11, 12 and 13 and Ubuntu 22.04 and 24.04 are).
+    const wanted = list.find((t) => t.os === "ubuntu-25.04");
     assert.ok(wanted);
     const bad = await c.call("POST", "/nodes/pve-02/aplinfo", { form: { storage: "local", template: "nope.tar.zst" } });
     assert.equal(bad.status, 400);

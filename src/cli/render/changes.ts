@@ -7,6 +7,7 @@
 import type { ServiceOutcome, ServiceStatus } from "../../engine/deploy.ts";
 import type { ChangeKind, PropertyChange, ResourceChange } from "../../engine/events.ts";
 import type { GuardViolation } from "../../engine/guards.ts";
+import { describeGuestSystem } from "../../plan/guest-system.ts";
 import type { PlannedContainer, PlannedResource } from "../../plan/types.ts";
 import type { Style } from "../output.ts";
 
@@ -55,6 +56,7 @@ export function explainPlacement(r: PlannedContainer, o: Style, indent = "      
   for (const c of t.candidates.filter((c) => c.volid !== t.chosen)) {
     lines.push(`${indent}          ${o.dim(`${c.matched ? "beat" : "not"} ${shortTemplate(c.volid)}: ${c.reason}`)}`);
   }
+  if (r.system) lines.push(`${indent}system    ${describeGuestSystem(r.system)}`);
   const p = r.placement;
   const chosenN = p.candidates.find((c) => c.node === p.chosen);
   lines.push(`${indent}node      ${p.chosen} ${o.dim(`— ${p.sticky ? "runs there now (placement is sticky)" : (chosenN?.reason ?? "chosen")}; strategy ${p.strategy}`)}`);
@@ -73,7 +75,9 @@ export function changeLines(changes: readonly ResourceChange[], planned: readonl
     const extra: string[] = [];
     const plannedR = planned.find((p) => p.id === c.id);
     if (c.kind === "create" && plannedR?.kind === "proxmox:container") {
-      extra.push(o.dim(`on ${plannedR.inputs.node}, ${shortTemplate(plannedR.inputs.template)}, ${plannedR.inputs.memory} MB, ${plannedR.inputs.cores} core(s)`));
+      const sys = plannedR.system;
+      const what = sys ? `, ${sys.release.label}${sys.docker ? `, Compose ${sys.docker.compose}` : ""}` : "";
+      extra.push(o.dim(`on ${plannedR.inputs.node}, ${shortTemplate(plannedR.inputs.template)}, ${plannedR.inputs.memory} MB, ${plannedR.inputs.cores} core(s)${what}`));
     }
     const vmid = c.outputs?.["vmid"];
     if (opts.past && typeof vmid === "number") extra.push(o.dim(`vmid ${vmid}`));

@@ -204,9 +204,11 @@ export function lxcConfig(p: LxcConfigParams): string {
   if (p.dockerDir) lines.push(`lxc.mount.entry = ${p.dockerDir} var/lib/docker none bind,create=dir 0 0`);
   lines.push(...mountEntries(p.mounts ?? []));
   if (p.nesting) {
+    // common.conf's capability drops stay, as on Proxmox, whose nesting does not touch
+    // them: Docker needs none of them, and without CAP_SYS_MODULE systemd skips
+    // systemd-modules-load, which Debian 13's systemd would otherwise fail at.
     lines.push(
       "lxc.cgroup.devices.allow = a",
-      "lxc.cap.drop =",
       // An empty value clears common.conf's `mixed` mounts before setting rw.
       "lxc.mount.auto =",
       "lxc.mount.auto = proc:rw sys:rw cgroup:rw",

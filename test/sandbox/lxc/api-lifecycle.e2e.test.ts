@@ -19,7 +19,7 @@ import type { LxcCreateParams } from "../../../src/proxmox/lxc-types.ts";
 import { parseTemplateVolid } from "../../../src/proxmox/storage.ts";
 import { createLxcBackend } from "../../../src/sandbox/lxc/backend.ts";
 import type { LxcGuestBackend } from "../../../src/sandbox/lxc/backend.ts";
-import { TEMPLATE_VERSIONS, templateFileName } from "../../../src/sandbox/lxc/templates.ts";
+import { TEMPLATE_VERSIONS, recipeOf, templateFileName } from "../../../src/sandbox/lxc/templates.ts";
 import { startSandboxServer } from "../../../src/sandbox/server.ts";
 import type { RunningSandbox } from "../../../src/sandbox/server.ts";
 import { ensureSandboxHost, host, hostKeyOf, leftovers, makeKey, sshRun, waitForSsh } from "./helpers.ts";
@@ -101,7 +101,7 @@ describe("[root][lxc][docker] the lxc sandbox through its HTTPS API, used by the
     const volids = listed.map((t) => t.volid);
     for (const v of TEMPLATE_VERSIONS) assert.ok(volids.includes(`local:vztmpl/${templateFileName(v)}`), `${v} in ${volids.join(", ")}`);
     for (const t of listed) {
-      assert.match(t.volid, /^local:vztmpl\/debian-12-standard_12\.\d+-1_amd64\.tar\.zst$/);
+      assert.match(t.volid, /^local:vztmpl\/debian-(12|13)-standard_\1\.\d+-\d+_amd64\.tar\.zst$/);
       assert.ok((t.size ?? 0) > 10_000_000, `${t.volid} is a real root tree`);
     }
   });
@@ -119,7 +119,8 @@ describe("[root][lxc][docker] the lxc sandbox through its HTTPS API, used by the
       t.diagnostic(`${version}: create -> SSH answering in ${Date.now() - started} ms (CT ${vmid})`);
       assert.equal(await sh(vmid, "hostname"), hostname);
       assert.equal(await sh(vmid, SYSTEMD, 120_000), "running");
-      assert.equal(await sh(vmid, "cat /etc/homelab-template"), `debian-12-standard ${version}`);
+      assert.equal(await sh(vmid, "cat /etc/homelab-template"), `debian-${recipeOf(version).major}-standard ${version}`);
+      assert.equal(await sh(vmid, ". /etc/os-release && echo $VERSION_CODENAME"), recipeOf(version).suite);
       assert.equal(await sh(vmid, "systemctl is-active ssh"), "active");
       const st = await client.lxc.status(NODE, vmid);
       assert.equal(st.status, "running");

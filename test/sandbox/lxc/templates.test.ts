@@ -10,6 +10,10 @@ import {
   listTemplates,
   packCommand,
   recipeId,
+  recipeOf,
+  stampName,
+  DEFAULT_MIRROR,
+  TEMPLATE_RECIPES,
   TEMPLATE_PACKAGES,
   TEMPLATE_REMOVALS,
   TEMPLATE_VERSIONS,
@@ -17,15 +21,28 @@ import {
   templateFiles,
   templateVolid,
   unpackCommand,
+  versionFile,
 } from "../../../src/sandbox/lxc/templates.ts";
 
-test("template names follow Proxmox's pattern and versions read as semver-like 12.x-1", () => {
-  assert.ok(TEMPLATE_VERSIONS.length >= 2, "constraints need more than one version to choose from");
-  for (const v of TEMPLATE_VERSIONS) assert.match(templateFileName(v), /^debian-12-standard_12\.\d+-1_amd64\.tar\.zst$/);
+/** recipeId() of the Debian 12 templates before Debian 13 was added (commit ad1bf17), for Debian's own mirror. */
+const BOOKWORM_RECIPE_BEFORE = "12995e4569ef56b4";
+
+test("template names follow Proxmox's pattern: Debian 12 (two versions, so constraints have a choice) and Debian 13, newest first", () => {
+  assert.deepEqual(TEMPLATE_VERSIONS, ["13.1-2", "12.7-1", "12.2-1"]);
+  for (const v of TEMPLATE_VERSIONS) assert.match(templateFileName(v), /^debian-1[23]-standard_1[23]\.\d+-\d+_amd64\.tar\.zst$/);
+  assert.equal(templateFileName("13.1-2"), "debian-13-standard_13.1-2_amd64.tar.zst");
   assert.equal(templateVolid("debian-12-standard_12.7-1_amd64.tar.zst"), "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst");
+  assert.deepEqual(TEMPLATE_RECIPES.map((r) => [r.suite, r.major, stampName(r)]), [
+    ["bookworm", 12, "debian-12-standard.recipe"],
+    ["trixie", 13, "debian-13-standard.recipe"],
+  ]);
+  assert.equal(recipeOf("13.1-2").suite, "trixie");
+  assert.equal(recipeOf("12.2-1").suite, "bookworm");
+  assert.throws(() => recipeOf("11.7-1"), /no template recipe makes version 11\.7-1/);
+  assert.equal(versionFile("13.1-2").content, "debian-13-standard 13.1-2\n");
 });
 
-test("debootstrap makes a minbase bookworm with systemd and sshd", () => {
+test("debootstrap makes a minbase of the release with systemd and sshd", () => {
   const argv = debootstrapCommand("/b/rootfs", "http://deb.example/debian").argv;
   assert.equal(argv[0], "debootstrap");
   assert.ok(argv.includes("--variant=minbase"));
@@ -33,9 +50,10 @@ test("debootstrap makes a minbase bookworm with systemd and sshd", () => {
   for (const p of ["systemd-sysv", "openssh-server", "iproute2", "ca-certificates"]) assert.ok(include.includes(p), p);
   assert.deepEqual(argv.slice(-3), ["bookworm", "/b/rootfs", "http://deb.example/debian"]);
   assert.deepEqual(include, [...TEMPLATE_PACKAGES]);
+  assert.deepEqual(debootstrapCommand("/b/rootfs", "http://deb.example/debian", "trixie").argv.slice(-3), ["trixie", "/b/rootfs", "http://deb.example/debian"]);
 });
 
-test("template files: sources for the mirror incl. security, empty machine id; host keys removed", () => {
+test("template files: sources for the mirror incl. security (Debian 13 in deb822, as it writes them), empty machine id; host keys removed", () => {
   const files = templateFiles("http://deb.example/debian");
   const sources = files.find((f) => f.path === "etc/apt/sources.list")?.content ?? "";
   assert.match(sources, /^deb http:\/\/deb\.example\/debian bookworm main/m);
@@ -43,6 +61,20 @@ test("template files: sources for the mirror incl. security, empty machine id; h
   assert.equal(files.find((f) => f.path === "etc/machine-id")?.content, "");
   assert.ok(TEMPLATE_REMOVALS.includes("etc/ssh/ssh_host_ed25519_key"));
   assert.ok(files.every((f) => !f.path.startsWith("/")), "paths are relative to the tree");
+  const trixie = templateFiles("http://deb.example/debian", "trixie");
+  assert.equal(trixie.find((f) => f.path === "etc/apt/sources.list")?.content, "", "debootstrap's one-line sources.list is emptied");
+  const deb822 = trixie.find((f) => f.path === "etc/apt/sources.list.d/debian.sources")?.content ?? "";
+  assert.match(deb822, /^URIs: http:\/\/deb\.example\/debian\nSuites: trixie trixie-updates\n/m);
+  assert.match(deb822, /^URIs: http:\/\/deb\.example\/debian-security\nSuites: trixie-security\n/m);
+});
+
+test("each release has its own recipe id: Debian 12's is what it was before Debian 13 came (its cached templates stay valid)", () => {
+  const [bookworm, trixie] = TEMPLATE_RECIPES;
+  assert.ok(bookworm && trixie);
+  assert.notEqual(recipeId("http://a/debian", bookworm), recipeId("http://a/debian", trixie));
+  assert.equal(recipeId("http://a/debian"), recipeId("http://a/debian", bookworm));
+  // The id of the Debian 12 recipe as the tool computed it before this change, for this mirror.
+  assert.equal(recipeId(DEFAULT_MIRROR, bookworm), BOOKWORM_RECIPE_BEFORE);
 });
 
 test("pack and unpack keep owners and file capabilities and use zstd", () => {
