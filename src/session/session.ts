@@ -630,7 +630,8 @@ export class DeploySession {
       let verdict: GateVerdict | undefined;
       let because: string | undefined;
       if (outcome.status === "failed") because = `its deploy failed: ${outcome.error?.message ?? "see above"}`;
-      else if (monitored.checks.length > 0) {
+      // Without provisioning nothing runs inside the containers (state-only guests): nothing to check.
+      else if (monitored.checks.length > 0 && repo.env.provisioning) {
         this.reporter.event?.({ type: "health-gate", service: outcome.service, checks: monitored.checks.length });
         verdict = await healthGate(monitored, await engine.readState(outcome.stack), { executor, ci: this.ci });
         if (!verdict.healthy) because = `it is unhealthy after its deploy: ${verdict.check}: ${verdict.detail}`;
