@@ -89,6 +89,14 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     const r = await w.cli(["destroy", "peach", "--yes"]);
     assert.equal(r.code, 0, r.all);
     assert.match(r.stdout, /destroyed peach in sandbox: 1 resource\(s\) deleted, stack removed/);
+    // peach keeps its data on a volume: its container is kept, stopped, until --delete-data.
+    const [kept] = await w.named("peach-container");
+    assert.match(kept?.tags ?? "", /homelab-kept/);
+    assert.equal(kept?.status, "stopped");
+    assert.match(r.stdout, new RegExp(`data kept: CT ${kept?.vmid ?? "?"}`));
+    const gone = await w.cli(["destroy", "peach", "--yes", "--delete-data"]);
+    assert.equal(gone.code, 0, gone.all);
+    assert.match(gone.stdout, new RegExp(`data deleted: CT ${kept?.vmid ?? "?"}`));
     assert.deepEqual(await w.named("peach-container"), []);
     const [still] = await w.named("librechat-container");
     assert.equal(still?.vmid, lc.vmid);
@@ -180,9 +188,14 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     assert.match(readFileSync(summary, "utf8"), /\| peach \| ⛔ blocked by a guard \| 1 to delete \|/);
     const allowed = await w.cli(["deploy", "peach", "--ci", "--allow-delete"]);
     assert.equal(allowed.code, 4, allowed.all);
-    assert.deepEqual(await w.named("peach-container"), []);
+    // The resource is gone; its container holds peach's volume, so it is kept until --delete-data.
+    const kept = await w.named("peach-container");
+    assert.deepEqual(kept.map((k) => [k.status, (k.tags ?? "").includes("homelab-kept")]), [["stopped", true]]);
     const again = await w.cli(["deploy", "peach", "--ci"]);
     assert.equal(again.code, 0, again.all);
+    const removed = await w.cli(["destroy", "peach", "--yes", "--delete-data"]);
+    assert.equal(removed.code, 0, removed.all);
+    assert.deepEqual(await w.named("peach-container"), []);
     writeFileSync(join(w.root, "services", "peach", "service.yaml"), text);
   });
 
@@ -203,7 +216,7 @@ void describe("[pulumi] homelab deploy / destroy / status against the sandbox", 
     const orphaned = await w.cli(["status"]);
     assert.match(orphaned.stdout, /librechat +ORPHANED/);
     assert.match(orphaned.stdout, /homelab destroy librechat --env sandbox/);
-    const d = await w.cli(["destroy", "librechat", "--yes"]);
+    const d = await w.cli(["destroy", "librechat", "--yes", "--delete-data"]);
     assert.equal(d.code, 0, d.all);
     assert.deepEqual(await w.named("librechat-container"), []);
     assert.doesNotMatch((await w.cli(["status"])).stdout, /librechat/);

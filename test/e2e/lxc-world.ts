@@ -184,14 +184,18 @@ export class LxcWorld {
   }
 
   /**
-   * A copy of services/hello named `name`, serving `text`, with Debian's static busybox in its image folder.
+   * A copy of services/hello named `name`, serving `text` (its health check expects that text), with Debian's static busybox in its image folder.
    * `version`: its template constraint instead of hello's `>=12` (which is Debian 13 where 13 is offered), e.g. `^12`.
    */
   addHello(name: string, text: string, o: { version?: string } = {}): void {
     const dir = join(this.repo, "services", name);
     cpSync(join(REPO, "services", "hello"), dir, { recursive: true });
     copyFileSync("/bin/busybox", join(dir, "docker/web/busybox"));
-    let yaml = readFileSync(join(dir, "service.yaml"), "utf8").replace(/^name: hello$/m, `name: ${name}`).replace(/hello_/g, `${name}_`).replace(/name: hello-web/, `name: ${name}-web`);
+    let yaml = readFileSync(join(dir, "service.yaml"), "utf8")
+      .replace(/^name: hello$/m, `name: ${name}`)
+      .replace(/hello_/g, `${name}_`)
+      .replace(/name: hello-web/, `name: ${name}-web`)
+      .replace(/expect_body: Hello from homelab$/m, `expect_body: ${text}`);
     if (o.version !== undefined) {
       assert.match(yaml, /version: ">=12"/);
       yaml = yaml.replace(/version: ">=12"/, `version: "${o.version}"`);

@@ -29,12 +29,12 @@ function tool(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<str
 }
 
 /** Every file under `dir` whose bytes contain `needle`, except under `skip`. */
-function filesContaining(dir: string, needle: string, skip: string): string[] {
+function filesContaining(dir: string, needle: string, skip: readonly string[]): string[] {
   const hits: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
     if (!e.isFile()) continue;
     const path = join(e.parentPath, e.name);
-    if (path.startsWith(skip + "/")) continue;
+    if (skip.some((d) => path.startsWith(d + "/"))) continue;
     try {
       if (readFileSync(path).includes(needle)) hits.push(path);
     } catch {
@@ -99,7 +99,8 @@ void describe("[root][lxc][docker][pulumi][sops] a SOPS + age secret through a r
     writeFileSync(join(w().repo, "services", SERVICE, ".secrets.sops.yaml"), out);
   };
 
-  const guestDisks = (): string => join(w().repo, ".homelab", "sandbox", "lxc", "lxc");
+  // The guests' configs and their volumes (root and mount points), where a Proxmox node keeps its guests' disks.
+  const guestDisks = (): string[] => [join(w().repo, ".homelab", "sandbox", "lxc", "lxc"), join(w().repo, ".homelab", "sandbox", "lxc", "storage")];
 
   const deploy = async (): Promise<{ run: Run; seen: string[]; scans: number }> => {
     const t = Date.now();
