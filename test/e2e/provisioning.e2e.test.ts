@@ -128,6 +128,8 @@ void describe("[root][lxc][docker][pulumi] homelab deploy provisions compose ser
     const before = await w().container("hello");
     const refBefore = (await w().status()).services.find((x) => x.service === "hello")?.resources.find((r) => r.type === "homelab:docker:Image")?.detail;
     writeFileSync(join(w().repo, "services/hello/docker/web/www/index.html"), "<h1>Hello again, rebuilt</h1>\n");
+    // The new page, and the health check that the deploy's health gate runs, say the same.
+    w().edit("services/hello/service.yaml", (t) => t.replace(/expect_body: .*$/m, "expect_body: Hello again, rebuilt"));
     const r = await w().deploy("hello");
     assert.match(r.stdout, /hello_web_image/);
     const refAfter = (await w().status()).services.find((x) => x.service === "hello")?.resources.find((r) => r.type === "homelab:docker:Image")?.detail;
