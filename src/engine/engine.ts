@@ -21,7 +21,7 @@ import type { StackLock } from "./locks.ts";
 import { chooseBackend, ensurePassphrase, TOOL_ROOT, workspaceDir, workspaceEnv } from "./settings.ts";
 import type { Backend, Passphrase } from "./settings.ts";
 import { boundStack as bind, cliIsCancelling, commandOutput, errorLines, fileBackendIsEmpty, isRunSummaryLine, parseLockError, readFileBackendState, readLocks, saysCancelled, saysLocked } from "./pulumi-internals.ts";
-import { parseDeployment, resolvePendingOperations } from "./state.ts";
+import { parseDeployment, resolvePendingOperations, withResourceFields } from "./state.ts";
 import type { AdoptedResource, FoundResource, PendingOperation, StackState } from "./state.ts";
 import { parseStackName, PROJECT } from "./stacks.ts";
 
@@ -258,6 +258,13 @@ export class Engine {
   async removeStack(name: string): Promise<void> {
     await this.workspace.removeStack(name);
     this.known?.delete(name);
+  }
+
+  /** Sets fields of one resource in a stack's state (inputs and outputs alike); see withResourceFields. */
+  async patchResource(name: string, urn: string, fields: Readonly<Record<string, unknown>>): Promise<void> {
+    const state = await this.readState(name);
+    if (!state) throw new Error(`stack ${name} has no state to change`);
+    await this.workspace.importStack(name, withResourceFields(state.deployment, urn, fields));
   }
 
   /** Refreshes a stack: every resource read back from what runs (after a rollback, say), the state written from it. */

@@ -153,6 +153,20 @@ export function resolvePendingOperations(
   return { deployment: out, adopted, dropped };
 }
 
+/**
+ * A deployment with fields of one live resource (by URN) set in both its inputs and its outputs:
+ * for a rollback that brought back what an earlier state recorded and Proxmox cannot tell (the
+ * template a container was made from). Pure.
+ */
+export function withResourceFields(deployment: Record<string, unknown>, urn: string, fields: Readonly<Record<string, unknown>>): { version: number; deployment: Record<string, unknown> } {
+  const resources = (Array.isArray(deployment["resources"]) ? (deployment["resources"] as unknown[]) : []).map((raw) => {
+    const r = asRecord(raw);
+    if (r["urn"] !== urn || r["delete"] === true) return raw;
+    return { ...r, inputs: { ...asRecord(r["inputs"]), ...fields }, outputs: { ...asRecord(r["outputs"]), ...fields } };
+  });
+  return { version: 3, deployment: { ...deployment, resources } };
+}
+
 function num(v: unknown): number | undefined {
   if (typeof v === "number" && Number.isFinite(v)) return v;
   if (typeof v === "string" && /^\d+$/.test(v)) return Number(v);

@@ -6,9 +6,10 @@
  * is refreshed so its state says what runs.
  *
  * A container the deploy replaced (a new vmid, its volumes moved from the
- * old one) is not rolled back here: its rollback point is a backup of the
- * old container, which `homelab restore` brings back by hand; the report
- * says so.
+ * old one) gets the backup of the old one restored over it: it becomes what
+ * the old one was, under the new vmid; the caller then sets the template the
+ * old one was made from in the state (Proxmox cannot tell it), so the next
+ * deploy knows the replace did not happen.
  */
 import type { ProxmoxClient } from "../proxmox/client.ts";
 import { parseBackupNotes, snapshotName } from "../data/safety.ts";
@@ -75,10 +76,8 @@ export async function rollBack(client: ProxmoxClient, point: ServicePoint, o: { 
       await client.lxc.rollback(point.node, point.vmid, point.name, { start: true });
       return step(true, `CT ${point.vmid} rolled back to snapshot ${point.name}`);
     }
-    if (point.kind === "replaced") {
-      return step(false, `CT ${point.vmid} replaced CT ${point.fromVmid ?? "?"}; its state before the deploy is in backup ${point.volid}: restore it with homelab restore --from ${point.volid}`);
-    }
     await restoreOver(client, point.node, point.vmid, point.volid, o);
+    if (point.kind === "replaced") return step(true, `CT ${point.vmid}, which replaced CT ${point.fromVmid ?? "?"}, restored from that container's backup ${point.volid}`);
     return step(true, `CT ${point.vmid} restored from backup ${point.volid}`);
   } catch (error) {
     return step(false, `rolling CT ${point.vmid} back failed: ${error instanceof Error ? error.message : String(error)}`);

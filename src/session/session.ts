@@ -21,7 +21,7 @@ import type { Repository } from "../config/repository.ts";
 import type { DeployReport, DeployReporter, Planner, ServiceOutcome } from "../engine/deploy.ts";
 import type { DestroyOutcome, DestroyRequest } from "../engine/destroy.ts";
 import type { Engine } from "../engine/engine.ts";
-import type { FoundResource, PendingOperation } from "../engine/state.ts";
+import type { FoundResource, PendingOperation, StackState } from "../engine/state.ts";
 import type { ServiceStatusRow } from "../engine/status.ts";
 import type { UnlockResult } from "../engine/unlock.ts";
 import type { GuardViolation } from "../engine/guards.ts";
@@ -585,6 +585,10 @@ export class DeploySession {
     // Names the snapshots and backups the provider takes in this run, so the run finds its own.
     const deployId = newDeployId();
     engine.setRunVariables({ HOMELAB_DEPLOY_ID: deployId, HOMELAB_DELETE_DATA: undefined });
+    // What each stack recorded before this run: a rollback of a replaced container needs the template it had.
+    const { stackName } = await import("../engine/stacks.ts");
+    const before = new Map<string, StackState | undefined>();
+    if (!o.dryRun) for (const n of names) before.set(n, await engine.readState(stackName(this.envName, n)));
     this.reporter.event?.({ type: "deploy-start", order, production: env.production });
     const report = await deploy({
       engine,
@@ -606,7 +610,7 @@ export class DeploySession {
       ...(o.confirm ? { confirm: o.confirm } : {}),
       reporter: this.reporter,
     });
-    const after = o.dryRun || report.interrupted ? [] : await this.afterDeploy(repo, engine, report, deployId);
+    const after = o.dryRun || report.interrupted ? [] : await this.afterDeploy(repo, engine, report, deployId, before);
     return { status: "done", report, deployId, after };
   }
 
@@ -614,7 +618,7 @@ export class DeploySession {
    * The health gate of every service this run changed, and the rollback of those that failed
    * their deploy or the gate, to the points the run took before its destructive steps.
    */
-  private async afterDeploy(repo: Repository, engine: Engine, report: DeployReport, deployId: string): Promise<AfterDeploy[]> {
+  private async afterDeploy(repo: Repository, engine: Engine, report: DeployReport, deployId: string, before: ReadonlyMap<string, StackState | undefined>): Promise<AfterDeploy[]> {
     const touched = report.outcomes.filter((x) => x.status === "applied" || (x.status === "failed" && x.applied !== undefined && x.applied.some((c) => c.status !== "planned")));
     if (touched.length === 0) return [];
     const { healthGate } = await import("./health-gate.ts");
@@ -636,7 +640,7 @@ export class DeploySession {
         verdict = await healthGate(monitored, await engine.readState(outcome.stack), { executor, ci: this.ci });
         if (!verdict.healthy) because = `it is unhealthy after its deploy: ${verdict.check}: ${verdict.detail}`;
       }
-      const rollback = because !== undefined ? await this.rollBackService(repo.env, engine, outcome.service, outcome.stack, deployId, because, monitored, executor) : undefined;
+      const rollback = because !== undefined ? await this.rollBackService(repo.env, engine, outcome.service, outcome.stack, deployId, because, monitored, executor, before.get(outcome.service)) : undefined;
       out.push({ service: outcome.service, verdict, rollback });
     }
     return out;
@@ -652,6 +656,7 @@ export class DeploySession {
     because: string,
     monitored: MonitoredService,
     executor: CommandExecutor,
+    before: StackState | undefined,
   ): Promise<AfterDeploy["rollback"]> {
     const { connectProxmox } = await import("../proxmox/connect.ts");
     const { rollbackPoints, rollBack } = await import("./rollback.ts");
@@ -667,7 +672,14 @@ export class DeploySession {
       };
       const storage = env.defaults.storage;
       const steps: RollbackStep[] = [];
-      for (const p of points) steps.push(await rollBack(client, p, { storage, stop }));
+      for (const p of points) {
+        const step = await rollBack(client, p, { storage, stop });
+        steps.push(step);
+        // The replaced container now holds the old one's disks: the state must name the template they came from.
+        const template = p.kind === "replaced" && step.ok ? before?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.outputs["template"] : undefined;
+        const urn = state?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.urn;
+        if (typeof template === "string" && urn !== undefined) await engine.patchResource(stack, urn, { template });
+      }
       let refreshed = false;
       if (steps.some((x) => x.ok)) {
         // The state must say what runs now, or the next deploy would believe the failed change applied.

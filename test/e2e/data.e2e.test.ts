@@ -9,7 +9,8 @@
  * moved to it after a backup), a volume growing (a resize: same container),
  * a monitor recreate after the project is broken, destroy (the container
  * kept with its data, listed by status) then deploy, and a deploy whose
- * change fails the health checks (rolled back to its snapshot). Then
+ * change fails the health checks (rolled back to its snapshot), and a replace
+ * whose new container fails them (the old one's backup restored over it). Then
  * `destroy --delete-data` removes the data (after a backup). A second
  * service with a bind mount cannot be snapshotted, so its restart-requiring
  * change is preceded by a vzdump backup instead. Figures are printed.
@@ -246,6 +247,30 @@ void describe("[root][lxc][docker][pulumi] a service's data survives every rebui
     writeFileSync(join(world.repo, "services", "notes", "docker-compose.yaml"), compose("notes-web"));
     const again = await world.homelab("--env", "sandbox", "deploy", "notes", "--yes");
     assert.equal(again.code, 0, again.stdout + again.stderr);
+  });
+
+  void it("a replace whose new container fails its health checks is rolled back: the old container's backup restored over the new one", async () => {
+    const before = await world.container("notes");
+    const count = await read();
+    version = ">=12";
+    writeService();
+    writeFileSync(join(world.repo, "services", "notes", "docker-compose.yaml"), compose("notes-web", { broken: true }));
+    const t = Date.now();
+    const r = await world.homelab("--env", "sandbox", "deploy", "notes", "--yes");
+    world.figures.push(`failed replace and rollback: ${sec(Date.now() - t)}`);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /ROLLED BACK/);
+    assert.match(r.stdout, new RegExp(`replaced CT ${before.vmid}, restored from that container's backup`));
+    assert.match(r.stdout, /healthy again/);
+    const now = await world.container("notes");
+    assert.notEqual(now.vmid, before.vmid);
+    assert.equal(await read(), count);
+    // The state names the template the restored disks came from, so the replace is still to do.
+    const dry = await world.homelab("--env", "sandbox", "deploy", "notes", "--dry-run");
+    assert.match(dry.stdout, /replace\s+notes_container/, dry.stdout);
+    writeFileSync(join(world.repo, "services", "notes", "docker-compose.yaml"), compose("notes-web"));
+    await world.deploy("notes");
+    assert.equal(await read(), count);
   });
 
   void it("destroy --delete-data removes the container and its volume, after a backup", async () => {

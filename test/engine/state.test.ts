@@ -167,3 +167,24 @@ void describe("status facts of images and compose deployments", () => {
     assert.equal(d.vmid, undefined);
   });
 });
+
+void describe("a rollback's change to a stack's state", () => {
+  void it("sets fields of the live resource with the URN in inputs and outputs; a resource pending deletion and others are left alone", async () => {
+    const { withResourceFields, parseDeployment } = await import("../../src/engine/state.ts");
+    const urn = "urn:pulumi:s.web::homelab::homelab:proxmox:Container::web_ct";
+    const deployment = {
+      resources: [
+        { urn, type: "homelab:proxmox:Container", id: "107", inputs: { template: "new", memory: 512 }, outputs: { template: "new", vmid: 107 } },
+        { urn, type: "homelab:proxmox:Container", id: "105", delete: true, inputs: { template: "older" }, outputs: { template: "older" } },
+        { urn: "urn:pulumi:s.web::homelab::homelab:proxmox:Container::other", type: "homelab:proxmox:Container", id: "108", inputs: { template: "new" }, outputs: { template: "new" } },
+      ],
+    };
+    const out = withResourceFields(deployment, urn, { template: "old" });
+    assert.equal(out.version, 3);
+    const parsed = parseDeployment(out);
+    assert.deepEqual(parsed.resources.map((r) => [r.id, r.inputs["template"], r.outputs["template"], r.outputs["vmid"] ?? null]), [["web_ct", "old", "old", 107], ["other", "new", "new", null]]);
+    const raw = out.deployment["resources"] as Array<{ delete?: boolean; inputs: Record<string, unknown> }>;
+    assert.equal(raw[1]?.inputs["template"], "older");
+    assert.equal(raw[0]?.inputs["memory"], 512);
+  });
+});
