@@ -401,9 +401,17 @@ export class DeploySession {
         else await restoreOver(client, target.node, target.vmid, entry.name, { storage: env.env.defaults.storage, stop });
         vmid = target.vmid;
       } else {
-        // Not deployed: a container of its own, which the next deploy takes the volumes from.
+        // Not deployed: a container of its own, kept as a destroy keeps one, which the next deploy takes the volumes from.
         vmid = await client.cluster.nextId();
         await client.lxc.create(entry.node, { vmid, ostemplate: entry.name, restore: true, storage: env.env.defaults.storage });
+        const { keptDescription, KEPT_TAG } = await import("../data/identity.ts");
+        const restored = await client.lxc.config(entry.node, vmid);
+        await client.lxc.updateConfig(entry.node, vmid, {
+          description: keptDescription({ service, resource: entry.resource, environment: this.envName }, `restored from ${entry.name}`, new Date()),
+          tags: [...new Set([...restored.tags, KEPT_TAG])],
+          onboot: false,
+          protection: true,
+        });
       }
       const engine = await this.engine("write");
       let refreshed = false;
