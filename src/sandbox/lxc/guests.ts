@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { GuestInterface, GuestMount, GuestRuntimeStatus, GuestSpec, VolumeRef } from "../guest-backend.ts";
+import type { GuestChange, GuestInterface, GuestMount, GuestRuntimeStatus, GuestSpec, VolumeRef } from "../guest-backend.ts";
 import {
   hotplugMountCommand,
   lxcAttachCommand,
@@ -67,7 +67,7 @@ export class LxcGuests {
     const g: Guest = { vmid: spec.vmid, paths, spec: { ...spec }, addresses: taken, config: this.files.lxcParams(spec, paths, planned) };
     this.guests.set(spec.vmid, g);
     try {
-      await this.files.mountRoot(paths, spec.rootfs, spec.template);
+      await this.files.mountRoot(paths, spec);
       await this.files.prepareRoot(paths, g.spec, g.config);
       await this.files.writeConfig(paths, g.config);
     } catch (err) {
@@ -129,8 +129,12 @@ export class LxcGuests {
     }, 120_000, 200);
   }
 
-  /** Applies memory, swap, cores and hostname: to the running guest's cgroups and hostname, and to its files. */
-  async update(vmid: number, change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">>): Promise<void> {
+  /**
+   * Applies memory, swap, cores and hostname: to the running guest's cgroups
+   * and hostname, and to its files; a stopped guest that becomes a template
+   * (or stops being one) gets its root mounted read-only (or writable).
+   */
+  async update(vmid: number, change: GuestChange): Promise<void> {
     const g = this.guest(vmid);
     const next: GuestSpec = { ...g.spec, ...change };
     const params = this.files.lxcParams(next, g.paths, g.config.nets.map((n) => ({ cidr: n.address, gateway: n.gateway })));
@@ -150,6 +154,9 @@ export class LxcGuests {
       }
     }
     if (change.hostname) await this.files.writeHostname(g.paths, change.hostname, g.config);
+    if (change.isTemplate !== undefined && change.isTemplate !== (g.spec.isTemplate ?? false) && !state.running) {
+      await this.files.remountRoot(g.paths, g.spec.rootfs, change.isTemplate);
+    }
     g.spec = next;
     g.config = params;
     await this.files.writeConfig(g.paths, g.config);
@@ -165,7 +172,7 @@ export class LxcGuests {
     const state = await this.info(g);
     if (!sameRef(rootfs, g.spec.rootfs)) {
       if (state.running) throw new Error(`CT ${vmid}: the root volume cannot change while it runs`);
-      await this.files.remountRoot(g.paths, rootfs);
+      await this.files.remountRoot(g.paths, rootfs, g.spec.isTemplate ?? false);
     }
     if (hotplug.length > 0) {
       if (!state.running || state.pid === undefined) throw new Error(`CT ${vmid} not running`);
@@ -208,7 +215,7 @@ export class LxcGuests {
     try {
       return await body();
     } finally {
-      await this.files.remountRoot(g.paths, g.spec.rootfs);
+      await this.files.remountRoot(g.paths, g.spec.rootfs, g.spec.isTemplate ?? false);
     }
   }
 

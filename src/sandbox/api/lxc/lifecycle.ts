@@ -9,7 +9,7 @@ import type { TemplateInfo } from "../../guest-backend.ts";
 import type { TaskContext, TaskWork } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
 import { applyPending, fillCreateDefaults, guestNetworks, guestSpec } from "./config.ts";
-import { allocateVolumes, destroyVolumes, freeVolume } from "./volumes.ts";
+import { allocateVolumes, checkBaseUnused, destroyVolumes, freeVolume, namedVolumes } from "./volumes.ts";
 import type { Volume } from "../../cluster.ts";
 
 const MiB = 1024 ** 2;
@@ -98,6 +98,11 @@ export async function rebootGuest(state: SandboxState, g: GuestState, timeoutSec
  * config names (`unreferenced`: every volume of its id); its config goes last.
  */
 export async function destroyGuest(state: SandboxState, g: GuestState, purge: boolean, unreferenced: boolean, ctx: TaskContext): Promise<void> {
+  // A template whose base volumes linked clones still use stays whole (Proxmox fails at its first volume, the root).
+  for (const volid of namedVolumes(g)) {
+    const vol = state.cluster.volume(g.node, volid);
+    if (vol && vol.vmid === g.vmid) checkBaseUnused(state, vol);
+  }
   if (g.created) {
     if ((await state.cluster.backend.status(g.vmid)).running) {
       ctx.log(`forced to stop CT ${g.vmid} before destroying!`);
