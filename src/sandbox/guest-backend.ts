@@ -113,7 +113,7 @@ export interface GuestSpec {
 /** A volume made for a new container from another one's (the `clone` API). */
 export interface VolumeCloneRequest {
   from: VolumeRef;
-  /** The new volume's name; not allocated yet. */
+  /** The new volume: allocated (empty) for a full clone, not yet for a linked one. */
   to: VolumeRef;
   /** A root volume (the guest's tree and its /var/lib/docker), not a mount point's. */
   root: boolean;
@@ -177,7 +177,7 @@ export interface GuestBackend {
    * linked clones can share it.
    */
   makeBaseVolume(from: VolumeRef, to: VolumeRef): Promise<void>;
-  /** Makes volume `to` (not allocated yet) a linked clone or a full copy of `from`. */
+  /** Makes volume `to` a linked clone or a full copy of `from`. */
   cloneVolume(req: VolumeCloneRequest): Promise<void>;
   /** Removes a volume and its snapshots. */
   freeVolume(ref: VolumeRef): Promise<void>;

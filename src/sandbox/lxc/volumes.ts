@@ -227,7 +227,8 @@ export class VolumeStore {
   async clone(req: VolumeCloneRequest): Promise<void> {
     await this.serial(async () => {
       const to = this.dir(req.to);
-      await this.allocateFolder(to);
+      // A full clone's volume was allocated (empty) to check its storage; a linked clone's is made here.
+      if ((await readdir(to).catch(() => undefined))?.length !== 0) await this.allocateFolder(to);
       try {
         const from = req.snapshot !== undefined ? this.snapshotDir(req.from, req.snapshot) : this.dir(req.from);
         if (!(await exists(from))) throw new Error(`volume '${req.from.name}'${req.snapshot !== undefined ? ` has no snapshot '${req.snapshot}'` : " does not exist"}`);
