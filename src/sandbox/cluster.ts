@@ -267,6 +267,11 @@ export class Cluster {
     return this.addNamedVolume(base.node, base.storage, vmid, name, base.size);
   }
 
+  /** Whether a volume is a base volume (a template's: `base-...`, `basevol-...`). */
+  isBaseVolume(v: Volume): boolean {
+    return parseVolumeName(this.storage(v.storage), volumeRef(v).name)?.isBase ?? false;
+  }
+
   /** Whether a base volume is still used by linked clones whose names say so (`volume_is_base_and_used`; never on LVM-thin). */
   baseVolumeInUse(v: Volume): boolean {
     const def = this.storage(v.storage);

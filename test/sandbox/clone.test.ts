@@ -137,7 +137,7 @@ describe("sandbox: POST .../template", () => {
     });
   });
 
-  it("a template cannot be started, snapshotted or give volumes away; its options still change", async () => {
+  it("a template cannot be started, snapshotted or give volumes away; its options still change, `template` too", async () => {
     await withSandbox({}, async (c) => {
       await baseCt(c, 106);
       await makeTemplate(c, 106);
@@ -147,8 +147,12 @@ describe("sandbox: POST .../template", () => {
       assert.equal((await task(c, "POST", `/nodes/${N}/lxc/106/snapshot`, { snapname: "s1" })).exitstatus, "you can't take a snapshot if it's a template");
       assert.equal(await refused(c, "POST", `/nodes/${N}/lxc/106/move_volume`, { volume: "mp0", "target-vmid": "107", "target-volume": "mp0" }), "Can't move volumes from or to template CT");
       // pve-container refuses no config change of a template.
-      await c.ok("PUT", `/nodes/${N}/lxc/106/config`, { form: { memory: "2048", description: "changed" } });
+      await c.ok("PUT", `/nodes/${N}/lxc/106/config`, { form: { memory: "2048", description: "changed", hostname: "base-2" } });
       assert.equal((await config(c, 106))["memory"], 2048);
+      // No longer a template, it still stands on read-only base volumes: Proxmox's start fails mounting them.
+      await c.ok("PUT", `/nodes/${N}/lxc/106/config`, { form: { delete: "template" } });
+      assert.equal((await config(c, 106))["template"], undefined);
+      assert.match(String((await task(c, "POST", `/nodes/${N}/lxc/106/status/start`)).exitstatus), /^sandbox: volume 'local-lvm:base-106-disk-0' is a template's base volume, which is read-only/);
       // Reboot and stop find it not running, as any stopped container.
       assert.equal(await refused(c, "POST", `/nodes/${N}/lxc/106/status/reboot`), "VM 106 not running");
     });

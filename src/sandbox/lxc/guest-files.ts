@@ -121,13 +121,13 @@ export class GuestFiles {
    * overlay layer over its unpacked tree (made once per template); without
    * one (a restore), the plain tree the volume holds.
    */
-  async mountRoot(paths: GuestPaths, spec: Pick<GuestSpec, "rootfs" | "template" | "isTemplate">): Promise<void> {
+  async mountRoot(paths: GuestPaths, spec: Pick<GuestSpec, "rootfs" | "template">, readOnly: boolean): Promise<void> {
     await mkdir(paths.rootfs, { recursive: true });
     if (spec.template) {
       const base = await ensureBase({ executor: this.ex, templateDir: this.layout.templateDir, tarball: await this.templatePath(spec.template), ...this.progress });
       await this.store.initOverlayRoot(spec.rootfs, base);
     }
-    await this.remountRoot(paths, spec.rootfs, spec.isTemplate ?? false);
+    await this.remountRoot(paths, spec.rootfs, readOnly);
   }
 
   /**

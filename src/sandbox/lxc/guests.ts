@@ -67,7 +67,7 @@ export class LxcGuests {
     const g: Guest = { vmid: spec.vmid, paths, spec: { ...spec }, addresses: taken, config: this.files.lxcParams(spec, paths, planned) };
     this.guests.set(spec.vmid, g);
     try {
-      await this.files.mountRoot(paths, spec);
+      await this.files.mountRoot(paths, spec, readOnlyRoot(spec));
       await this.files.prepareRoot(paths, g.spec, g.config);
       await this.files.writeConfig(paths, g.config);
     } catch (err) {
@@ -153,10 +153,9 @@ export class LxcGuests {
         await this.ex.run(lxcAttachCommand(g.paths.ref, ["hostname", change.hostname]));
       }
     }
-    if (change.hostname) await this.files.writeHostname(g.paths, change.hostname, g.config);
-    if (change.isTemplate !== undefined && change.isTemplate !== (g.spec.isTemplate ?? false) && !state.running) {
-      await this.files.remountRoot(g.paths, g.spec.rootfs, change.isTemplate);
-    }
+    // A template's root is read-only: its files get the hostname in each clone, as Proxmox writes it at every start.
+    if (change.hostname && !readOnlyRoot(next)) await this.files.writeHostname(g.paths, change.hostname, g.config);
+    if (readOnlyRoot(next) !== readOnlyRoot(g.spec) && !state.running) await this.files.remountRoot(g.paths, g.spec.rootfs, readOnlyRoot(next));
     g.spec = next;
     g.config = params;
     await this.files.writeConfig(g.paths, g.config);
@@ -172,7 +171,7 @@ export class LxcGuests {
     const state = await this.info(g);
     if (!sameRef(rootfs, g.spec.rootfs)) {
       if (state.running) throw new Error(`CT ${vmid}: the root volume cannot change while it runs`);
-      await this.files.remountRoot(g.paths, rootfs, g.spec.isTemplate ?? false);
+      await this.files.remountRoot(g.paths, rootfs, readOnlyRoot({ ...g.spec, rootfs }));
     }
     if (hotplug.length > 0) {
       if (!state.running || state.pid === undefined) throw new Error(`CT ${vmid} not running`);
@@ -215,7 +214,7 @@ export class LxcGuests {
     try {
       return await body();
     } finally {
-      await this.files.remountRoot(g.paths, g.spec.rootfs, g.spec.isTemplate ?? false);
+      await this.files.remountRoot(g.paths, g.spec.rootfs, readOnlyRoot(g.spec));
     }
   }
 
@@ -295,6 +294,11 @@ export class LxcGuests {
     const i = parseLxcInfo(res.code === 0 ? res.stdout : "");
     return i.state === "RUNNING" && i.pid !== undefined ? { running: true, pid: i.pid } : { running: false };
   }
+}
+
+/** A template's root, or one on a base volume (a template's, which linked clones stand on), is never written. */
+export function readOnlyRoot(spec: Pick<GuestSpec, "isTemplate" | "rootfs">): boolean {
+  return (spec.isTemplate ?? false) || /(?:^|[/+])(?:base|basevol)-\d+-disk-\d+(?:\.raw|\.subvol)?$/.test(spec.rootfs.name);
 }
 
 function sameRef(a: VolumeRef, b: VolumeRef): boolean {

@@ -155,6 +155,9 @@ describe("[root][lxc][docker] templates and clones in the lxc sandbox: linked an
     const line = mounts.split("\n").find((l) => l.split(" ")[1] === join(stateDir, "lxc", backend.containerName(100), "rootfs"));
     assert.match(line ?? "", /\bro\b/, line);
     assert.equal((await task("POST", `/nodes/${N}/lxc/100/status/start`)).exitstatus, "you can't start a CT if it's a template");
+    // Its options still change (the hostname reaches each clone's files when it is made, not the read-only base).
+    await c.ok("PUT", `/nodes/${N}/lxc/100/config`, { form: { hostname: "docker-base-2", memory: "2048" } });
+    assert.equal(await readFile(join(volumeDir("local-lvm:base-100-disk-0"), "upper/etc/hostname"), "utf8"), "docker-base\n");
   });
 
   test("a linked and a full clone: made from the template, both boot with the file, the volume, Docker and its image, their own addresses and machine-ids", async (t) => {

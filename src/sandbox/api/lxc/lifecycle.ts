@@ -9,7 +9,7 @@ import type { TemplateInfo } from "../../guest-backend.ts";
 import type { TaskContext, TaskWork } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
 import { applyPending, fillCreateDefaults, guestNetworks, guestSpec } from "./config.ts";
-import { allocateVolumes, checkBaseUnused, destroyVolumes, freeVolume, namedVolumes } from "./volumes.ts";
+import { allocateVolumes, checkBaseUnused, destroyVolumes, freeVolume, namedVolumes, usedVolumes } from "./volumes.ts";
 import type { Volume } from "../../cluster.ts";
 
 const MiB = 1024 ** 2;
@@ -65,6 +65,13 @@ export function createWork(state: SandboxState, g: GuestState, plan: CreatePlan)
 /** Starts a guest: pending changes first, its bridges must exist. */
 export async function startGuest(state: SandboxState, g: GuestState, ctx: TaskContext): Promise<void> {
   await applyPending(state, g, ctx);
+  // A container that stopped being a template still has base volumes, which Proxmox keeps read-only: its mount fails there.
+  for (const volid of usedVolumes(g.config)) {
+    const v = state.cluster.volume(g.node, volid);
+    if (v && state.cluster.isBaseVolume(v)) {
+      throw new Error(`sandbox: volume '${volid}' is a template's base volume, which is read-only: a container cannot run on it (clone the template instead)`);
+    }
+  }
   const node = state.cluster.node(g.node);
   for (const net of guestNetworks(g.config)) {
     if (net.bridge !== "" && !node.bridges.includes(net.bridge)) throw new Error(`bridge '${net.bridge}' does not exist`);
