@@ -156,6 +156,11 @@ export class LxcGuests {
     // A template's root is read-only: its files get the hostname in each clone, as Proxmox writes it at every start.
     if (change.hostname && !readOnlyRoot(next)) await this.files.writeHostname(g.paths, change.hostname, g.config);
     if (readOnlyRoot(next) !== readOnlyRoot(g.spec) && !state.running) await this.files.remountRoot(g.paths, g.spec.rootfs, readOnlyRoot(next));
+    if (next.isTemplate && !g.spec.isTemplate && !state.running) {
+      // A template never runs: its addresses go back to the pool, so a clone can have a static one it was given.
+      this.pool.release(g.addresses);
+      g.addresses = [];
+    }
     g.spec = next;
     g.config = params;
     await this.files.writeConfig(g.paths, g.config);

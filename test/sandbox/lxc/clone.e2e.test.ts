@@ -246,6 +246,29 @@ describe("[root][lxc][docker] templates and clones in the lxc sandbox: linked an
     await ok("DELETE", `/nodes/${N}/lxc/110`);
   });
 
+  test("a template's backup restores as a template (a plain tree) whose linked clone boots with its files and its static address", async () => {
+    await ok("POST", `/nodes/${N}/lxc`, { vmid: "120", ostemplate: TEMPLATE, rootfs: "local-lvm:4", net0: "name=eth0,bridge=vmbr0,ip=10.87.99.50/24", "ssh-public-keys": key.publicKey });
+    await ok("POST", `/nodes/${N}/lxc/120/status/start`);
+    await sh(120, "echo in-120 > /root/f");
+    await ok("POST", `/nodes/${N}/lxc/120/status/shutdown`, { timeout: "60" });
+    await c.ok("POST", `/nodes/${N}/lxc/120/template`);
+    const [conversion] = (await c.ok("GET", `/nodes/${N}/tasks?vmid=120&typefilter=vztemplate&source=all`)) as { upid: string }[];
+    assert.equal((await c.waitTask(N, conversion?.upid)).exitstatus, "OK");
+    await ok("POST", `/nodes/${N}/vzdump`, { vmid: "120", storage: "local", compress: "zstd" });
+    const [backup] = (await c.ok("GET", `/nodes/${N}/storage/local/content?content=backup&vmid=120`)) as { volid: string }[];
+    assert.ok(backup);
+    await ok("POST", `/nodes/${N}/lxc`, { vmid: "121", ostemplate: backup.volid, restore: "1", storage: "local-lvm" });
+    assert.equal(await rootVolume(121), "local-lvm:base-121-disk-0");
+    assert.equal((await config(121))["template"], 1);
+    await ok("POST", `/nodes/${N}/lxc/121/clone`, { newid: "122", hostname: "from-a-backup" });
+    assert.deepEqual((await readFile(join(volumeDir("local-lvm:vm-122-disk-0"), ".sandbox-overlay-base"), "utf8")).trim(), join(volumeDir("local-lvm:base-121-disk-0"), "root"));
+    await boot(122);
+    assert.equal(addresses.get(122), "10.87.99.50", "the templates never run: the address they were given is free for the clone");
+    assert.equal(await sh(122, "cat /root/f"), "in-120");
+    assert.equal(await sh(122, "hostname"), "from-a-backup");
+    for (const vmid of [122, 121, 120]) await ok("DELETE", `/nodes/${N}/lxc/${vmid}?force=1`);
+  });
+
   test("closing the sandbox leaves nothing behind", async () => {
     await sandbox.close();
     closed = true;
