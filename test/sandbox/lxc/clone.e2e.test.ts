@@ -266,6 +266,9 @@ describe("[root][lxc][docker] templates and clones in the lxc sandbox: linked an
     assert.equal(addresses.get(122), "10.87.99.50", "the templates never run: the address they were given is free for the clone");
     assert.equal(await sh(122, "cat /root/f"), "in-120");
     assert.equal(await sh(122, "hostname"), "from-a-backup");
+    // The sandbox hands out addresses at create: a second clone with the same static address fails, where Proxmox would clash at start.
+    assert.equal((await task("POST", `/nodes/${N}/lxc/121/clone`, { newid: "123" })).exitstatus, "clone failed: ip=10.87.99.50/24: address already in use by another guest");
+    assert.equal((await c.call("GET", `/nodes/${N}/lxc/123/config`)).status, 500);
     for (const vmid of [122, 121, 120]) await ok("DELETE", `/nodes/${N}/lxc/${vmid}?force=1`);
   });
 
