@@ -272,6 +272,39 @@ describe("[root][lxc][docker] templates and clones in the lxc sandbox: linked an
     for (const vmid of [122, 121, 120]) await ok("DELETE", `/nodes/${N}/lxc/${vmid}?force=1`);
   });
 
+  test("a base cleaned for cloning (no SSH host keys, machine-id 'uninitialized'): each clone's first boot makes its own host keys and machine-id (Debian 13's sshd-keygen)", async () => {
+    await ok("POST", `/nodes/${N}/lxc`, { vmid: "130", ostemplate: TEMPLATE, rootfs: "local-lvm:4", net0: "name=eth0,bridge=vmbr0,ip=dhcp", "ssh-public-keys": key.publicKey });
+    await boot(130);
+    const baseKey = await hostKeyOf(stateDir, backend.containerName(130));
+    const baseId = await sh(130, "cat /etc/machine-id");
+    await sh(130, "rm -f /etc/ssh/ssh_host_* && echo uninitialized > /etc/machine-id");
+    await ok("POST", `/nodes/${N}/lxc/130/status/shutdown`, { timeout: "60" });
+    await c.ok("POST", `/nodes/${N}/lxc/130/template`);
+    const [conversion] = (await c.ok("GET", `/nodes/${N}/tasks?vmid=130&typefilter=vztemplate&source=all`)) as { upid: string }[];
+    assert.equal((await c.waitTask(N, conversion?.upid)).exitstatus, "OK");
+    const keys = new Set([baseKey]);
+    const ids = new Set([baseId]);
+    for (const vmid of [131, 132]) {
+      await ok("POST", `/nodes/${N}/lxc/130/clone`, { newid: String(vmid) });
+      // pve-container leaves 'uninitialized' as it is, so systemd sees a first boot.
+      assert.equal(await readFile(join(stateDir, "lxc", backend.containerName(vmid), "rootfs/etc/machine-id"), "utf8"), "uninitialized\n");
+      await ok("POST", `/nodes/${N}/lxc/${vmid}/status/start`);
+      const host = await address(vmid);
+      const keyFile = join(stateDir, "lxc", backend.containerName(vmid), "rootfs/etc/ssh/ssh_host_ed25519_key.pub");
+      let hostKey = "";
+      for (let i = 0; i < 200 && hostKey === ""; i++) hostKey = await readFile(keyFile, "utf8").catch(async () => (await new Promise((r) => setTimeout(r, 100)), ""));
+      assert.ok(hostKey !== "", `CT ${vmid} made its host key at first boot`);
+      await waitForSsh({ host, privateKey: key.privateKey, hostKey }, 60_000);
+      assert.ok(!keys.has(hostKey), `CT ${vmid}'s host key is its own`);
+      keys.add(hostKey);
+      const id = await sh(vmid, "cat /etc/machine-id");
+      assert.match(id, /^[0-9a-f]{32}$/);
+      assert.ok(!ids.has(id), `CT ${vmid}'s machine-id is its own`);
+      ids.add(id);
+    }
+    for (const vmid of [131, 132, 130]) await ok("DELETE", `/nodes/${N}/lxc/${vmid}?force=1`);
+  });
+
   test("closing the sandbox leaves nothing behind", async () => {
     await sandbox.close();
     closed = true;
