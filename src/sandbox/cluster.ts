@@ -10,7 +10,7 @@ import { failure } from "./errors.ts";
 import type { GuestBackend, TemplateInfo, VolumeRef } from "./guest-backend.ts";
 import { configDigest as digestOf } from "./pct-conf.ts";
 import type { ConfigValue } from "./pct-conf.ts";
-import { DEFAULT_STORAGES, diskNumber, parseVolumeName, volumeName } from "./storage.ts";
+import { DEFAULT_STORAGES, baseInUse, diskNumber, linkedCloneName, parseVolumeName, volumeName } from "./storage.ts";
 import type { StorageDef } from "./storage.ts";
 
 const GiB = 1024 ** 3;
@@ -250,10 +250,33 @@ export class Cluster {
    */
   addVolume(node: string, sid: string, vmid: number, size: number): Volume {
     const def = this.storage(sid);
+    return this.addNamedVolume(node, sid, vmid, volumeName(def, vmid, this.freeDiskNumber(node, sid, vmid), size), size);
+  }
+
+  /** The lowest free disk number of `vmid` on a node's storage (`find_free_diskname`). */
+  freeDiskNumber(node: string, sid: string, vmid: number): number {
     const used = new Set(this.volumes(node).filter((v) => v.storage === sid && v.vmid === vmid).map((v) => diskNumber(v.volid)));
     let n = 0;
     while (used.has(n)) n++;
-    return this.addNamedVolume(node, sid, vmid, volumeName(def, vmid, n, size), size);
+    return n;
+  }
+
+  /** Records a linked clone of `base` (a base volume, or a volume's snapshot `snapshot`) for `vmid`, as `clone_image` names it. */
+  addLinkedClone(base: Volume, vmid: number, snapshot?: string): Volume {
+    const name = linkedCloneName(this.storage(base.storage), volumeRef(base).name, vmid, this.freeDiskNumber(base.node, base.storage, vmid), snapshot);
+    return this.addNamedVolume(base.node, base.storage, vmid, name, base.size);
+  }
+
+  /** Whether a volume is a base volume (a template's: `base-...`, `basevol-...`). */
+  isBaseVolume(v: Volume): boolean {
+    return parseVolumeName(this.storage(v.storage), volumeRef(v).name)?.isBase ?? false;
+  }
+
+  /** Whether a base volume is still used by linked clones whose names say so (`volume_is_base_and_used`; never on LVM-thin). */
+  baseVolumeInUse(v: Volume): boolean {
+    const def = this.storage(v.storage);
+    const names = this.volumes(v.node).filter((x) => x.storage === v.storage && x !== v).map((x) => volumeRef(x).name);
+    return baseInUse(def, volumeRef(v).name, names);
   }
 
   /** Records a volume under a given name on a storage (`POST .../content` names its volume). */
@@ -267,10 +290,7 @@ export class Cluster {
   /** The name a volume gets when it is reassigned to `targetVmid`: the owner's lowest free disk number on that storage. */
   renamedVolid(v: Volume, targetVmid: number): string {
     const def = this.storage(v.storage);
-    const used = new Set(this.volumes(v.node).filter((x) => x.storage === v.storage && x.vmid === targetVmid).map((x) => diskNumber(x.volid)));
-    let n = 0;
-    while (used.has(n)) n++;
-    return `${v.storage}:${volumeName(def, targetVmid, n, v.size)}`;
+    return `${v.storage}:${volumeName(def, targetVmid, this.freeDiskNumber(v.node, v.storage, targetVmid), v.size)}`;
   }
 
   /** Records a volume under a new name and owner (a reassign), keeping its size. */

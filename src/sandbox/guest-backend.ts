@@ -100,7 +100,31 @@ export interface GuestSpec {
   sshPublicKeys: string;
   unprivileged: boolean;
   features: { nesting: boolean; keyctl: boolean };
+  /** A template (`template: 1`): never started, its root read-only. */
+  isTemplate?: boolean;
+  /**
+   * The root volume holds a clone's tree (`template` undefined): it keeps its
+   * SSH host keys and root's authorized keys, and its machine-id is cleared
+   * as pve-container's `post_clone_hook` does.
+   */
+  cloned?: boolean;
 }
+
+/** A volume made for a new container from another one's (the `clone` API). */
+export interface VolumeCloneRequest {
+  from: VolumeRef;
+  /** The new volume: allocated (empty) for a full clone, not yet for a linked one. */
+  to: VolumeRef;
+  /** A root volume (the guest's tree and its /var/lib/docker), not a mount point's. */
+  root: boolean;
+  /** A linked clone of a base volume: shares its data copy-on-write. Otherwise a full copy. */
+  linked: boolean;
+  /** Clone this storage snapshot of `from`, not its current state. */
+  snapshot?: string;
+}
+
+/** What `update` changes on an existing guest. */
+export type GuestChange = Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname" | "isTemplate">>;
 
 /** Live state of a guest, as a backend sees it. */
 export interface GuestRuntimeStatus {
@@ -132,8 +156,8 @@ export interface GuestBackend {
   /** Clean shutdown, hard stop after `timeoutSec` when `forceStop`. */
   shutdown(vmid: number, timeoutSec: number, forceStop: boolean): Promise<void>;
   reboot(vmid: number): Promise<void>;
-  /** Applies live changes (memory, cores, hostname) to an existing guest. */
-  update(vmid: number, change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">>): Promise<void>;
+  /** Applies live changes (memory, cores, hostname) to an existing guest; `isTemplate` to a stopped one. */
+  update(vmid: number, change: GuestChange): Promise<void>;
   /** Removes the guest; its volumes stay (the API frees them one by one). */
   destroy(vmid: number): Promise<void>;
   status(vmid: number): Promise<GuestRuntimeStatus>;
@@ -147,6 +171,14 @@ export interface GuestBackend {
 
   /** Makes an empty volume. */
   allocateVolume(ref: VolumeRef, sizeBytes: number): Promise<void>;
+  /**
+   * Turns a stopped template's volume into base volume `to` (pve-storage's
+   * `create_base`): renamed, its data kept and never written again, so
+   * linked clones can share it.
+   */
+  makeBaseVolume(from: VolumeRef, to: VolumeRef): Promise<void>;
+  /** Makes volume `to` a linked clone or a full copy of `from`. */
+  cloneVolume(req: VolumeCloneRequest): Promise<void>;
   /** Removes a volume and its snapshots. */
   freeVolume(ref: VolumeRef): Promise<void>;
   /** Gives a volume a new name (a reassign to another guest); its data moves with it. */

@@ -9,12 +9,14 @@ import type {
   BackupRef,
   BackupRequest,
   GuestBackend,
+  GuestChange,
   GuestInterface,
   GuestMount,
   GuestRuntimeStatus,
   GuestSpec,
   PlacedVolume,
   TemplateInfo,
+  VolumeCloneRequest,
   VolumeRef,
 } from "./guest-backend.ts";
 import { linkLocalFor } from "./formats.ts";
@@ -25,7 +27,7 @@ export interface MemoryBackendOptions {
   /** How long a DHCP guest shows only link-local addresses after start (ms). */
   dhcpDelayMs?: number;
   templates?: TemplateInfo[];
-  /** How long copying data takes: snapshots, rollbacks, backups, restores, volume copies (ms, default 0). */
+  /** How long copying data takes: snapshots, rollbacks, backups, restores, volume copies and full clones (ms, default 0). */
   dataDelayMs?: number;
 }
 
@@ -108,7 +110,7 @@ export class MemoryBackend implements GuestBackend {
     return this.start(vmid);
   }
 
-  update(vmid: number, change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">>): Promise<void> {
+  update(vmid: number, change: GuestChange): Promise<void> {
     return this.with(vmid, (g) => {
       g.spec = { ...g.spec, ...change };
     });
@@ -161,6 +163,15 @@ export class MemoryBackend implements GuestBackend {
 
   freeVolume(): Promise<void> {
     return Promise.resolve();
+  }
+
+  makeBaseVolume(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** A linked clone shares its base's data at once; a full copy takes as long as copying data here. */
+  cloneVolume(req: VolumeCloneRequest): Promise<void> {
+    return req.linked ? Promise.resolve() : this.data();
   }
 
   renameVolume(): Promise<void> {

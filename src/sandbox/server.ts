@@ -27,7 +27,7 @@ import { Tasks } from "./tasks.ts";
 import { generateTls } from "./tls.ts";
 
 export type { FaultConfig } from "./faults.ts";
-export { DIR_VOLUME_STORAGE } from "./storage.ts";
+export { DEFAULT_STORAGES, DIR_VOLUME_STORAGE, ZFS_VOLUME_STORAGE } from "./storage.ts";
 export type { StorageDef } from "./storage.ts";
 
 /** How to run a sandbox; everything is optional. */
@@ -40,7 +40,8 @@ export interface SandboxOptions {
   /**
    * The storages of every node (default `local` and `local-lvm`, as a fresh
    * Proxmox install has); add `DIR_VOLUME_STORAGE` for one whose container
-   * volumes cannot snapshot.
+   * volumes cannot snapshot nor be linked-cloned, `ZFS_VOLUME_STORAGE` for
+   * a ZFS pool (`local-zfs`), whose linked clones name their base.
    */
   storages?: readonly StorageDef[];
   /** What backs the guests (default: a new memory backend). */

@@ -1,8 +1,12 @@
 /**
  * The storages the sandbox models and what pve-storage lets their volumes
  * do: how a container volume is named on each storage type (`lvmthin`:
- * `vm-101-disk-0`; `dir`: `101/vm-101-disk-0.raw`), which features a volume
- * has (`snapshot`, `rename`, `copy`, `clone`), how backup archives are named
+ * `vm-101-disk-0`; `dir`: `101/vm-101-disk-0.raw`; `zfspool`:
+ * `subvol-101-disk-0`), what a template's base volume and a linked clone
+ * are called there (`create_base`, `clone_image`), which features a volume
+ * has in which state (`snapshot`, `rename`, `copy`, `clone`, `template`
+ * for a volume as it is, one of its snapshots, or a base volume), whether a
+ * base volume is still used by linked clones, how backup archives are named
  * and read back (`vzdump-lxc-101-2025_01_31-12_00_00.tar.zst`), and which
  * backups a retention policy keeps. Pure: no I/O.
  */
@@ -11,7 +15,7 @@
 export interface StorageDef {
   storage: string;
   /** The plugin type; it decides volume names and features. */
-  type: "dir" | "lvmthin";
+  type: "dir" | "lvmthin" | "zfspool";
   content: string[];
   /** Where a `dir` storage keeps its files (`dump/` holds backups). */
   path?: string;
@@ -30,32 +34,62 @@ export const DEFAULT_STORAGES: readonly StorageDef[] = [
  */
 export const DIR_VOLUME_STORAGE: StorageDef = { storage: "local-dir", type: "dir", content: ["backup", "images", "rootdir"], path: "/mnt/local-dir" };
 
+/**
+ * The ZFS pool a Proxmox VE installed on ZFS has (`local-zfs`, pool
+ * `rpool/data`): container volumes are subvolumes (`subvol-101-disk-0`), a
+ * template's are `basevol-...`, and a linked clone's name says its base
+ * (`basevol-100-disk-0/subvol-101-disk-0`), so Proxmox refuses to free a
+ * base volume its clones still use.
+ */
+export const ZFS_VOLUME_STORAGE: StorageDef = { storage: "local-zfs", type: "zfspool", content: ["images", "rootdir"] };
+
 /** Features pve-storage's `volume_has_feature` knows. */
 export type VolumeFeature = "snapshot" | "rename" | "copy" | "clone" | "template";
 
-/** A container volume's name on its storage, parsed. */
+/** A container volume's name on its storage, parsed (`parse_volname`). */
 export interface VolumeName {
-  /** The owner, from the name (`vm-<vmid>-...`). */
+  /** The owner, from the name (`vm-<vmid>-...`; a linked clone's own part). */
   vmid: number;
-  /** `raw` (LVM-thin, dir images) or `subvol` (dir, size 0). */
+  /** `raw` (LVM-thin, dir images) or `subvol` (dir of size 0, ZFS). */
   format: "raw" | "subvol";
+  /** The volume's own name: the last part (`subvol-101-disk-0` of `basevol-100-disk-0/subvol-101-disk-0`). */
+  name: string;
+  /** A base volume (`base-...`, `basevol-...`): a template's, which linked clones start from. */
+  isBase: boolean;
+  /** For a linked clone whose name says so (ZFS, dir): its base volume's name and owner. */
+  basename?: string;
+  basevmid?: number;
 }
 
-/** The name of a new container volume: `vm-101-disk-0` (lvmthin), `101/vm-101-disk-0.raw` or, of size 0, `101/subvol-101-disk-0.subvol` (dir). */
+/** The name of a new container volume: `vm-101-disk-0` (lvmthin), `subvol-101-disk-0` (zfspool), `101/vm-101-disk-0.raw` or, of size 0, `101/subvol-101-disk-0.subvol` (dir). */
 export function volumeName(def: StorageDef, vmid: number, n: number, sizeBytes: number): string {
   if (def.type === "lvmthin") return `vm-${vmid}-disk-${n}`;
+  // pve-container's alloc_disk always makes subvolumes on a ZFS pool.
+  if (def.type === "zfspool") return `subvol-${vmid}-disk-${n}`;
   return sizeBytes > 0 ? `${vmid}/vm-${vmid}-disk-${n}.raw` : `${vmid}/subvol-${vmid}-disk-${n}.subvol`;
 }
 
-/** Parses a container volume name of a storage; undefined when it is not one. */
+/** Parses a container volume name of a storage as its plugin does; undefined when it is not one. */
 export function parseVolumeName(def: StorageDef, name: string): VolumeName | undefined {
   if (def.type === "lvmthin") {
-    const m = /^(?:vm|base)-(\d+)-disk-\d+$/.exec(name);
-    return m ? { vmid: Number(m[1]), format: "raw" } : undefined;
+    // LVM-thin does not record a linked clone's base in its name.
+    const m = /^((vm|base)-(\d+)-disk-\d+)$/.exec(name);
+    return m ? { vmid: Number(m[3]), format: "raw", name: m[1] ?? name, isBase: m[2] === "base" } : undefined;
   }
-  const m = /^(\d+)\/(?:vm|base|subvol|basevol)-(\d+)-disk-\d+\.(raw|subvol)$/.exec(name);
-  if (!m || m[1] !== m[2]) return undefined;
-  return { vmid: Number(m[1]), format: m[3] === "raw" ? "raw" : "subvol" };
+  if (def.type === "zfspool") {
+    const m = /^(((base|basevol)-(\d+)-disk-\d+)\/)?((base|basevol|vm|subvol)-(\d+)-disk-\d+)$/.exec(name);
+    if (!m) return undefined;
+    const kind = m[6] ?? "";
+    const out: VolumeName = { vmid: Number(m[7]), format: kind === "subvol" || kind === "basevol" ? "subvol" : "raw", name: m[5] ?? name, isBase: kind === "base" || kind === "basevol" };
+    if (m[2] !== undefined) {
+      out.basename = m[2];
+      out.basevmid = Number(m[4]);
+    }
+    return out;
+  }
+  const m = /^(\d+)\/((vm|base|subvol|basevol)-(\d+)-disk-\d+\.(raw|subvol))$/.exec(name);
+  if (!m || m[1] !== m[4]) return undefined;
+  return { vmid: Number(m[1]), format: m[5] === "raw" ? "raw" : "subvol", name: m[2] ?? name, isBase: m[3] === "base" };
 }
 
 /** The disk number in a volume name (`vm-101-disk-3` is 3). */
@@ -64,38 +98,94 @@ export function diskNumber(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/**
- * Whether a volume has a feature, as pve-storage answers for the current
- * state of a volume (`snapshot` undefined) or one of its snapshots:
- * LVM-thin snapshots, renames and copies; a `dir` storage renames and copies
- * raw images but snapshots only qcow2, which containers never use.
- */
-export function volumeHasFeature(def: StorageDef, format: VolumeName["format"], feature: VolumeFeature, snapshot?: string): boolean {
-  const state = snapshot !== undefined ? "snap" : "current";
-  if (def.type === "lvmthin") {
-    const table: Record<VolumeFeature, string[]> = {
-      snapshot: ["current"],
-      clone: ["snap"],
-      template: ["current"],
-      copy: ["current", "snap"],
-      rename: ["current"],
-    };
-    return table[feature].includes(state);
-  }
-  if (state === "snap") return false;
-  const table: Record<VolumeFeature, string[]> = {
-    snapshot: [],
-    clone: [],
-    template: ["raw", "subvol"],
-    copy: ["raw"],
-    rename: ["raw"],
-  };
-  return table[feature].includes(format);
+/** The state of a volume `volume_has_feature` looks up: a snapshot of it, a base volume, or one as it is. */
+function featureState(parsed: VolumeName, snapshot: string | undefined): "snap" | "base" | "current" {
+  if (snapshot !== undefined) return "snap";
+  return parsed.isBase ? "base" : "current";
 }
 
-/** Where Proxmox keeps a volume on the node (`/dev/pve/vm-101-disk-0`, `/mnt/x/images/101/vm-101-disk-0.raw`). */
+/**
+ * Whether a container volume has a feature, as pve-storage answers for a
+ * volume as it is (`snapshot` undefined), one of its snapshots, or a base
+ * volume: LVM-thin snapshots, renames and copies, and clones bases and
+ * snapshots; ZFS the same but clones bases only; a `dir` storage renames
+ * and copies raw images but snapshots only qcow2, and would clone into
+ * qcow2, which containers cannot use (`valid_target_formats`).
+ */
+export function volumeHasFeature(def: StorageDef, parsed: VolumeName, feature: VolumeFeature, snapshot?: string): boolean {
+  const state = featureState(parsed, snapshot);
+  if (def.type === "lvmthin" || def.type === "zfspool") {
+    const table: Record<VolumeFeature, string[]> =
+      def.type === "lvmthin"
+        ? { snapshot: ["current"], clone: ["base", "snap"], template: ["current"], copy: ["base", "current", "snap"], rename: ["current"] }
+        : { snapshot: ["current", "snap"], clone: ["base"], template: ["current"], copy: ["base", "current"], rename: ["current"] };
+    return table[feature].includes(state);
+  }
+  const table: Record<VolumeFeature, Record<string, string[]>> = {
+    snapshot: {},
+    clone: {},
+    template: { current: ["raw", "subvol"] },
+    copy: { base: ["raw"], current: ["raw"] },
+    rename: { current: ["raw"] },
+  };
+  return (table[feature][state] ?? []).includes(parsed.format);
+}
+
+/**
+ * The name a volume gets when its container becomes a template
+ * (`create_base`): `vm-` becomes `base-`, a ZFS subvolume's `subvol-`
+ * becomes `basevol-` (a clone keeps its base's part); a `dir` subvolume
+ * keeps its name, as pve-storage's rename does. Throws Proxmox's error for a
+ * base volume.
+ */
+export function baseVolumeName(def: StorageDef, name: string): string {
+  const parsed = parseVolumeName(def, name);
+  if (!parsed) throw new Error(`unable to parse volume name '${name}'`);
+  if (parsed.isBase) throw new Error("create_base not possible with base image");
+  const own = def.type === "zfspool" && parsed.format === "subvol" ? parsed.name.replace(/^subvol-/, "basevol-") : parsed.name.replace(/^vm-/, "base-");
+  if (def.type === "dir") return `${parsed.vmid}/${own}`;
+  return parsed.basename !== undefined ? `${parsed.basename}/${own}` : own;
+}
+
+/**
+ * The name of a linked clone of base volume `base` for `vmid`, disk number
+ * `n` (`clone_image`): on LVM-thin a plain `vm-102-disk-0`, on ZFS
+ * `<base>/subvol-102-disk-0`. Throws Proxmox's error when `base` is not a
+ * base volume and no snapshot is cloned.
+ */
+export function linkedCloneName(def: StorageDef, base: string, vmid: number, n: number, snapshot?: string): string {
+  const parsed = parseVolumeName(def, base);
+  if (!parsed) throw new Error(`unable to parse volume name '${base}'`);
+  if (def.type === "dir") throw new Error("this storage type does not support clone_image on subvolumes");
+  if (snapshot === undefined && !parsed.isBase) throw new Error("clone_image only works on base images");
+  if (def.type === "lvmthin") return `vm-${vmid}-disk-${n}`;
+  if (snapshot !== undefined) throw new Error("clone_image only works on base images");
+  return `${parsed.name}/${parsed.format === "subvol" ? "subvol" : "vm"}-${vmid}-disk-${n}`;
+}
+
+/**
+ * Whether a base volume is still used by linked clones among `names` (the
+ * storage's volumes), as `volume_is_base_and_used` finds out from names: it
+ * cannot on LVM-thin, whose clones do not name their base (and LVM-thin
+ * frees such a base without harming its clones).
+ */
+export function baseInUse(def: StorageDef, name: string, names: readonly string[]): boolean {
+  const parsed = parseVolumeName(def, name);
+  if (!parsed?.isBase || def.type === "lvmthin") return false;
+  return names.some((n) => {
+    const other = parseVolumeName(def, n);
+    return other?.basename === parsed.name && other.basevmid === parsed.vmid;
+  });
+}
+
+/** Where Proxmox keeps a volume on the node (`/dev/pve/vm-101-disk-0`, `/rpool/data/subvol-101-disk-0`, `/mnt/x/images/101/vm-101-disk-0.raw`). */
 export function volumePath(def: StorageDef, name: string): string {
   if (def.type === "lvmthin") return `/dev/pve/${name}`;
+  if (def.type === "zfspool") {
+    const parsed = parseVolumeName(def, name);
+    const own = parsed?.name ?? name;
+    return parsed?.format === "raw" ? `/dev/zvol/rpool/data/${own}` : `/rpool/data/${own}`;
+  }
   return `${def.path ?? `/mnt/pve/${def.storage}`}/images/${name}`;
 }
 

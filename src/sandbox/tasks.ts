@@ -73,6 +73,7 @@ class Interrupted extends Error {}
 /** All tasks of a sandbox. */
 export class Tasks {
   private readonly tasks = new Map<string, TaskRecord>();
+  private readonly stopOrder: string[] = [];
   private readonly running = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
   private nextPid = 1000 + Math.floor(Math.random() * 30000);
@@ -116,6 +117,16 @@ export class Tasks {
   /** A task by UPID. */
   get(upid: string): TaskRecord | undefined {
     return this.tasks.get(upid);
+  }
+
+  /** The running tasks, oldest first. */
+  active(): TaskRecord[] {
+    return [...this.tasks.values()].filter((t) => t.status === "running");
+  }
+
+  /** The stopped tasks, the last to stop first (the order of Proxmox's task archive). */
+  finished(): TaskRecord[] {
+    return this.stopOrder.map((upid) => this.tasks.get(upid)).filter((t): t is TaskRecord => t !== undefined).reverse();
   }
 
   /** Resolves when the task has stopped (at once for unknown or stopped tasks). */
@@ -168,6 +179,7 @@ export class Tasks {
     }
     record.endtime = Math.floor(this.clock() / 1000);
     record.status = "stopped";
+    this.stopOrder.push(record.upid);
   }
 
   private sleep(ms: number): Promise<void> {

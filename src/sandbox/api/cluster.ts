@@ -56,7 +56,8 @@ async function guestResources(state: SandboxState): Promise<Record<string, unkno
   const guests = [...state.cluster.guests.values()].sort((a, b) => a.vmid - b.vmid);
   for (const g of guests) {
     const { cpus, ...s } = await guestSummary(state, g);
-    out.push({ id: `lxc/${g.vmid}`, type: "lxc", node: g.node, ...s, maxcpu: cpus, template: 0 });
+    // Cluster resources always say whether a guest is a template.
+    out.push({ id: `lxc/${g.vmid}`, type: "lxc", node: g.node, ...s, maxcpu: cpus, template: g.config["template"] === 1 ? 1 : 0 });
   }
   return out;
 }

@@ -2,6 +2,7 @@
 import { Router } from "../router.ts";
 import { accessEndpoints } from "./access.ts";
 import { clusterEndpoints } from "./cluster.ts";
+import { cloneEndpoints } from "./lxc/clone.ts";
 import { diskEndpoints } from "./lxc/disks.ts";
 import { lxcEndpoints } from "./lxc/endpoints.ts";
 import { snapshotEndpoints } from "./lxc/snapshot-endpoints.ts";
@@ -19,6 +20,7 @@ const ENDPOINTS: Endpoint[] = [
   ...lxcEndpoints,
   ...snapshotEndpoints,
   ...diskEndpoints,
+  ...cloneEndpoints,
   ...vzdumpEndpoints,
 ];
 

@@ -4,9 +4,11 @@ import { failure, paramError } from "../errors.ts";
 import type { TemplateInfo } from "../guest-backend.ts";
 import { checkConfigIdList, splitList } from "../formats.ts";
 import { parseUpid } from "../tasks.ts";
-import { NODE, STORAGE, flag, num, reqStr, str } from "./common.ts";
+import { NODE, STORAGE, VMID, flag, num, reqStr, str } from "./common.ts";
 import { PVE_VERSION } from "./cluster.ts";
-import type { Endpoint, SandboxState } from "./types.ts";
+import type { Scalar } from "../params.ts";
+import type { TaskRecord } from "../tasks.ts";
+import type { Endpoint, Reply, SandboxState } from "./types.ts";
 
 const GiB = 1024 ** 3;
 
@@ -193,6 +195,29 @@ export const nodeEndpoints: Endpoint[] = [
   },
   {
     method: "GET",
+    path: "/nodes/{node}/tasks",
+    params: {
+      rules: {
+        node: NODE,
+        errors: { type: "boolean", optional: true },
+        limit: { type: "integer", optional: true, minimum: 0 },
+        since: { type: "integer", optional: true },
+        source: { type: "string", optional: true, enum: ["archive", "active", "all"] },
+        start: { type: "integer", optional: true, minimum: 0 },
+        statusfilter: { type: "string", optional: true, format: (v) => (splitList(v).every((t) => ["ok", "warning", "error", "unknown"].includes(t.toLowerCase())) ? undefined : "value does not match the regex pattern") },
+        typefilter: { type: "string", optional: true },
+        until: { type: "integer", optional: true },
+        userfilter: { type: "string", optional: true },
+        vmid: { ...VMID, optional: true },
+      },
+    },
+    handle({ params, state }) {
+      const node = checkNode(state, params);
+      return Promise.resolve(taskList(state, node, params));
+    },
+  },
+  {
+    method: "GET",
     path: "/nodes/{node}/tasks/{upid}/status",
     params: { rules: { node: NODE, upid: { type: "string" } } },
     handle({ params, state }) {
@@ -231,4 +256,54 @@ function findTask(state: SandboxState, node: string, upid: string): NonNullable<
   const task = state.tasks.get(upid);
   if (!task || task.node !== node) throw paramError({ upid: "no such task" });
   return task;
+}
+
+/** `upid_normalize_status_type`: a running task has no status yet. */
+function statusType(t: TaskRecord): string {
+  if (t.status === "running" || t.exitstatus === undefined) return "unknown";
+  if (t.exitstatus === "OK") return "ok";
+  return /^WARNINGS: \d+$/.test(t.exitstatus) ? "warning" : "error";
+}
+
+/**
+ * `GET /nodes/{node}/tasks`, as pve-manager lists them: `source` `archive`
+ * (the default) has the finished tasks, newest first, `active` the running
+ * ones, `all` both (running first); filters by id (`vmid`), exact type,
+ * user, start time and status, then `start` and `limit` (50) page; `total`
+ * counts what the filters let through.
+ */
+function taskList(state: SandboxState, node: string, params: Record<string, Scalar>): Reply {
+  const source = str(params, "source") ?? "archive";
+  const errors = flag(params, "errors") ?? false;
+  const vmid = num(params, "vmid");
+  const typefilter = str(params, "typefilter");
+  const userfilter = str(params, "userfilter")?.toLowerCase();
+  const since = num(params, "since");
+  const until = num(params, "until");
+  let statuses = new Set(["ok", "warning", "error", "unknown"]);
+  const wanted = str(params, "statusfilter");
+  if (wanted !== undefined && !errors) statuses = new Set(splitList(wanted.toLowerCase()));
+  if (errors) statuses.delete("ok");
+  const running = state.tasks.active().filter((t) => t.node === node);
+  const done = state.tasks.finished().filter((t) => t.node === node);
+  const listed = [...(source === "archive" ? [] : running), ...(source === "active" ? [] : done)].filter(
+    (t) =>
+      (userfilter === undefined || t.user.toLowerCase().includes(userfilter)) &&
+      (typefilter === undefined || t.type === typefilter) &&
+      (vmid === undefined || t.id === String(vmid)) &&
+      (since === undefined || t.starttime >= since) &&
+      (until === undefined || t.starttime <= until) &&
+      statuses.has(statusType(t)),
+  );
+  const start = num(params, "start") ?? 0;
+  const limit = num(params, "limit") ?? 50;
+  const data = listed.slice(start, start + limit).map((t) => {
+    const item: Record<string, unknown> = { upid: t.upid, node: t.node, pid: t.pid, pstart: t.pstart, starttime: t.starttime, type: t.type, id: t.id, user: t.user };
+    if (t.status === "stopped") {
+      item["endtime"] = t.endtime;
+      item["status"] = t.exitstatus;
+    }
+    return item;
+  });
+  return { data, attributes: { total: listed.length } };
 }

@@ -15,7 +15,7 @@ import { parseVolumeName, volumePath } from "../storage.ts";
 import type { StorageDef } from "../storage.ts";
 import { NODE, STORAGE, VMID, flag, num, reqStr, str } from "./common.ts";
 import type { Endpoint, SandboxState } from "./types.ts";
-import { mountKeys, volumeOf } from "./lxc/volumes.ts";
+import { checkBaseUnused, mountKeys, volumeOf } from "./lxc/volumes.ts";
 
 const CONTENT_TYPES = ["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"];
 
@@ -62,8 +62,8 @@ type Target = { kind: "backup"; name: string; backup: Backup | undefined } | { k
 function target(state: SandboxState, node: string, volid: string, sid: string): Target {
   const def = state.cluster.storage(sid);
   const name = volid.slice(sid.length + 1);
-  if (def.type === "lvmthin") {
-    if (!parseVolumeName(def, name)) throw failure(`unable to parse lvm volume name '${name}'`);
+  if (def.type !== "dir") {
+    if (!parseVolumeName(def, name)) throw failure(`unable to parse ${def.type === "lvmthin" ? "lvm" : "zfs"} volume name '${name}'`);
     return { kind: "image", name, volume: state.cluster.volume(node, volid) };
   }
   if (/^backup\/vzdump-(lxc|qemu|openvz)-[^/]+\.(tgz|(tar|vma)(\.(gz|lzo|zst|bz2))?)$/.test(name) || /^backup\/[^/]+$/.test(name)) {
@@ -111,7 +111,7 @@ export const storageEndpoints: Endpoint[] = [
         if (wanted.length > 0 && !wanted.some((c) => s.content.includes(c))) continue;
         const entry = await storageEntry(state, node, s);
         if (flag(params, "format")) {
-          entry["format"] = s.type === "dir" ? { default: "raw", supported: ["raw", "qcow2", "vmdk", "subvol"] } : { default: "raw", supported: ["raw"] };
+          entry["format"] = s.type === "dir" ? { default: "raw", supported: ["raw", "qcow2", "vmdk", "subvol"] } : s.type === "zfspool" ? { default: "raw", supported: ["raw", "subvol"] } : { default: "raw", supported: ["raw"] };
           entry["select_existing"] = 0;
         }
         data.push(entry);
@@ -179,9 +179,11 @@ export const storageEndpoints: Endpoint[] = [
       const kib = Number(/^\d+/.exec(sizeText)?.[0] ?? 0) * (sizeText.endsWith("G") ? 1024 * 1024 : sizeText.endsWith("M") ? 1024 : 1);
       const filename = reqStr(params, "filename");
       const format = str(params, "format") ?? (/\.(raw|qcow2|vmdk)$/.exec(filename)?.[1] ?? "raw");
-      if (format !== "raw") throw failure(`sandbox: only raw container volumes are modelled, not '${format}'`);
-      if (def.type === "lvmthin" && !new RegExp(`^vm-${vmid}-`).test(filename)) throw failure(`illegal name '${filename}' - should be 'vm-${vmid}-*'`);
-      const name = def.type === "lvmthin" ? filename : `${vmid}/${filename}`;
+      const zfsSubvol = def.type === "zfspool" && format === "subvol";
+      if (format !== "raw" && !zfsSubvol) throw failure(`sandbox: only raw container volumes (and ZFS subvolumes) are modelled, not '${format}'`);
+      if (def.type !== "dir" && !zfsSubvol && !new RegExp(`^vm-${vmid}-`).test(filename)) throw failure(`illegal name '${filename}' - should be 'vm-${vmid}-*'`);
+      if (zfsSubvol && !new RegExp(`^subvol-${vmid}-`).test(filename)) throw failure(`illegal name '${filename}' - should be 'subvol-${vmid}-*'`);
+      const name = def.type === "dir" ? `${vmid}/${filename}` : filename;
       if (!parseVolumeName(def, name) || parseVolumeName(def, name)?.vmid !== vmid) throw failure(`sandbox: volume names are vm-${vmid}-disk-<n>${def.type === "dir" ? ".raw" : ""}, not '${filename}'`);
       if (state.cluster.volume(node, `${sid}:${name}`)) throw failure(`lvcreate 'pve/${filename}' error:   Logical Volume "${filename}" already exists in volume group "pve"`);
       const vol = state.cluster.addNamedVolume(node, sid, vmid, name, kib * 1024);
@@ -268,6 +270,7 @@ export const storageEndpoints: Endpoint[] = [
           } else if (t.kind === "image") {
             const v = state.cluster.volume(node, volid);
             if (v) {
+              checkBaseUnused(state, v);
               if (await inUseByRunning(state, v)) throw new Error(`lvremove 'pve/${t.name}' error:   Logical volume pve/${t.name} in use.`);
               await state.cluster.backend.freeVolume(volumeRef(v));
               state.cluster.removeVolume(v);

@@ -16,7 +16,7 @@
  * `GuestFiles` (what is written for a guest) and `LxcGuests` (the guests'
  * lifecycle).
  */
-import { access, mkdir, readFile, stat } from "node:fs/promises";
+import { access, mkdir, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { BackupRequest, GuestBackend, VolumeRef } from "../guest-backend.ts";
@@ -200,8 +200,8 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     if (req.snapshot !== undefined) {
       const snap = req.snapshot;
       const copy = store.snapshotDir(req.rootfs, snap);
-      const base = (await readFile(`${copy}/.sandbox-overlay-base`, "utf8").catch(() => "")).trim();
-      rootLayers = base !== "" ? [`${copy}/upper`, base] : [`${copy}/root`];
+      const lowers = await store.snapshotLowers(req.rootfs, snap);
+      rootLayers = lowers !== undefined ? [`${copy}/upper`, ...lowers] : [`${copy}/root`];
       docker = `${copy}/docker`;
       volumeDir = (ref) => store.snapshotDir(ref, snap);
     } else {
@@ -255,6 +255,9 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
     allocateVolume: (ref) => store.allocate(ref),
     freeVolume: (ref) => store.free(ref),
     renameVolume: (from, to) => store.rename(from, to),
+    // The template's guest already mounts its root read-only: the base's data is not written again.
+    makeBaseVolume: (from, to) => store.rename(from, to),
+    cloneVolume: (req) => store.clone(req),
     copyVolume: (from, to) => store.copy(from, to),
     // Folders have no size of their own: the API records it.
     resizeVolume: () => Promise.resolve(),

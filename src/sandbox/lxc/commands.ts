@@ -99,6 +99,11 @@ export function bindMountCommand(source: string, target: string): Command {
   return { argv: ["mount", "--bind", source, target] };
 }
 
+/** Makes a bind mount read-only (a template's plain root). */
+export function readOnlyRemountCommand(target: string): Command {
+  return { argv: ["mount", "-o", "remount,bind,ro", target] };
+}
+
 /** State and init pid of a container (`RUNNING\n1234\n`). */
 export function lxcInfoCommand(ref: LxcRef): Command {
   return { argv: ["lxc-info", ...lxcArgs(ref), "--state", "--pid", "--no-humanize"], okCodes: [0, 1], timeoutMs: 30_000 };
@@ -324,13 +329,20 @@ export function removeTreeCommand(path: string): Command {
   return { argv: ["rm", "-rf", "--one-file-system", path], timeoutMs: 5 * 60_000 };
 }
 
-/** Mounts a guest's root: the template tree read-only below, the guest's own changes above. */
-export function overlayMountCommand(lower: string, upper: string, work: string, target: string): Command {
-  for (const p of [lower, upper, work]) {
+/**
+ * Mounts a guest's root: read-only layers below (a template's tree, and the
+ * base volumes' trees of a linked clone above it; top first), the guest's
+ * own changes above. Without `upper` (a template's root) the overlay is
+ * read-only, which overlayfs allows with two or more lower layers.
+ */
+export function overlayMountCommand(lowers: readonly string[], upper: { upper: string; work: string } | undefined, target: string): Command {
+  for (const p of [...lowers, ...(upper ? [upper.upper, upper.work] : [])]) {
     // mount(8) splits its options on commas and overlayfs its lowerdir on colons.
-    if (/[,:]/.test(p)) throw new Error(`path not usable in an overlay mount: ${p}`);
+    if (/[,:\n]/.test(p)) throw new Error(`path not usable in an overlay mount: ${p}`);
   }
-  return { argv: ["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upper},workdir=${work}`, target] };
+  if (lowers.length === 0 || (!upper && lowers.length < 2)) throw new Error("an overlay needs a lower layer and an upper one, or two lower layers");
+  const options = upper ? `lowerdir=${lowers.join(":")},upperdir=${upper.upper},workdir=${upper.work}` : `ro,lowerdir=${lowers.join(":")}`;
+  return { argv: ["mount", "-t", "overlay", "overlay", "-o", options, target] };
 }
 
 /** Lazily unmounts one mount point. */

@@ -6,10 +6,11 @@
  * writes them at create: hostname, hosts, resolver, root's SSH keys, its own
  * SSH host keys, and the apt proxy that sends downloads to the package cache.
  */
-import { chmod, chown, mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, chmod, chown, lstat, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { GuestMount, GuestSpec, TemplateInfo, VolumeRef } from "../guest-backend.ts";
-import { aptProxyConf, bindMountCommand, cpusetFor, hostKeyCommand, hostsFile, lxcConfig, overlayMountCommand, removeTreeCommand, unmountUnderCommands } from "./commands.ts";
+import { aptProxyConf, bindMountCommand, cpusetFor, hostKeyCommand, hostsFile, lxcConfig, overlayMountCommand, readOnlyRemountCommand, removeTreeCommand, unmountUnderCommands } from "./commands.ts";
 import type { GuestBindMount, LxcConfigParams } from "./commands.ts";
 import type { Executor } from "./exec.ts";
 import type { BackendLayout, GuestPaths } from "./layout.ts";
@@ -34,6 +35,21 @@ async function writeRootFile(rootfs: string, rel: string, content: string, mode 
   await mkdir(dirname(path), { recursive: true });
   await rm(path, { force: true });
   await writeFile(path, content, { mode });
+}
+
+/**
+ * pve-container's `clear_machine_id` for a clone (systemd guests only): a
+ * `/var/lib/dbus/machine-id` that is a file goes, and `/etc/machine-id`
+ * becomes an empty line unless it says `uninitialized`, so systemd makes a
+ * new id at the clone's first boot without running its first-boot presets.
+ */
+async function clearMachineId(rootfs: string): Promise<void> {
+  const systemd = await Promise.all(["lib/systemd/systemd", "usr/lib/systemd/systemd"].map((p) => access(join(rootfs, p), constants.X_OK).then(() => true, () => false)));
+  if (!systemd.some(Boolean)) return;
+  const dbus = join(rootfs, "var/lib/dbus/machine-id");
+  if ((await lstat(dbus).catch(() => undefined))?.isFile()) await rm(dbus, { force: true });
+  const id = await readFile(join(rootfs, "etc/machine-id"), "utf8").catch(() => undefined);
+  if (id !== undefined && id.split("\n")[0]?.trim() !== "uninitialized") await writeRootFile(rootfs, "etc/machine-id", "\n", 0o444);
 }
 
 /** The files of the backend's guests. */
@@ -105,26 +121,34 @@ export class GuestFiles {
    * overlay layer over its unpacked tree (made once per template); without
    * one (a restore), the plain tree the volume holds.
    */
-  async mountRoot(paths: GuestPaths, rootfs: VolumeRef, template: TemplateInfo | undefined): Promise<void> {
+  async mountRoot(paths: GuestPaths, spec: Pick<GuestSpec, "rootfs" | "template">, readOnly: boolean): Promise<void> {
     await mkdir(paths.rootfs, { recursive: true });
-    if (template) {
-      const base = await ensureBase({ executor: this.ex, templateDir: this.layout.templateDir, tarball: await this.templatePath(template), ...this.progress });
-      await this.store.initOverlayRoot(rootfs, base);
+    if (spec.template) {
+      const base = await ensureBase({ executor: this.ex, templateDir: this.layout.templateDir, tarball: await this.templatePath(spec.template), ...this.progress });
+      await this.store.initOverlayRoot(spec.rootfs, base);
     }
-    await this.remountRoot(paths, rootfs);
+    await this.remountRoot(paths, spec.rootfs, readOnly);
   }
 
-  /** (Re)mounts a guest's root from its root volume, whichever layout it has. */
-  async remountRoot(paths: GuestPaths, rootfs: VolumeRef): Promise<void> {
+  /**
+   * (Re)mounts a guest's root from its root volume, whichever layout it
+   * has; a template's read-only (its tree is a base linked clones stand on).
+   */
+  async remountRoot(paths: GuestPaths, rootfs: VolumeRef, readOnly: boolean): Promise<void> {
     await this.unmountRoot(paths);
     await mkdir(paths.rootfs, { recursive: true });
     const l = this.store.rootLayout(rootfs);
-    const base = await this.store.base(rootfs);
-    if (base !== undefined) {
-      await mkdir(l.work, { recursive: true });
-      await this.ex.run(overlayMountCommand(base, l.upper, l.work, paths.rootfs));
+    const lowers = await this.store.lowers(rootfs);
+    if (lowers !== undefined) {
+      if (readOnly) {
+        await this.ex.run(overlayMountCommand([l.upper, ...lowers], undefined, paths.rootfs));
+      } else {
+        await mkdir(l.work, { recursive: true });
+        await this.ex.run(overlayMountCommand(lowers, { upper: l.upper, work: l.work }, paths.rootfs));
+      }
     } else {
       await this.ex.run(bindMountCommand(l.root, paths.rootfs));
+      if (readOnly) await this.ex.run(readOnlyRemountCommand(paths.rootfs));
     }
   }
 
@@ -134,9 +158,11 @@ export class GuestFiles {
   }
 
   /**
-   * Writes what Proxmox writes into a new guest's root; a restored root keeps
-   * its SSH keys and gets only what Proxmox sets up at every start (hostname,
-   * hosts, resolver) and the sandbox's apt proxy.
+   * Writes what Proxmox writes into a new guest's root; a restored or cloned
+   * root keeps its SSH host keys and root's authorized keys and gets only
+   * what Proxmox sets up at every start (hostname, hosts, resolver) and the
+   * sandbox's apt proxy; a clone's machine-id is cleared, as
+   * pve-container's `post_clone_hook` does.
    */
   async prepareRoot(paths: GuestPaths, spec: GuestSpec, params: LxcConfigParams): Promise<void> {
     const { rootfs } = paths;
@@ -144,6 +170,7 @@ export class GuestFiles {
     await this.writeHostname(paths, spec.hostname, params);
     await writeRootFile(rootfs, "etc/resolv.conf", `# homelab sandbox: only this machine is reachable\nnameserver ${hostAddress}\n`);
     await writeRootFile(rootfs, "etc/apt/apt.conf.d/01homelab-sandbox-proxy", aptProxyConf(this.layout.packageCacheUrl));
+    if (spec.cloned) await clearMachineId(rootfs);
     if (spec.template === undefined) return;
     const sshDir = join(rootfs, "root/.ssh");
     await mkdir(sshDir, { recursive: true, mode: 0o700 });

@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { GuestInterface, GuestMount, GuestRuntimeStatus, GuestSpec, VolumeRef } from "../guest-backend.ts";
+import type { GuestChange, GuestInterface, GuestMount, GuestRuntimeStatus, GuestSpec, VolumeRef } from "../guest-backend.ts";
 import {
   hotplugMountCommand,
   lxcAttachCommand,
@@ -67,7 +67,7 @@ export class LxcGuests {
     const g: Guest = { vmid: spec.vmid, paths, spec: { ...spec }, addresses: taken, config: this.files.lxcParams(spec, paths, planned) };
     this.guests.set(spec.vmid, g);
     try {
-      await this.files.mountRoot(paths, spec.rootfs, spec.template);
+      await this.files.mountRoot(paths, spec, readOnlyRoot(spec));
       await this.files.prepareRoot(paths, g.spec, g.config);
       await this.files.writeConfig(paths, g.config);
     } catch (err) {
@@ -129,8 +129,12 @@ export class LxcGuests {
     }, 120_000, 200);
   }
 
-  /** Applies memory, swap, cores and hostname: to the running guest's cgroups and hostname, and to its files. */
-  async update(vmid: number, change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">>): Promise<void> {
+  /**
+   * Applies memory, swap, cores and hostname: to the running guest's cgroups
+   * and hostname, and to its files; a stopped guest that becomes a template
+   * (or stops being one) gets its root mounted read-only (or writable).
+   */
+  async update(vmid: number, change: GuestChange): Promise<void> {
     const g = this.guest(vmid);
     const next: GuestSpec = { ...g.spec, ...change };
     const params = this.files.lxcParams(next, g.paths, g.config.nets.map((n) => ({ cidr: n.address, gateway: n.gateway })));
@@ -149,7 +153,14 @@ export class LxcGuests {
         await this.ex.run(lxcAttachCommand(g.paths.ref, ["hostname", change.hostname]));
       }
     }
-    if (change.hostname) await this.files.writeHostname(g.paths, change.hostname, g.config);
+    // A template's root is read-only: its files get the hostname in each clone, as Proxmox writes it at every start.
+    if (change.hostname && !readOnlyRoot(next)) await this.files.writeHostname(g.paths, change.hostname, g.config);
+    if (readOnlyRoot(next) !== readOnlyRoot(g.spec) && !state.running) await this.files.remountRoot(g.paths, g.spec.rootfs, readOnlyRoot(next));
+    if (next.isTemplate && !g.spec.isTemplate && !state.running) {
+      // A template never runs: its addresses go back to the pool, so a clone can have a static one it was given.
+      this.pool.release(g.addresses);
+      g.addresses = [];
+    }
     g.spec = next;
     g.config = params;
     await this.files.writeConfig(g.paths, g.config);
@@ -165,7 +176,7 @@ export class LxcGuests {
     const state = await this.info(g);
     if (!sameRef(rootfs, g.spec.rootfs)) {
       if (state.running) throw new Error(`CT ${vmid}: the root volume cannot change while it runs`);
-      await this.files.remountRoot(g.paths, rootfs);
+      await this.files.remountRoot(g.paths, rootfs, readOnlyRoot({ ...g.spec, rootfs }));
     }
     if (hotplug.length > 0) {
       if (!state.running || state.pid === undefined) throw new Error(`CT ${vmid} not running`);
@@ -208,7 +219,7 @@ export class LxcGuests {
     try {
       return await body();
     } finally {
-      await this.files.remountRoot(g.paths, g.spec.rootfs);
+      await this.files.remountRoot(g.paths, g.spec.rootfs, readOnlyRoot(g.spec));
     }
   }
 
@@ -288,6 +299,11 @@ export class LxcGuests {
     const i = parseLxcInfo(res.code === 0 ? res.stdout : "");
     return i.state === "RUNNING" && i.pid !== undefined ? { running: true, pid: i.pid } : { running: false };
   }
+}
+
+/** A template's root, or one on a base volume (a template's, which linked clones stand on), is never written. */
+export function readOnlyRoot(spec: Pick<GuestSpec, "isTemplate" | "rootfs">): boolean {
+  return (spec.isTemplate ?? false) || /(?:^|[/+])(?:base|basevol)-\d+-disk-\d+(?:\.raw|\.subvol)?$/.test(spec.rootfs.name);
 }
 
 function sameRef(a: VolumeRef, b: VolumeRef): boolean {

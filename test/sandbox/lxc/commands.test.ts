@@ -185,9 +185,14 @@ test("mountsUnder lists mounts at or below a folder, deepest first, decoding esc
 });
 
 test("overlay mount stacks the guest's layer on the template tree and refuses unsafe paths", () => {
-  assert.deepEqual(overlayMountCommand("/b", "/u", "/w", "/r").argv, ["mount", "-t", "overlay", "overlay", "-o", "lowerdir=/b,upperdir=/u,workdir=/w", "/r"]);
-  assert.throws(() => overlayMountCommand("/b,x", "/u", "/w", "/r"), /overlay/);
-  assert.throws(() => overlayMountCommand("/b:x", "/u", "/w", "/r"), /overlay/);
+  assert.deepEqual(overlayMountCommand(["/b"], { upper: "/u", work: "/w" }, "/r").argv, ["mount", "-t", "overlay", "overlay", "-o", "lowerdir=/b,upperdir=/u,workdir=/w", "/r"]);
+  // A linked clone: its base's tree above the template's.
+  assert.deepEqual(overlayMountCommand(["/base/upper", "/b"], { upper: "/u", work: "/w" }, "/r").argv.at(-2), "lowerdir=/base/upper:/b,upperdir=/u,workdir=/w");
+  // A template: read-only, lower layers only.
+  assert.deepEqual(overlayMountCommand(["/t/upper", "/b"], undefined, "/r").argv.at(-2), "ro,lowerdir=/t/upper:/b");
+  assert.throws(() => overlayMountCommand(["/b"], undefined, "/r"), /two lower layers/);
+  assert.throws(() => overlayMountCommand(["/b,x"], { upper: "/u", work: "/w" }, "/r"), /overlay/);
+  assert.throws(() => overlayMountCommand(["/b:x"], { upper: "/u", work: "/w" }, "/r"), /overlay/);
 });
 
 test("tree removal never crosses into another file system", () => {

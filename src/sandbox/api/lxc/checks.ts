@@ -11,6 +11,7 @@ import type { PropertyValues, Scalar } from "../../params.ts";
 import { flag, str } from "../common.ts";
 import type { SandboxState } from "../types.ts";
 import { NOT_CONFIG, propertyOf } from "./schema.ts";
+import { parseVolumeName } from "../../storage.ts";
 import { checkCreateVolumes, checkMountChange, isMountKey, mountType, volumeOf } from "./volumes.ts";
 
 function flagText(v: Scalar | undefined): string {
@@ -105,6 +106,10 @@ function contentOf(state: SandboxState, volid: string): string {
   const name = volid.slice(sid.length + 1);
   if (def.type === "lvmthin") {
     if (!/^(vm|base)-\d+-/.test(name)) throw failure(`unable to parse lvm volume name '${name}'`);
+    return "images";
+  }
+  if (def.type === "zfspool") {
+    if (!parseVolumeName(def, name)) throw failure(`unable to parse zfs volume name '${name}'`);
     return "images";
   }
   const m = /^(vztmpl|backup|iso|snippets|import)\/[^/]+$/.exec(name);

@@ -8,7 +8,7 @@
 import { guestCores } from "../../cluster.ts";
 import type { ConfigValue, GuestState } from "../../cluster.ts";
 import { generateMac, normalizeTags } from "../../formats.ts";
-import type { GuestNetwork, GuestSpec, TemplateInfo } from "../../guest-backend.ts";
+import type { GuestChange, GuestNetwork, GuestSpec, TemplateInfo } from "../../guest-backend.ts";
 import type { Rule, Scalar } from "../../params.ts";
 import type { TaskContext } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
@@ -299,13 +299,14 @@ export async function applyPending(state: SandboxState, g: GuestState, ctx: Task
   await commit(state, g, d);
 }
 
-/** What the backend changes on a guest (limits, hostname) when its config goes from `before` to `after`. */
-export function backendChange(state: SandboxState, g: GuestState, before: Record<string, ConfigValue>, after: Record<string, ConfigValue>): Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> {
-  const change: Partial<Pick<GuestSpec, "memoryMb" | "swapMb" | "cores" | "hostname">> = {};
+/** What the backend changes on a guest (limits, hostname, being a template) when its config goes from `before` to `after`. */
+export function backendChange(state: SandboxState, g: GuestState, before: Record<string, ConfigValue>, after: Record<string, ConfigValue>): GuestChange {
+  const change: GuestChange = {};
   if (after["memory"] !== before["memory"]) change.memoryMb = Number(after["memory"] ?? 512);
   if (after["swap"] !== before["swap"]) change.swapMb = Number(after["swap"] ?? 512);
   if (after["cores"] !== before["cores"]) change.cores = guestCores({ ...g, config: after }, state.cluster.node(g.node).spec.cores);
   if (after["hostname"] !== before["hostname"]) change.hostname = String(after["hostname"] ?? `CT${g.vmid}`);
+  if ((after["template"] === 1) !== (before["template"] === 1)) change.isTemplate = after["template"] === 1;
   return change;
 }
 
@@ -340,7 +341,7 @@ export function guestSpec(
   state: SandboxState,
   g: GuestState,
   config: Record<string, ConfigValue>,
-  made: { template: TemplateInfo | undefined; sshPublicKeys: string; unprivileged: boolean },
+  made: { template: TemplateInfo | undefined; sshPublicKeys: string; unprivileged: boolean; cloned?: boolean },
 ): GuestSpec {
   const features = config["features"] !== undefined ? propertyOf("features", String(config["features"])) : {};
   return {
@@ -358,5 +359,7 @@ export function guestSpec(
     sshPublicKeys: made.sshPublicKeys,
     unprivileged: made.unprivileged,
     features: { nesting: features["nesting"] === true, keyctl: features["keyctl"] === true },
+    isTemplate: config["template"] === 1,
+    cloned: made.cloned ?? false,
   };
 }

@@ -10,7 +10,7 @@ import { guestDigest, volumeRef } from "../../cluster.ts";
 import type { GuestState } from "../../cluster.ts";
 import { ApiError, failure, paramError } from "../../errors.ts";
 import { formatDiskSize } from "../../formats.ts";
-import { parseVolumeName, volumeHasFeature } from "../../storage.ts";
+import { baseVolumeName } from "../../storage.ts";
 import type { VolumeFeature } from "../../storage.ts";
 import type { TaskContext } from "../../tasks.ts";
 import { NODE, STORAGE, VMID, flag, reqNum, reqStr, str } from "../common.ts";
@@ -20,7 +20,7 @@ import { applyUpdate } from "./config.ts";
 import { removeLock, withFileLock } from "./locking.ts";
 import { checkSnapname, propertyOf, render } from "./schema.ts";
 import { hasFeature } from "./snapshots.ts";
-import { addUnused, allocateVolume, dropUsedUnused, freeVolume, guestMounts, mountType, rootfsRef, storageOf, usedBySnapshot, volumeOf } from "./volumes.ts";
+import { addUnused, allocateVolume, dropUsedUnused, freeVolume, guestMounts, mountType, rootfsRef, usedBySnapshot, volumeFeature, volumeOf } from "./volumes.ts";
 
 const MOUNT_KEYS = ["rootfs", ...Array.from({ length: 256 }, (_, i) => `mp${i}`)];
 const VOLUME_KEYS = [...MOUNT_KEYS, ...Array.from({ length: 256 }, (_, i) => `unused${i}`)];
@@ -81,14 +81,6 @@ async function checkReassign(state: SandboxState, r: Reassign): Promise<{ source
     throw failure("Cannot move in-use volume while the source CT is running - detach or shutdown first");
   }
   return { source, target, volid };
-}
-
-/** Whether a volume id's storage gives it a feature (a host path never has one). */
-function volumeFeature(state: SandboxState, volid: string, feature: VolumeFeature): boolean {
-  if (mountType(volid) !== "volume") return false;
-  const def = state.cluster.storages.find((s) => s.storage === storageOf(volid));
-  const parsed = def ? parseVolumeName(def, volid.slice(volid.indexOf(":") + 1)) : undefined;
-  return def !== undefined && parsed !== undefined && volumeHasFeature(def, parsed.format, feature);
 }
 
 /** The reassign worker: renames the volume for its new owner and moves its config entry. */
@@ -158,13 +150,20 @@ async function moveToStorage(state: SandboxState, m: StorageMove, value: string,
     const old = state.cluster.volume(m.node, oldVolid);
     if (!old) throw new Error(`volume '${oldVolid}' does not exist`);
     state.cluster.storage(m.storage);
-    const copy = await allocateVolume(state, m.node, m.storage, m.vmid, old.size);
+    let copy = await allocateVolume(state, m.node, m.storage, m.vmid, old.size);
     ctx.log(`moving volume '${oldVolid}' to '${copy.volid}'`);
     try {
       await state.cluster.backend.copyVolume(volumeRef(old), volumeRef(copy));
+      // A template's volume arrives as a base volume, as pve-container's move_volume makes it.
+      if (state.cluster.guest(m.node, m.vmid).config["template"] === 1) {
+        const baseVolid = `${copy.storage}:${baseVolumeName(state.cluster.storage(copy.storage), volumeRef(copy).name)}`;
+        await state.cluster.backend.makeBaseVolume(volumeRef(copy), volumeRef({ ...copy, volid: baseVolid }));
+        copy = state.cluster.renameVolume(copy, baseVolid, copy.vmid);
+      }
+      const moved = copy;
       await withFileLock(state, m.vmid, async () => {
         const g = state.cluster.guest(m.node, m.vmid);
-        const next = { ...g.config, [m.key]: render({ ...drive, volume: copy.volid, size: formatDiskSize(old.size) }, ["volume"]) };
+        const next = { ...g.config, [m.key]: render({ ...drive, volume: moved.volid, size: formatDiskSize(old.size) }, ["volume"]) };
         if (!m.delete) addUnused(next, oldVolid);
         dropUsedUnused(next);
         if (g.created) await state.cluster.backend.setMounts(m.vmid, rootfsRef(state, m.node, next), guestMounts(state, m.node, next), []);

@@ -142,6 +142,7 @@ async function statusAction(call: Call, action: Action): Promise<Reply> {
     async before() {
       release = await state.cluster.fileLock(vmid).acquire(state.lockTimeoutMs);
       const g = state.cluster.guest(node, vmid);
+      if (action === "start" && g.config["template"] === 1) throw new Error("you can't start a CT if it's a template");
       if (!skiplock) checkLock(g);
     },
     async run(ctx) {

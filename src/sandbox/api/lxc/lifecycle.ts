@@ -9,7 +9,7 @@ import type { TemplateInfo } from "../../guest-backend.ts";
 import type { TaskContext, TaskWork } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
 import { applyPending, fillCreateDefaults, guestNetworks, guestSpec } from "./config.ts";
-import { allocateVolumes, destroyVolumes, freeVolume } from "./volumes.ts";
+import { allocateVolumes, checkBaseUnused, destroyVolumes, freeVolume, namedVolumes, usedVolumes } from "./volumes.ts";
 import type { Volume } from "../../cluster.ts";
 
 const MiB = 1024 ** 2;
@@ -65,6 +65,13 @@ export function createWork(state: SandboxState, g: GuestState, plan: CreatePlan)
 /** Starts a guest: pending changes first, its bridges must exist. */
 export async function startGuest(state: SandboxState, g: GuestState, ctx: TaskContext): Promise<void> {
   await applyPending(state, g, ctx);
+  // A container that stopped being a template still has base volumes, which Proxmox keeps read-only: its mount fails there.
+  for (const volid of usedVolumes(g.config)) {
+    const v = state.cluster.volume(g.node, volid);
+    if (v && state.cluster.isBaseVolume(v)) {
+      throw new Error(`sandbox: volume '${volid}' is a template's base volume, which is read-only: a container cannot run on it (clone the template instead)`);
+    }
+  }
   const node = state.cluster.node(g.node);
   for (const net of guestNetworks(g.config)) {
     if (net.bridge !== "" && !node.bridges.includes(net.bridge)) throw new Error(`bridge '${net.bridge}' does not exist`);
@@ -98,6 +105,11 @@ export async function rebootGuest(state: SandboxState, g: GuestState, timeoutSec
  * config names (`unreferenced`: every volume of its id); its config goes last.
  */
 export async function destroyGuest(state: SandboxState, g: GuestState, purge: boolean, unreferenced: boolean, ctx: TaskContext): Promise<void> {
+  // A template whose base volumes linked clones still use stays whole (Proxmox fails at its first volume, the root).
+  for (const volid of namedVolumes(g)) {
+    const vol = state.cluster.volume(g.node, volid);
+    if (vol && vol.vmid === g.vmid) checkBaseUnused(state, vol);
+  }
   if (g.created) {
     if ((await state.cluster.backend.status(g.vmid)).running) {
       ctx.log(`forced to stop CT ${g.vmid} before destroying!`);

@@ -5,9 +5,10 @@
  * mount point of it gets a new volume of its recorded size on `storage`
  * (bind mounts are kept as they were, root@pam only), the archive is
  * unpacked into them, and the archive's options fill in whatever the request
- * did not give. With `force=1` over an existing (stopped) container, that
- * container's volumes (everything its config names, unused disks included,
- * backed up or not) are destroyed once the new ones exist.
+ * did not give; a template's archive becomes a template again. With
+ * `force=1` over an existing (stopped) container, that container's volumes
+ * (everything its config names, unused disks included, backed up or not)
+ * are destroyed once the new ones exist.
  */
 import { volumeRef } from "../../cluster.ts";
 import type { ConfigValue, GuestState, Volume } from "../../cluster.ts";
@@ -16,6 +17,7 @@ import type { PlacedVolume } from "../../guest-backend.ts";
 import { parseConfig } from "../../pct-conf.ts";
 import type { TaskWork } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
+import { makeTemplate } from "./clone.ts";
 import { fillCreateDefaults, guestSpec } from "./config.ts";
 import { startGuest } from "./lifecycle.ts";
 import { configRule, propertyOf, render } from "./schema.ts";
@@ -149,6 +151,11 @@ export function restoreWork(state: SandboxState, g: GuestState, plan: RestorePla
       made = true;
       g.config = conf;
       g.created = true;
+      // A template's backup comes back as a template.
+      if (orig["template"] === "1") {
+        ctx.log("Convert restored container to template...");
+        g.config = await makeTemplate(state, g, conf, ctx);
+      }
       if (plan.start) await startGuest(state, g, ctx);
     },
     async onError() {

@@ -42,7 +42,7 @@ export function hasFeature(state: SandboxState, node: string, config: Record<str
     if (mountType(volume) !== "volume") return false;
     const def = state.cluster.storages.find((s) => s.storage === storageOf(volume));
     const parsed = def ? parseVolumeName(def, volume.slice(volume.indexOf(":") + 1)) : undefined;
-    if (!def || !parsed || !volumeHasFeature(def, parsed.format, feature, snapname)) return false;
+    if (!def || !parsed || !volumeHasFeature(def, parsed, feature, snapname)) return false;
   }
   return true;
 }
@@ -204,6 +204,15 @@ export async function snapshotDelete(state: SandboxState, node: string, vmid: nu
   });
 }
 
+/** `volume_rollback_is_possible`: ZFS rolls back only to a volume's most recent snapshot; LVM-thin to any. */
+function rollbackPossible(state: SandboxState, node: string, volid: string, snapname: string): void {
+  const v = state.cluster.volume(node, volid);
+  if (!v || state.cluster.storage(v.storage).type !== "zfspool") return;
+  const i = v.snapshots.indexOf(snapname);
+  if (i < 0) throw new Error(`can't rollback, snapshot '${snapname}' does not exist on '${volid}'`);
+  if (i < v.snapshots.length - 1) throw new Error(`can't rollback, '${snapname}' is not most recent snapshot on '${volid}'`);
+}
+
 /**
  * Rolls back to a snapshot (`snapshot_rollback`): a running guest is
  * stopped hard, the volumes go back under `lock: rollback`, and the config
@@ -220,6 +229,7 @@ export async function snapshotRollback(state: SandboxState, node: string, vmid: 
   const snap = await withFileLock(state, vmid, async () => {
     const g = state.cluster.guest(node, vmid);
     const s = snapshotOf(g);
+    for (const { volid } of snapshotVolumes(s, snapname)) rollbackPossible(state, node, volid, snapname);
     if (s["snapstate"] !== undefined) throw new Error(`unable to rollback to incomplete snapshot (snapstate = ${String(s["snapstate"])})`);
     checkLock(g);
     if (await isRunning(state, g)) {

@@ -10,6 +10,8 @@ import type { ConfigValue, GuestState, Volume } from "../../cluster.ts";
 import { failure, paramError } from "../../errors.ts";
 import { formatDiskSize, parseDiskSize, parseNewVolume } from "../../formats.ts";
 import type { GuestMount, VolumeRef } from "../../guest-backend.ts";
+import { parseVolumeName, volumeHasFeature } from "../../storage.ts";
+import type { VolumeFeature } from "../../storage.ts";
 import type { Scalar } from "../../params.ts";
 import type { TaskContext } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
@@ -34,6 +36,14 @@ export function mountType(volume: string): "volume" | "bind" | "device" {
 export function volumeOf(key: string, text: string): string {
   if (/^unused\d+$/.test(key)) return text;
   return String(propertyOf(key, text)["volume"]);
+}
+
+/** Whether a volume id's storage gives it a feature, as it is or in snapshot `snapname` (`volume_has_feature`; a host path never has one). */
+export function volumeFeature(state: SandboxState, volid: string, feature: VolumeFeature, snapname?: string): boolean {
+  if (mountType(volid) !== "volume") return false;
+  const def = state.cluster.storages.find((s) => s.storage === storageOf(volid));
+  const parsed = def ? parseVolumeName(def, volid.slice(volid.indexOf(":") + 1)) : undefined;
+  return def !== undefined && parsed !== undefined && volumeHasFeature(def, parsed, feature, snapname);
 }
 
 /** The storage of a volume id (`local-lvm` of `local-lvm:vm-101-disk-0`). */
@@ -108,10 +118,16 @@ export async function allocateVolume(state: SandboxState, node: string, sid: str
   return vol;
 }
 
-/** Frees a volume: its data (and snapshots) in the backend, then the model. */
+/** Frees a volume (`vdisk_free`): refused for a base volume linked clones still use; its data (and snapshots) in the backend, then the model. */
 export async function freeVolume(state: SandboxState, vol: Volume): Promise<void> {
+  checkBaseUnused(state, vol);
   await state.cluster.backend.freeVolume(volumeRef(vol));
   state.cluster.removeVolume(vol);
+}
+
+/** pve-storage's refusal to free a base volume its linked clones still use (ZFS, dir; LVM-thin cannot tell and allows it). */
+export function checkBaseUnused(state: SandboxState, vol: Volume): void {
+  if (state.cluster.baseVolumeInUse(vol)) throw new Error(`base volume '${volumeRef(vol).name}' is still in use by linked clones`);
 }
 
 /**
@@ -213,6 +229,12 @@ export async function deleteMountVolume(state: SandboxState, node: string, vmid:
   await freeVolume(state, vol);
 }
 
+/** The volumes a container's config names (current and pending; mount points and unused disks), once each, in order. */
+export function namedVolumes(g: GuestState): string[] {
+  const named = [g.config, g.pending].flatMap((c) => [...usedVolumes(c), ...Object.keys(c).filter((k) => /^unused\d+$/.test(k)).map((k) => String(c[k]))]);
+  return [...new Set(named)];
+}
+
 /**
  * Frees what a destroyed container owns, as `destroy_lxc_container` does:
  * each volume its config (current and pending) names, `unused[n]` included;
@@ -220,11 +242,7 @@ export async function deleteMountVolume(state: SandboxState, node: string, vmid:
  * too. Volumes of the id that the config does not name survive otherwise.
  */
 export async function destroyVolumes(state: SandboxState, g: GuestState, ctx: TaskContext, unreferenced: boolean): Promise<void> {
-  const seen = new Set<string>();
-  const named = [g.config, g.pending].flatMap((c) => [...usedVolumes(c), ...Object.keys(c).filter((k) => /^unused\d+$/.test(k)).map((k) => String(c[k]))]);
-  for (const volid of named) {
-    if (seen.has(volid)) continue;
-    seen.add(volid);
+  for (const volid of namedVolumes(g)) {
     const vol = state.cluster.volume(g.node, volid);
     if (vol && vol.vmid === g.vmid) ctx.log(`  Logical volume "${volid.replace(/^[^:]+:/, "")}" successfully removed.`);
     await deleteMountVolume(state, g.node, g.vmid, volid, ctx);
