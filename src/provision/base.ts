@@ -82,8 +82,8 @@ WantedBy=multi-user.target ssh.service
 
 /**
  * Cleans a built base of what must not be shared by its clones, and installs the first-boot
- * unit: SSH host keys removed (each clone makes its own at first boot), machine-id emptied
- * (systemd makes a new one at first boot), apt lists and caches, logs and shell history gone;
+ * unit: SSH host keys removed (each clone makes its own at first boot), machine-id set to
+ * `uninitialized` (systemd makes a new one at a clone's first boot), apt lists and caches, logs and shell history gone;
  * Docker stopped with its containers removed (images stay: the smoke test's is small).
  */
 export function cleanBaseScript(): string {
@@ -98,7 +98,8 @@ export function cleanBaseScript(): string {
     "systemctl daemon-reload",
     "systemctl enable --quiet homelab-host-keys.service",
     "rm -f /etc/ssh/ssh_host_*",
-    ": > /etc/machine-id",
+    // "uninitialized" (not an empty file) makes a clone's first boot a first boot: systemd writes its own machine-id.
+    "printf 'uninitialized\\n' > /etc/machine-id",
     "rm -f /var/lib/dbus/machine-id",
     "apt-get clean",
     "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/* /var/tmp/*",

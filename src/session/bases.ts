@@ -161,6 +161,12 @@ export class BaseBuilder {
       }
       await this.client.lxc.shutdown(node, vmid, { timeoutSec: 60, forceStop: true });
       await this.client.lxc.template(node, vmid);
+      // Proxmox answers at once and converts in a task of its own: wait until the config says template.
+      const deadline = Date.now() + 300_000;
+      while (!(await this.client.lxc.config(node, vmid)).template) {
+        if (Date.now() > deadline) throw new Error(`CT ${vmid} was not a template 300 s after the conversion began: look at its vztemplate task on ${node}`);
+        await sleep(500);
+      }
       await this.client.lxc.updateConfig(node, vmid, { description: baseDescription(spec, key, docker, new Date()), tags: ["homelab", BASE_TAG, baseKeyTag(key)] });
       this.say(`base CT ${vmid} on ${node} built in ${((Date.now() - started) / 1000).toFixed(1)} s (${docker})`);
     } catch (e) {
