@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { RepositoryError } from "../config/discover.ts";
 import { registerBackups } from "./commands/backups.ts";
+import { registerBases } from "./commands/bases.ts";
 import { registerDeploy } from "./commands/deploy.ts";
 import { registerDestroy } from "./commands/destroy.ts";
 import { registerList } from "./commands/list.ts";
@@ -38,6 +39,7 @@ function buildProgram(): Command<[], { dir?: string; env?: string; verbose?: tru
   registerStatus(program);
   registerUnlock(program);
   registerBackups(program);
+  registerBases(program);
   registerMonitor(program);
   for (const c of program.commands) c.exitOverride();
   return program;

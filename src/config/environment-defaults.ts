@@ -28,7 +28,7 @@ export function emptyEnvironment(name: string): EnvironmentConfig {
     escEnvironments: [],
     provisioning: true,
     backups: { storage: BUILTIN_DEFAULTS.backupStorage, keep: BUILTIN_DEFAULTS.backupKeep },
-    docker: { host: undefined, source: "docker" },
+    docker: { host: undefined, source: "docker", base: "clone" },
     source: undefined,
   };
 }

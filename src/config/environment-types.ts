@@ -82,6 +82,14 @@ export interface EnvironmentConfig {
    * The Docker Engine that builds images (undefined: DOCKER_HOST or the local socket), where containers get
    * Docker from, and the environment's exact versions over homelab's pins (`homelab:docker_versions`; source docker only).
    */
-  docker: { host: string | undefined; source: "docker" | "distribution"; versions?: Record<string, Partial<DockerPins>> };
+  docker: {
+    host: string | undefined;
+    source: "docker" | "distribution";
+    versions?: Record<string, Partial<DockerPins>>;
+    /** `homelab:docker_base`: clone compose containers from a Docker-ready base (default), or install Docker in each. */
+    base: "clone" | "install";
+    /** `homelab:docker_base_network`: the address of the container that builds a base, where the bridge has no DHCP. */
+    baseNetwork?: { ip: string; gateway?: string };
+  };
   source: YamlSource | undefined;
 }

@@ -120,6 +120,17 @@ const environmentKeysSchema = z.strictObject({
     .enum(["docker", "distribution"])
     .optional()
     .describe("Where containers get Docker Engine and Compose: Docker's apt repository, pinned (docker, the default), or the distribution's packages (distribution: works offline; the sandbox uses it)."),
+  docker_base: z
+    .enum(["clone", "install"])
+    .optional()
+    .describe("How compose containers get Docker: cloned from a Docker-ready base template built once per node (clone, the default: a first deploy in seconds), or installed into each new container (install)."),
+  docker_base_network: z
+    .strictObject({
+      ip: z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([1-2]?\d|3[0-2])$/, { error: 'ip must be an address with prefix, e.g. 192.168.1.250/24' }).describe("A free static address for the container that builds a base (default: DHCP)."),
+      gateway: z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, { error: "gateway must be an IPv4 address" }).optional(),
+    })
+    .optional()
+    .describe("Where the container that builds a Docker-ready base gets its address, when the bridge has no DHCP."),
   docker_versions: z
     .record(
       // Checked in checkDockerVersions, for a message that names the key.
@@ -329,7 +340,13 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     ...(secretsCommand ? { secretsCommand } : {}),
     provisioning: k.provisioning ?? true,
     backups: { storage: k.backups?.storage ?? BUILTIN_DEFAULTS.backupStorage, keep: k.backups?.keep ?? BUILTIN_DEFAULTS.backupKeep },
-    docker: { host: k.docker_host, source: k.docker_source ?? "docker", ...(versions ? { versions } : {}) },
+    docker: {
+      host: k.docker_host,
+      source: k.docker_source ?? "docker",
+      ...(versions ? { versions } : {}),
+      base: k.docker_base ?? "clone",
+      ...(k.docker_base_network ? { baseNetwork: { ip: k.docker_base_network.ip, ...(k.docker_base_network.gateway !== undefined ? { gateway: k.docker_base_network.gateway } : {}) } } : {}),
+    },
     ...(monitor ? { monitor } : {}),
     source,
   };

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 
 /** The folder of the tool's own files in a repository. */
-function homelabDir(root: string): string {
+export function homelabDir(root: string): string {
   return join(root, ".homelab");
 }
 

@@ -133,6 +133,12 @@ export interface DeployRequest {
    */
   applyWithoutPreview?: boolean;
   /**
+   * Runs before the apply phase with the plans of the services about to be applied (never with
+   * `dryRun`): builds what they need first (Docker-ready bases). Returns the services that cannot
+   * be applied, with why; they fail, and their dependents are skipped.
+   */
+  prepare?: (plans: readonly ServicePlan[]) => Promise<ReadonlyMap<string, string>>;
+  /**
    * Finds the resource a killed run's pending creation made (a container's
    * vmid), so it is adopted rather than created twice; `taken` are the ids the
    * stack already records.
@@ -281,6 +287,16 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
 
   // ---- apply ----
   if (toApply.length > 0) rep.phase?.("apply");
+  if (toApply.length > 0 && req.prepare) {
+    const plans = toApply.flatMap((n) => outcomes.get(n)?.plan ?? []);
+    for (const [name, why] of await req.prepare(plans)) {
+      const o = outcomes.get(name);
+      if (!o) continue;
+      const failed: ServiceOutcome = { ...o, status: "failed", error: { message: why, detail: "", hint: "look at the output above; to install Docker in each container instead of cloning a base, set homelab:docker_base: install" } };
+      outcomes.set(name, failed);
+      rep.serviceDone?.(failed, "apply");
+    }
+  }
   const applyOne = async (name: string): Promise<TaskResult> => {
     const previewedOutcome = outcomes.get(name);
     if (!previewedOutcome?.plan) return "stop";

@@ -8,6 +8,7 @@ import { topologicalWaves } from "../util/graph.ts";
 import { DEFAULT_STRATEGY, placeContainer, STRATEGIES } from "./placement.ts";
 import { matchTemplate } from "./templates.ts";
 import { guestSystem } from "./guest-system.ts";
+import { planBase } from "./base-plan.ts";
 import { effectivePins } from "../provision/docker-pins.ts";
 import type { ContainerInputs, CurrentState, NodeCandidateCode, PlanProblem, PlannedContainer, PlannedImage, PlannedResource, ServicePlan } from "./types.ts";
 import { envFileOf } from "../config/homelab-dir.ts";
@@ -122,6 +123,8 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       problems.push({ service: service.name, resource: decl.id, ...storageProblem });
       continue;
     }
+    // Docker comes from a Docker-ready base where it will be installed at all (provisioning on).
+    const base = docker && env.provisioning ? planBase({ env, inventory, node: placement.chosen, template: template.chosen.volid, unprivileged: s.unprivileged, diskGb: s.host.resources.disk, sshPublicKey: input.sshPublicKey }) : undefined;
     const inputs: ContainerInputs = {
       node: placement.chosen,
       template: template.chosen.volid,
@@ -144,6 +147,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       sshPublicKeys: input.sshPublicKey,
       onBoot: true,
       protection: decl.protect,
+      ...(base?.mode === "clone" ? { base: base.key } : {}),
     };
     const kept = current?.node !== undefined && current.node !== placement.chosen ? (current.volumes ?? []) : [];
     const planned: PlannedContainer = {
@@ -158,6 +162,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
       ...(kept.length > 0 && current?.node !== undefined ? { dataMove: { from: current.node, to: placement.chosen, volumes: kept } } : {}),
       // Docker only where it will be installed: with provisioning off nothing is.
       system: guestSystem(template.chosen.volid, docker && env.provisioning ? { source: env.docker.source, ...(env.docker.versions ? { pins: env.docker.versions } : {}) } : undefined),
+      ...(base ? { base } : {}),
     };
     resources.push(planned);
   }

@@ -4,6 +4,7 @@
  * validated config, an inventory snapshot and the current deployment, and
  * returns data. The engine turns a ServicePlan into Pulumi resources.
  */
+import type { BaseSpec } from "../provision/base.ts";
 import type { DockerPins } from "../provision/docker-pins.ts";
 import type { GuestSystem } from "./guest-system.ts";
 
@@ -30,6 +31,11 @@ export interface ContainerBindMount {
   path: string;
   readOnly: boolean;
 }
+
+/** How a compose container gets Docker: cloned from a Docker-ready base (by its content key), or installed. */
+export type BasePlan =
+  | { mode: "clone"; key: string; spec: BaseSpec; vmid: number | undefined; reason: string }
+  | { mode: "install"; reason: string };
 
 /** The inputs of a `homelab:proxmox:Container` resource, exactly as the provider receives them. */
 export interface ContainerInputs {
@@ -67,6 +73,11 @@ export interface ContainerInputs {
   onBoot: boolean;
   /** Proxmox's own `protection` flag, set for `protect: true` resources so Proxmox refuses deletion too. */
   protection: boolean;
+  /**
+   * The content key of the Docker-ready base to clone the container from (creation only; a base
+   * missing on the node makes the provider create from `template` instead).
+   */
+  base?: string;
 }
 
 /** Outputs of a `homelab:proxmox:Container`. */
@@ -130,6 +141,8 @@ export interface PlannedContainer {
   compose: { dir: string; files: string[]; volumesDir?: string } | undefined;
   /** The release its template is, and for Docker containers which Docker and Compose they get (shown by previews). */
   system?: GuestSystem;
+  /** Compose containers: cloned from a Docker-ready base, or Docker installed; and why. */
+  base?: BasePlan;
 }
 
 /** A planned Docker image: built from its folder, tagged by content hash, pushed to its registry. */

@@ -17,6 +17,8 @@ import { staticAddress } from "./diff.ts";
 import { PartialCreateError, ProviderError, describeError } from "./errors.ts";
 import { withoutUndefined } from "./inputs.ts";
 import { createParams, eth0Address } from "./lxc-mapping.ts";
+import { keyOfTags } from "../provision/base.ts";
+import { sizeInGb } from "../data/mounts.ts";
 
 /** How long the resource waits for Proxmox. */
 export interface ContainerTimeouts {
@@ -69,8 +71,10 @@ export class ContainerLifecycle {
       t = Date.now();
       return ms;
     };
-    const vmid = await this.createContainer(client, inputs);
-    say(`CT ${vmid} created on ${inputs.node} in ${lap()} ms`);
+    const base = inputs.base !== undefined ? await findBase(client, inputs.node, inputs.base) : undefined;
+    if (inputs.base !== undefined && base === undefined) say(`no Docker-ready base ${inputs.base} on ${inputs.node}: creating from ${inputs.template}; Docker gets installed`);
+    const vmid = await this.createContainer(client, inputs, base);
+    say(base ? `CT ${vmid} cloned (${base.linked ? "linked" : "full"}) from base CT ${base.vmid} on ${inputs.node} in ${lap()} ms` : `CT ${vmid} created on ${inputs.node} in ${lap()} ms`);
     let prepared: P | undefined;
     try {
       // A failed prepare has undone its own steps.
@@ -181,14 +185,15 @@ export class ContainerLifecycle {
   }
 
   /** Makes the container and returns its id; afterwards it exists, unlocked, on the inputs' node. */
-  private async createContainer(client: ProxmoxClient, inputs: ContainerInputs): Promise<number> {
+  private async createContainer(client: ProxmoxClient, inputs: ContainerInputs, base?: FoundBase): Promise<number> {
     return createUnderFreshIds({
       attempts: client.http.retry.idRaceAttempts,
       budget: client.http.retry,
       nextId: () => client.cluster.nextId(),
       create: async (vmid) => {
         try {
-          await client.lxc.create(inputs.node, createParams(inputs, vmid), { wait: this.taskWait() });
+          if (base) await this.cloneFrom(client, inputs, base, vmid);
+          else await client.lxc.create(inputs.node, createParams(inputs, vmid), { wait: this.taskWait() });
           return vmid;
         } catch (error) {
           // A creation task that failed (not one still running, nor a lost race): Proxmox removes
@@ -203,6 +208,44 @@ export class ContainerLifecycle {
       // Who holds the id after an answer that does not tell: waits out a creation still running.
       settle: { holder: (vmid) => this.settle(client, inputs, vmid, true), adopt: (vmid) => vmid },
     });
+  }
+
+  /**
+   * Makes the container a clone of a Docker-ready base: a linked clone where the base's storage
+   * allows it and is the one asked for, else a full copy onto the asked storage; then the
+   * config the inputs ask for (the clone has the base's), and the root disk grown to size.
+   */
+  private async cloneFrom(client: ProxmoxClient, inputs: ContainerInputs, base: FoundBase, vmid: number): Promise<void> {
+    const clone = (full: boolean): Promise<unknown> =>
+      client.lxc.clone(inputs.node, base.vmid, { newid: vmid, hostname: inputs.hostname, description: inputs.description, full, ...(full ? { storage: inputs.storage } : {}) }, { wait: this.taskWait() });
+    if (base.storage === inputs.storage) {
+      try {
+        await clone(false);
+      } catch (error) {
+        // Storage without linked clones (a dir storage, say): Proxmox refuses before making anything.
+        if (!/linked clone|clone feature|not available/i.test(error instanceof Error ? error.message : String(error))) throw error;
+        base.linked = false;
+        await clone(true);
+      }
+    } else {
+      base.linked = false;
+      await clone(true);
+    }
+    const config = await client.lxc.config(inputs.node, vmid);
+    const wanted = createParams(inputs, vmid);
+    await client.lxc.updateConfig(inputs.node, vmid, {
+      ...(wanted.memory !== undefined ? { memory: wanted.memory } : {}),
+      ...(wanted.swap !== undefined ? { swap: wanted.swap } : {}),
+      ...(wanted.cores !== undefined ? { cores: wanted.cores } : {}),
+      // The clone's own MAC is kept (Proxmox gave it a new one); the rest is the inputs'.
+      ...(wanted.net0 !== undefined ? { net0: { ...wanted.net0, ...(config.net[0]?.hwaddr !== undefined ? { hwaddr: config.net[0].hwaddr } : {}) } } : {}),
+      ...(wanted.tags !== undefined ? { tags: wanted.tags } : {}),
+      onboot: inputs.onBoot,
+      ...(wanted.features !== undefined ? { features: wanted.features } : {}),
+      ...(wanted.mp !== undefined ? { mp: wanted.mp } : {}),
+    });
+    const size = sizeInGb(config.rootfs?.size);
+    if (size !== undefined && inputs.diskGb > size) await client.lxc.resize(inputs.node, vmid, "rootfs", inputs.diskGb, { wait: this.taskWait() });
   }
 
   /**
@@ -267,6 +310,26 @@ export class ContainerLifecycle {
   private taskWait(extraMs = 0): WaitOptions {
     return { timeoutMs: this.timeouts.taskMs + extraMs, initialDelayMs: this.timeouts.taskPollMs };
   }
+}
+
+/** A Docker-ready base found on a node. */
+interface FoundBase {
+  vmid: number;
+  /** The storage of its root volume. */
+  storage: string;
+  /** Whether the clone made from it is linked (set false when a full copy was made instead). */
+  linked: boolean;
+}
+
+/** The base template with this content key on the node, if any (found by its tags). */
+async function findBase(client: ProxmoxClient, node: string, key: string): Promise<FoundBase | undefined> {
+  const entry = (await client.cluster.resources({ type: "vm" })).find(
+    (r) => r.type === "lxc" && r.node === node && r.template === true && r.vmid !== undefined && keyOfTags((r.tags ?? "").split(/[;, ]+/)) === key,
+  );
+  if (entry?.vmid === undefined) return undefined;
+  const config = await client.lxc.config(node, Number(entry.vmid));
+  const volume = config.rootfs?.volume ?? "";
+  return { vmid: Number(entry.vmid), storage: volume.slice(0, Math.max(0, volume.indexOf(":"))), linked: true };
 }
 
 /** The outputs: the inputs as applied, the id and node, the address, which mount point holds each volume. */

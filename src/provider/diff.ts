@@ -39,6 +39,8 @@ export const CHANGE_KIND: Readonly<Record<keyof ContainerInputs, ChangeKind>> = 
   protection: "update",
   // Proxmox writes the keys into the container at creation only; provisioning manages them later.
   sshPublicKeys: "ignore",
+  // Which base a container was cloned from matters at its creation only: a new base changes no container.
+  base: "ignore",
 };
 
 /** In-place changes Proxmox keeps pending until the container starts again. */

@@ -114,6 +114,7 @@ export const containerInputsSchema = z
     sshPublicKeys: z.string().default(""),
     onBoot: z.boolean().default(false),
     protection: z.boolean().default(false),
+    base: z.string().regex(/^[0-9a-f]{16}$/, { error: "base must be a Docker-ready base's key (16 hex digits)" }).optional(),
   })
   .superRefine((v, ctx) => {
     const paths = new Set<string>();
@@ -247,6 +248,7 @@ const stateFields = {
   sshPublicKeys: z.string(),
   onBoot: z.boolean(),
   protection: z.boolean(),
+  base: z.string(),
   vmid: z.number(),
   address: z.string(),
 } satisfies Record<keyof ContainerOutputs, z.ZodType>;

@@ -92,6 +92,8 @@ export interface LxcConfig {
   /** The snapshot the current state descends from. */
   parent: string | undefined;
   lock: string | undefined;
+  /** A template (`template: 1`): cannot be started, only cloned. */
+  template: boolean;
   digest: string | undefined;
   /** Every key as Proxmox returned it. */
   raw: Record<string, string | number>;
@@ -199,6 +201,7 @@ export function parseLxcConfig(raw: Record<string, string | number>): LxcConfig 
     unused,
     parent: str("parent"),
     lock: str("lock"),
+    template: str("template") === "1",
     digest: str("digest"),
     raw,
   };
@@ -313,3 +316,24 @@ export const lxcSnapshotListSchema = z.array(
 
 /** A snapshot of a container. */
 export type LxcSnapshot = z.output<typeof lxcSnapshotListSchema>[number];
+
+/** Parameters of `POST /nodes/{node}/lxc/{vmid}/clone`. */
+export interface LxcCloneParams {
+  newid: number;
+  hostname?: string;
+  description?: string;
+  /** Copy every volume (always for a container that is not a template); false makes a linked clone of a template. */
+  full?: boolean;
+  /** Storage of a full clone's volumes. */
+  storage?: string;
+  /** Another node; only with shared storage. */
+  target?: string;
+  pool?: string;
+  snapname?: string;
+}
+
+/** The form of `POST /nodes/{node}/lxc/{vmid}/clone`. Pure. */
+export function cloneForm(p: LxcCloneParams): FormParams {
+  if (!Number.isInteger(p.newid) || p.newid < 100) throw invalidParam("newid", `${p.newid} is not a guest id (100 or more)`, "allocate one with /cluster/nextid");
+  return { newid: p.newid, hostname: p.hostname, description: p.description, full: p.full, storage: p.storage, target: p.target, pool: p.pool, snapname: p.snapname };
+}

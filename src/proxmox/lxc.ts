@@ -12,8 +12,8 @@ import { apiPath } from "./http.ts";
 import type { ApiRequest, FormParams, ProxmoxHttp } from "./http.ts";
 import { featuresNeedRoot, formatFeatures } from "./lxc-format.ts";
 import type { LxcFeatures } from "./lxc-format.ts";
-import { CREATE_UNPRIVILEGED_DEFAULT, lxcConfigSchema, lxcCreateForm, lxcInterfacesSchema, lxcListSchema, lxcSnapshotListSchema, lxcStatusSchema, lxcUpdateForm, moveVolumeForm, parseLxcConfig, resizeForm } from "./lxc-types.ts";
-import type { LxcConfig, LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcMoveVolume, LxcSnapshot, LxcStatus, LxcSummary } from "./lxc-types.ts";
+import { CREATE_UNPRIVILEGED_DEFAULT, cloneForm, lxcConfigSchema, lxcCreateForm, lxcInterfacesSchema, lxcListSchema, lxcSnapshotListSchema, lxcStatusSchema, lxcUpdateForm, moveVolumeForm, parseLxcConfig, resizeForm } from "./lxc-types.ts";
+import type { LxcCloneParams, LxcConfig, LxcConfigUpdate, LxcCreateParams, LxcInterface, LxcMoveVolume, LxcSnapshot, LxcStatus, LxcSummary } from "./lxc-types.ts";
 import { GUEST_CREATE, GUEST_TASK, READ, WRITE, createUnderFreshIds, retrying, taskLockRetry } from "./retry.ts";
 import type { CallPolicy } from "./retry.ts";
 import type { TaskResult, TasksApi, WaitOptions } from "./tasks.ts";
@@ -47,6 +47,8 @@ const CALLS = {
   snapshot: GUEST_TASK,
   deleteSnapshot: GUEST_TASK,
   rollback: GUEST_TASK,
+  template: WRITE,
+  clone: GUEST_CREATE,
 } as const satisfies Record<string, CallPolicy>;
 
 /** LXC container calls. */
@@ -177,6 +179,20 @@ export class LxcApi {
   async rollback(node: string, vmid: number, name: string, options: TaskCallOptions & { start?: boolean } = {}): Promise<TaskResult> {
     const params = { start: options.start };
     return this.task({ method: "POST", path: apiPath`/nodes/${node}/lxc/${vmid}/snapshot/${name}/rollback`, params, policy: CALLS.rollback }, options);
+  }
+
+  /** Turns a stopped container into a template (its volumes become base volumes); Proxmox answers when done. */
+  async template(node: string, vmid: number): Promise<void> {
+    await this.http.call({ method: "POST", path: apiPath`/nodes/${node}/lxc/${vmid}/template`, policy: CALLS.template }, z.null());
+  }
+
+  /**
+   * Clones a container or template into `newid` and waits. `full: false` is a linked clone
+   * (a template on storage that supports it), `full: true` copies every volume.
+   */
+  async clone(node: string, vmid: number, params: LxcCloneParams, options: TaskCallOptions = {}): Promise<TaskResult> {
+    const path = apiPath`/nodes/${node}/lxc/${vmid}/clone`;
+    return this.task({ method: "POST", path, params: cloneForm(params), policy: CALLS.clone }, options);
   }
 
   private async lifecycle(node: string, vmid: number, action: "start" | "stop" | "shutdown" | "reboot", params: FormParams, options: TaskCallOptions): Promise<TaskResult> {

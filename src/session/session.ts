@@ -26,6 +26,8 @@ import type { ServiceStatusRow } from "../engine/status.ts";
 import type { UnlockResult } from "../engine/unlock.ts";
 import type { GuardViolation } from "../engine/guards.ts";
 import type { Inventory } from "../proxmox/inventory.ts";
+import type { ServicePlan } from "../plan/types.ts";
+import type { BaseInfo } from "./bases.ts";
 import type { SshKey } from "../provision/ssh-key.ts";
 import type { MonitorStateFile } from "../monitor/status.ts";
 import type { StatusModel } from "../status/model.ts";
@@ -49,6 +51,8 @@ export type SessionEvent =
   | { type: "deploy-start"; order: readonly string[]; production: boolean }
   /** A changed service's health checks run before the deploy is called done. */
   | { type: "health-gate"; service: string; checks: number }
+  /** A Docker-ready base is being built (or was), before the services that clone it are applied. */
+  | { type: "base"; message: string }
   /** A service is rolled back to the points its deploy took. */
   | { type: "rollback-start"; service: string; because: string; points: number };
 
@@ -334,6 +338,53 @@ export class DeploySession {
     }
   }
 
+  // ---- Docker-ready bases ----
+
+  /**
+   * The Docker-ready bases on the cluster, each marked current (a service of this repository
+   * would clone it now) or not; with `prune`, the ones no service would clone and no linked
+   * clone uses are removed.
+   */
+  async bases(o: { prune: boolean }): Promise<{ bases: (BaseInfo & { current: boolean; removed: boolean; error?: string })[] }> {
+    const loaded = await this.load();
+    if (loaded.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
+    const repo = loaded.repo;
+    const { connectProxmox } = await import("../proxmox/connect.ts");
+    const { BaseBuilder } = await import("./bases.ts");
+    const { currentState } = await import("../engine/state.ts");
+    const { stackName } = await import("../engine/stacks.ts");
+    const client = connectProxmox(repo.env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
+    try {
+      const inventory = await client.loadInventory();
+      const key = await this.sshKey();
+      const engine = await this.engine("read");
+      const planner = await this.planner(repo.env, inventory, key);
+      const wanted = new Set<string>();
+      for (const [name, service] of repo.services) {
+        const { plan } = planner(service, currentState(await engine.readState(stackName(this.envName, name))));
+        for (const r of plan?.resources ?? []) if (r.kind === "proxmox:container" && r.base?.mode === "clone") wanted.add(`${r.inputs.node}/${r.base.key}`);
+      }
+      const builder = new BaseBuilder({ client, env: repo.env, root: this.root, key, say: () => undefined });
+      const out: (BaseInfo & { current: boolean; removed: boolean; error?: string })[] = [];
+      for (const b of await builder.list()) {
+        const current = wanted.has(`${b.node}/${b.key}`);
+        if (!o.prune || current || b.usedBy > 0) {
+          out.push({ ...b, current, removed: false });
+          continue;
+        }
+        try {
+          await builder.remove(b.node, b.vmid);
+          out.push({ ...b, current, removed: true });
+        } catch (e) {
+          out.push({ ...b, current, removed: false, error: e instanceof Error ? e.message : String(e) });
+        }
+      }
+      return { bases: out };
+    } finally {
+      await client.close();
+    }
+  }
+
   // ---- backups and restore ----
 
   /** homelab's snapshots and backups of the environment's services (of one when given), newest first, and the containers kept with their data. */
@@ -606,6 +657,7 @@ export class DeploySession {
       order,
       planner: await this.planner(env, inventory, key),
       locatePending: (service, op, taken) => locateContainer(inventory, service, op, taken),
+      prepare: (plans) => this.buildBases(env, key, plans),
       dryRun: o.dryRun,
       ci: this.ci,
       allowDelete: o.allowDelete,
@@ -620,6 +672,20 @@ export class DeploySession {
     });
     const after = o.dryRun || report.interrupted ? [] : await this.afterDeploy(repo, engine, report, deployId, before);
     return { status: "done", report, deployId, after };
+  }
+
+  /** Builds the Docker-ready bases the plans clone from that are not on their nodes yet. */
+  private async buildBases(env: EnvironmentConfig, key: SshKey, plans: readonly ServicePlan[]): Promise<ReadonlyMap<string, string>> {
+    const { missingBases, BaseBuilder } = await import("./bases.ts");
+    const needs = missingBases(plans);
+    if (needs.length === 0) return new Map();
+    const { connectProxmox } = await import("../proxmox/connect.ts");
+    const client = connectProxmox(env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
+    try {
+      return await new BaseBuilder({ client, env, root: this.root, key, say: (message) => this.reporter.event?.({ type: "base", message }) }).ensure(needs);
+    } finally {
+      await client.close();
+    }
   }
 
   /**

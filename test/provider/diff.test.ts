@@ -31,6 +31,7 @@ const CHANGED: { [K in keyof ContainerInputs]-?: ContainerInputs[K] } = {
   sshPublicKeys: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKey other@homelab",
   onBoot: false,
   protection: true,
+  base: "0123456789abcdef",
 };
 
 const EXPECTED: Record<keyof ContainerInputs, "replace" | "update" | "ignore"> = {
@@ -55,6 +56,7 @@ const EXPECTED: Record<keyof ContainerInputs, "replace" | "update" | "ignore"> =
   onBoot: "update",
   protection: "update",
   sshPublicKeys: "ignore",
+  base: "ignore",
 };
 
 void describe("diffContainer", () => {

@@ -190,6 +190,9 @@ async function deployReporter(ctx: CliContext, p: { envName: string; progress: P
           if (ctx.verbose) note(`proxmox: ${e.line}`);
           else if (!e.request) ctx.stderr(`homelab: ${e.line}\n`);
           return;
+        case "base":
+          progress.line(o.dim(e.message));
+          return;
         case "health-gate":
           note(`${e.service}: running its ${e.checks} health check(s)`);
           return;

@@ -47,6 +47,12 @@ function shortTemplate(volid: string): string {
   return volid.slice(volid.indexOf("/") + 1).replace(/\.tar\.(zst|gz|xz)$/, "");
 }
 
+/** How a compose container gets Docker, as the preview says it. Pure. */
+export function baseText(b: NonNullable<PlannedContainer["base"]>): string {
+  if (b.mode === "install") return `installed in the container (${b.reason})`;
+  return b.vmid !== undefined ? `cloned from the Docker-ready base CT ${b.vmid} (${b.key})` : `cloned from a Docker-ready base built first (${b.key}): ${b.reason}`;
+}
+
 /** Placement and template explanation of a planned container (for --dry-run and --verbose). Pure. */
 export function explainPlacement(r: PlannedContainer, o: Style, indent = "      "): string[] {
   const lines: string[] = [];
@@ -57,6 +63,7 @@ export function explainPlacement(r: PlannedContainer, o: Style, indent = "      
     lines.push(`${indent}          ${o.dim(`${c.matched ? "beat" : "not"} ${shortTemplate(c.volid)}: ${c.reason}`)}`);
   }
   if (r.system) lines.push(`${indent}system    ${describeGuestSystem(r.system)}`);
+  if (r.base) lines.push(`${indent}docker    ${baseText(r.base)}`);
   const p = r.placement;
   const chosenN = p.candidates.find((c) => c.node === p.chosen);
   lines.push(`${indent}node      ${p.chosen} ${o.dim(`— ${p.sticky ? "runs there now (placement is sticky)" : (chosenN?.reason ?? "chosen")}; strategy ${p.strategy}`)}`);
@@ -77,7 +84,8 @@ export function changeLines(changes: readonly ResourceChange[], planned: readonl
     if (c.kind === "create" && plannedR?.kind === "proxmox:container") {
       const sys = plannedR.system;
       const what = sys ? `, ${sys.release.label}${sys.docker ? `, Compose ${sys.docker.compose}` : ""}` : "";
-      extra.push(o.dim(`on ${plannedR.inputs.node}, ${shortTemplate(plannedR.inputs.template)}, ${plannedR.inputs.memory} MB, ${plannedR.inputs.cores} core(s)${what}`));
+      const base = plannedR.base?.mode === "clone" ? `, clone of ${plannedR.base.vmid !== undefined ? `base CT ${plannedR.base.vmid}` : "a base built first"}` : "";
+      extra.push(o.dim(`on ${plannedR.inputs.node}, ${shortTemplate(plannedR.inputs.template)}, ${plannedR.inputs.memory} MB, ${plannedR.inputs.cores} core(s)${what}${base}`));
     }
     const vmid = c.outputs?.["vmid"];
     if (opts.past && typeof vmid === "number") extra.push(o.dim(`vmid ${vmid}`));
