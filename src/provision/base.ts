@@ -16,7 +16,7 @@ import type { DockerPins } from "./docker-pins.ts";
 import { Script } from "./shell.ts";
 
 /** Bumped when the recipe (the cleaning, the first-boot unit) changes: every base is then rebuilt. */
-export const BASE_RECIPE = "homelab-base-v1";
+export const BASE_RECIPE = "homelab-base-v2";
 
 /** Tag of every base; each also carries `hlbase-<key>`. */
 export const BASE_TAG = "homelab-base";
@@ -82,8 +82,8 @@ WantedBy=multi-user.target ssh.service
 
 /**
  * Cleans a built base of what must not be shared by its clones, and installs the first-boot
- * unit: SSH host keys removed (each clone makes its own at first boot), machine-id set to
- * `uninitialized` (systemd makes a new one at a clone's first boot), apt lists and caches, logs and shell history gone;
+ * unit: SSH host keys removed (each clone makes its own at first boot), machine-id emptied
+ * (systemd makes a new one at a clone's boot and keeps it), apt lists and caches, logs and shell history gone;
  * Docker stopped with its containers removed (images stay: the smoke test's is small).
  */
 export function cleanBaseScript(): string {
@@ -98,8 +98,10 @@ export function cleanBaseScript(): string {
     "systemctl daemon-reload",
     "systemctl enable --quiet homelab-host-keys.service",
     "rm -f /etc/ssh/ssh_host_*",
-    // "uninitialized" (not an empty file) makes a clone's first boot a first boot: systemd writes its own machine-id.
-    "printf 'uninitialized\\n' > /etc/machine-id",
+    // Empty: systemd gives each clone a new id at boot and commits it. Not "uninitialized": that makes the boot a
+    // first boot, which applies every unit preset, and Debian's "enable *" turns on systemd-networkd-wait-online
+    // (two minutes' wait at every boot of a container whose network LXC sets up).
+    ": > /etc/machine-id",
     "rm -f /var/lib/dbus/machine-id",
     "apt-get clean",
     "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/* /var/tmp/*",

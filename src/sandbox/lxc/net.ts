@@ -97,12 +97,20 @@ export function planAddress(ip: string, subnet: Subnet, used: ReadonlySet<string
   return { cidr: `${addr}/${subnet.prefix}`, gateway: subnet.hostAddress };
 }
 
+/** How many of the latest released addresses a new guest does not get while others are free. */
+const COOLING = 16;
+
 /**
  * The guest addresses taken on one subnet. Taking is synchronous, so
- * parallel creates never share an address.
+ * parallel creates never share an address. Like a DHCP server, it does not
+ * hand a just-released address to the next guest while others are free: the
+ * host's neighbour cache still maps it to the old guest's MAC for a while,
+ * and the new guest would be unreachable until that entry expires.
  */
 export class AddressPool {
   private readonly used = new Set<string>();
+  /** Released addresses, oldest first; the newest are avoided while others are free. */
+  private readonly released: string[] = [];
   private readonly subnet: Subnet;
 
   constructor(subnet: Subnet) {
@@ -115,7 +123,13 @@ export class AddressPool {
     const taken: string[] = [];
     try {
       for (const ip of ips) {
-        const p = planAddress(ip, this.subnet, this.used);
+        const cooling = new Set([...this.used, ...this.released.slice(-COOLING)]);
+        let p: PlannedAddress;
+        try {
+          p = ip === "dhcp" ? planAddress(ip, this.subnet, cooling) : planAddress(ip, this.subnet, this.used);
+        } catch {
+          p = planAddress(ip, this.subnet, this.used);
+        }
         planned.push(p);
         const addr = p.cidr?.split("/")[0];
         if (addr) {
@@ -124,7 +138,8 @@ export class AddressPool {
         }
       }
     } catch (err) {
-      this.release(taken);
+      // Never a guest's: back without cooling.
+      for (const a of taken) this.used.delete(a);
       throw err;
     }
     return { planned, taken };
@@ -132,12 +147,19 @@ export class AddressPool {
 
   /** Gives addresses back. */
   release(addresses: readonly string[]): void {
-    for (const a of addresses) this.used.delete(a);
+    for (const a of addresses) {
+      if (!this.used.delete(a)) continue;
+      const i = this.released.indexOf(a);
+      if (i >= 0) this.released.splice(i, 1);
+      this.released.push(a);
+    }
+    if (this.released.length > COOLING * 4) this.released.splice(0, this.released.length - COOLING * 4);
   }
 
-  /** Gives every address back. */
+  /** Gives every address back, and forgets which were released (a new start). */
   clear(): void {
     this.used.clear();
+    this.released.length = 0;
   }
 }
 
