@@ -7,11 +7,10 @@
  * install` for comparison. Root only; everything stays on this machine.
  * Usage: node bench/bases.ts [--debian 12|13]
  */
-import { spawn } from "node:child_process";
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { ROOT, benchCli } from "./homelab-cli.ts";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({ options: { debian: { type: "string", default: "13" } } });
@@ -19,29 +18,10 @@ if (process.getuid?.() !== 0) {
   console.error("this bench needs root (LXC containers, a dockerd)");
   process.exit(1);
 }
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ENTRY = join(ROOT, "src/cli/entry.ts");
 const BRIDGE = "hlbbase0";
 const SUBNET = "10.87.102.0/24";
 const repo = mkdtempSync(join(tmpdir(), "homelab-bench-bases-"));
-const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env["PATH"] ?? ""}`, HOMELAB_NODE: process.execPath, PULUMI_HOME: join(repo, ".pulumi-home"), NO_COLOR: "1", CI: "" };
-
-function homelab(...args: string[]): Promise<{ code: number; out: string; ms: number }> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [ENTRY, "--dir", repo, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("close", (code) => resolve({ code: code ?? 1, out, ms: Date.now() - t0 }));
-  });
-}
-
-async function ok(...args: string[]): Promise<{ out: string; ms: number }> {
-  const r = await homelab(...args);
-  if (r.code !== 0) throw new Error(`homelab ${args.join(" ")} failed:\n${r.out}`);
-  return r;
-}
+const { run: homelab, ok } = benchCli(repo);
 
 /** A copy of hello named `name` on one node (so every copy shares the node's base). */
 function hello(name: string): void {

@@ -9,39 +9,20 @@
  * this machine (its own bridge).
  * Usage: node bench/data.ts
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { ROOT, benchCli } from "./homelab-cli.ts";
 
 if (process.getuid?.() !== 0) {
   console.error("this bench needs root (LXC containers)");
   process.exit(1);
 }
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ENTRY = join(ROOT, "src/cli/entry.ts");
 const BRIDGE = "hlbdata0";
 const SUBNET = "10.87.98.0/24";
 const repo = mkdtempSync(join(tmpdir(), "homelab-bench-data-"));
-const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env["PATH"] ?? ""}`, HOMELAB_NODE: process.execPath, PULUMI_HOME: join(repo, ".pulumi-home"), NO_COLOR: "1", CI: "" };
-
-function homelab(...args: string[]): Promise<{ code: number; out: string; ms: number }> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [ENTRY, "--dir", repo, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("close", (code) => resolve({ code: code ?? 1, out, ms: Date.now() - t0 }));
-  });
-}
-
-async function ok(...args: string[]): Promise<{ out: string; ms: number }> {
-  const r = await homelab(...args);
-  if (r.code !== 0) throw new Error(`homelab ${args.join(" ")} failed:\n${r.out}`);
-  return r;
-}
+const { run: homelab, ok } = benchCli(repo);
 
 function service(name: string, o: { version: string; volume: boolean; hostname?: string }): void {
   mkdirSync(join(repo, "services", name), { recursive: true });

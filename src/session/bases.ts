@@ -20,6 +20,7 @@ import type { BaseSpec } from "../provision/base.ts";
 import { ensureDocker } from "../provision/deploy.ts";
 import { templateRelease } from "../plan/guest-system.ts";
 import { KnownHosts, connectSsh } from "../provision/ssh.ts";
+import { processAlive } from "../engine/locks.ts";
 import type { SshKey } from "../provision/ssh-key.ts";
 
 /** One base a deploy needs: where, its key and what it is made of, and the bridge its builder uses. */
@@ -204,7 +205,7 @@ export class BaseBuilder {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
         const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
-        if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) {
+        if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) {
           await unlink(file).catch(() => undefined);
           continue;
         }
@@ -217,14 +218,5 @@ export class BaseBuilder {
     } finally {
       await unlink(file).catch(() => undefined);
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
