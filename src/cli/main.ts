@@ -55,8 +55,8 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return;
     }
-    // The engine's set-up (backend, credentials, passphrase) says what to do; no stack trace.
-    if (e instanceof RepositoryError || (e instanceof Error && e.name === "EngineSetupError")) {
+    // The engine's set-up (backend, credentials, passphrase) and a backend that cannot be read say what to do; no stack trace.
+    if (e instanceof RepositoryError || (e instanceof Error && (e.name === "EngineSetupError" || e.name === "BackendStoreError"))) {
       const hint: unknown = Reflect.get(e, "hint");
       process.stderr.write(`homelab: ${e.message}${typeof hint === "string" && hint !== "" ? `\n  hint: ${hint}` : ""}\n`);
       process.exitCode = EXIT.failed;

@@ -13,6 +13,16 @@ import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Backend } from "./settings.ts";
 
+/** The backend could not be read or written: what failed (never a credential) and what to check. */
+export class BackendStoreError extends Error {
+  readonly hint: string;
+  constructor(message: string, hint: string, cause?: unknown) {
+    super(message, cause !== undefined ? { cause } : undefined);
+    this.name = "BackendStoreError";
+    this.hint = hint;
+  }
+}
+
 /** Objects of a backend, by key relative to the backend's root (`.pulumi/...`). */
 export interface BackendStore {
   /** `file`, `postgres`, `s3`: for messages. */

@@ -45,7 +45,10 @@ export interface Backend {
  * `homelab:backend`, else `file://<repo>/.homelab/state`. A password in a
  * postgres:// URL is taken out of it and given to the CLI as PGPASSWORD:
  * Pulumi 3.274.1 prints the URL it was given when it cannot open the backend
- * (pkg/backend/diy/backend.go, describeBackendURL), password included.
+ * (pkg/backend/diy/backend.go, describeBackendURL); it masks a password in
+ * the user info there, but not lib/pq's `password` query parameter
+ * (sdk/go/common/util/httputil/redact.go knows only signature and token
+ * parameters), which it prints as it is.
  */
 export function chooseBackend(root: string, env: NodeJS.ProcessEnv, setting?: BackendConfig): Backend {
   const given = env["PULUMI_BACKEND_URL"];

@@ -14,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import postgres from "postgres";
+import { BackendStoreError } from "./backend-store.ts";
 import type { BackendStore } from "./backend-store.ts";
 
 /** How long an idle connection is kept for the next read of the same command. */
@@ -22,7 +23,7 @@ const IDLE_MS = 150;
 type Sql = ReturnType<typeof postgres>;
 
 /** The connection settings of a postgres:// backend URL, as lib/pq reads them. Pure but for reading certificate files. */
-export function postgresOptions(url: string, env: NodeJS.ProcessEnv): { options: postgres.Options<Record<string, never>>; table: string; prefix: string } {
+export function postgresOptions(url: string, env: NodeJS.ProcessEnv): { options: postgres.Options<Record<string, never>>; table: string; prefix: string; target: string } {
   const u = new URL(url);
   const q = u.searchParams;
   const dbPath = decodeURIComponent(u.pathname.replace(/^\/+/, ""));
@@ -49,10 +50,13 @@ export function postgresOptions(url: string, env: NodeJS.ProcessEnv): { options:
   else ssl = { ...files, rejectUnauthorized: false };
   const timeout = Number(q.get("connect_timeout") ?? env["PGCONNECT_TIMEOUT"] ?? "");
   const password = env["PGPASSWORD"];
+  const host = u.hostname ? decodeURIComponent(u.hostname) : env["PGHOST"] || "localhost";
+  const port = Number(u.port || env["PGPORT"] || 5432);
   return {
+    target: `${host}:${port}/${database} as ${user}`,
     options: {
-      host: u.hostname ? decodeURIComponent(u.hostname) : env["PGHOST"] || "localhost",
-      port: Number(u.port || env["PGPORT"] || 5432),
+      host,
+      port,
       user,
       database,
       ...(password !== undefined ? { password } : {}),
@@ -126,7 +130,11 @@ export class PostgresStore implements BackendStore {
       return (await sql.unsafe(text, params)) as unknown as T[];
     } catch (e) {
       if (e instanceof postgres.PostgresError && e.code === "42P01") return undefined;
-      throw new Error(`reading the PostgreSQL backend: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new BackendStoreError(
+        `cannot read the PostgreSQL state backend at ${this.#config().target}: ${e instanceof Error ? e.message : String(e)}`,
+        "check the backend URL's host, port, database and user, and its password (homelab:backend password_file / password_env, or PGPASSWORD); see docs/state.md",
+        e,
+      );
     } finally {
       this.#active--;
       if (this.#active === 0) {

@@ -17,6 +17,7 @@ import { createHash, createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import path from "node:path";
+import { BackendStoreError } from "./backend-store.ts";
 import type { BackendStore } from "./backend-store.ts";
 
 /** Where an s3:// backend's objects are and how to sign for them. */
@@ -175,7 +176,7 @@ export class S3Store implements BackendStore {
     do {
       const params: Record<string, string> = { "list-type": "2", prefix: this.loc.prefix + prefix, ...(token !== undefined ? { "continuation-token": token } : {}) };
       const res = await this.#request("GET", undefined, params);
-      if (res.status === 404 && /NoSuchBucket/.test(res.body)) throw new Error(`the S3 bucket ${this.loc.bucket} does not exist at ${this.loc.endpoint}`);
+      if (res.status === 404 && /NoSuchBucket/.test(res.body)) throw new BackendStoreError(`the S3 bucket ${this.loc.bucket} does not exist at ${this.loc.endpoint}`, "create it first (docs/state.md), or fix the bucket name in the backend URL");
       if (res.status !== 200) throw this.#failure("listing", res);
       const page = parseListing(res.body);
       keys.push(...page.keys.map((k) => k.slice(this.loc.prefix.length)));
@@ -203,7 +204,11 @@ export class S3Store implements BackendStore {
   #failure(what: string, res: { status: number; body: string }): Error {
     const code = /<Code>([^<]*)<\/Code>/.exec(res.body)?.[1];
     const message = /<Message>([^<]*)<\/Message>/.exec(res.body)?.[1];
-    return new Error(`S3 backend ${this.loc.endpoint}: ${what}: HTTP ${res.status}${code ? ` ${code}` : ""}${message ? `: ${xmlText(message)}` : ""}`);
+    const keys = code === "SignatureDoesNotMatch" || code === "InvalidAccessKeyId" || res.status === 403;
+    return new BackendStoreError(
+      `S3 state backend ${this.loc.endpoint}, bucket ${this.loc.bucket}: ${what}: HTTP ${res.status}${code ? ` ${code}` : ""}${message ? `: ${xmlText(message)}` : ""}`,
+      keys ? "check the access key id and secret key (homelab:backend access_key_id_* / secret_access_key_*, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the region" : "check the backend URL's endpoint, bucket and region; see docs/state.md",
+    );
   }
 
   async #request(method: "GET" | "DELETE", key: string | undefined, params: Record<string, string> = {}): Promise<{ status: number; body: string; bytes: Buffer }> {
@@ -219,7 +224,7 @@ export class S3Store implements BackendStore {
       res = await fetch(url, { method, headers, signal: AbortSignal.timeout(30_000) });
     } catch (e) {
       const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
-      throw new Error(`S3 backend ${this.loc.endpoint}: ${e instanceof Error ? e.message : String(e)}${cause}`, { cause: e });
+      throw new BackendStoreError(`cannot reach the S3 state backend ${this.loc.endpoint}: ${e instanceof Error ? e.message : String(e)}${cause}`, "check the endpoint in the backend URL (a bare host:port means https unless disableSSL=true)", e);
     }
     const bytes = Buffer.from(await res.arrayBuffer());
     return { status: res.status, body: res.status === 200 && method === "GET" && key !== undefined ? "" : bytes.toString("utf8"), bytes };

@@ -301,32 +301,43 @@ void describe("[root][pulumi] homelab state export/import: from .homelab/state t
     for (const make of [postgresBackend, s3Backend]) {
       const shared = await make(secretsDir);
       try {
-        // No passphrase setting: the repository's .homelab/passphrase, which encrypted the state's secrets, is used.
-        writeFileSync(envFile(w.root), withBackend(original, shared.url, shared.settings));
-        const imported = await run(w.cli(["state", "import", exportFile]));
+        // PostgreSQL through PULUMI_BACKEND_URL with the password in it, as lib/pq reads it (Pulumi itself would print
+        // this form when it cannot open the backend); S3 through homelab:backend. No passphrase setting in either: the
+        // repository's .homelab/passphrase, which encrypted the state's secrets, is used.
+        const password = shared.secrets[0] ?? "";
+        const opts = shared.kind === "postgres" ? { env: { PULUMI_BACKEND_URL: `${shared.url}&password=${encodeURIComponent(password)}` } } : {};
+        writeFileSync(envFile(w.root), shared.kind === "postgres" ? original : withBackend(original, shared.url, shared.settings));
+        const imported = await run(w.cli(["state", "import", exportFile], opts));
         assert.equal(imported.code, 0, imported.all);
         assert.match(imported.stdout, /one {2}sandbox\.one: 1 resource\(s\) imported/);
         assert.match(imported.stdout, new RegExp(`2 of 2 stack\\(s\\) in ${shared.kind}://`));
         assert.deepEqual((await readBackendState(shared.store, "sandbox.two"))?.resources.map((r) => r.id), ["two_ct"]);
 
         w.sandbox.counters.reset();
-        const noop = await run(w.cli(["deploy", "--all"]));
+        const noop = await run(w.cli(["deploy", "--all"], opts));
         assert.equal(noop.code, 0, noop.all);
         assert.match(noop.stdout, /0 applied, 2 unchanged/);
         assert.equal((noop.stdout.match(/no changes \(as deployed: state and plan match\)/g) ?? []).length, 2, noop.stdout);
         // The engine's own preview, reading the moved state through Pulumi, agrees.
-        const preview = await run(w.cli(["deploy", "--all", "--no-skip-unchanged"]));
+        const preview = await run(w.cli(["deploy", "--all", "--no-skip-unchanged"], opts));
         assert.equal(preview.code, 0, preview.all);
         assert.match(preview.stdout, /0 applied, 2 unchanged/);
         assert.deepEqual(w.writes(), {}, `no write request reached the sandbox after the move to ${shared.kind}`);
         assert.deepEqual((await w.containers()).map((c) => c.vmid).sort(), vmids);
 
-        const status = await run(w.cli(["status"]));
+        const status = await run(w.cli(["status"], opts));
         assert.match(status.stdout, new RegExp(`\\(state: ${shared.kind}://`));
         assert.match(status.stdout, /two {2}deployed/);
-        const again = await run(w.cli(["state", "import", exportFile]));
+        const again = await run(w.cli(["state", "import", exportFile], opts));
         assert.equal(again.code, 0, again.all);
         assert.match(again.stdout, /sandbox\.one is already there with the same 1 resource\(s\)/);
+        if (shared.kind === "postgres") {
+          assert.match(status.stdout, /password=\*\*\*\*/);
+          // A backend that does not answer: what to check, no stack trace, no password.
+          const down = await run(w.cli(["status"], { env: { PULUMI_BACKEND_URL: `postgres://homelab_test@127.0.0.1:1/x?sslmode=disable&password=${encodeURIComponent(password)}` } }));
+          assert.equal(down.code, 1, down.all);
+          assert.match(down.stderr, /^homelab: cannot read the PostgreSQL state backend at 127\.0\.0\.1:1\/x as homelab_test: .*\n {2}hint: check the backend URL's host, port, database and user, and its password/);
+        }
         noSecrets(outputs, shared.secrets);
       } finally {
         await shared.drop();
