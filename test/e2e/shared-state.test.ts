@@ -331,6 +331,13 @@ void describe("[root][pulumi] homelab state export/import: from .homelab/state t
         const again = await run(w.cli(["state", "import", exportFile], opts));
         assert.equal(again.code, 0, again.all);
         assert.match(again.stdout, /sandbox\.one is already there with the same 1 resource\(s\)/);
+        if (shared.kind === "s3") {
+          // The environment names S3 now; --backend reads the repository's own folder all the same.
+          const fromFolder = join(secretsDir, "from-folder.json");
+          const viaOption = await run(w.cli(["state", "export", "--file", fromFolder, "--backend", `file://${join(w.root, ".homelab", "state")}`, "two"]));
+          assert.equal(viaOption.code, 0, viaOption.all);
+          assert.match(viaOption.stdout, /exported 1 stack\(s\) of sandbox from file:\/\//);
+        }
         if (shared.kind === "postgres") {
           assert.match(status.stdout, /password=\*\*\*\*/);
           // A backend that does not answer: what to check, no stack trace, no password.
