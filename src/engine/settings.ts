@@ -242,6 +242,20 @@ export class EngineSetupError extends Error {
   }
 }
 
+/**
+ * `pulumi stack ls` on a postgres:// backend hangs for ever in 3.274.1 once a
+ * few stacks exist (12 stacks on 2 cores: 3 hangs in 3 tries): ListStacks
+ * resolves each stack's file in a pool of PULUMI_DIY_BACKEND_PARALLEL (10)
+ * workers (pkg/backend/diy/backend.go, state.go stackPath: a listing per
+ * stack); the PostgreSQL bucket's ListPaged keeps its rows open on one
+ * connection while it asks for each key's size on another
+ * (pkg/backend/diy/postgres/bucket.go), and its pool holds at most
+ * max(2 x GOMAXPROCS, 2) connections. Once that many listings hold one each,
+ * none gets its second. One worker needs two connections at most. The
+ * variable is read only there and by `pulumi state upgrade`.
+ */
+const POSTGRES_LIST_SERIALLY = { PULUMI_DIY_BACKEND_PARALLEL: "1" };
+
 /** What every CLI run of a homelab environment gets, besides `pulumiEngineEnv`. */
 export function workspaceEnv(o: { root: string; envName: string; backend: Backend; passphrase: Passphrase; pluginDir: string; cliDir: string; base: NodeJS.ProcessEnv }): Record<string, string> {
   const basePath = o.base["PATH"] ?? "";
@@ -256,6 +270,7 @@ export function workspaceEnv(o: { root: string; envName: string; backend: Backen
     // pulumi/pulumi#16412). Self-managed backends always lock stacks in that
     // version (pkg/backend/diy/lock.go): no variable turns locking on or off.
     PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true",
+    ...(o.backend.scheme === "postgres" ? POSTGRES_LIST_SERIALLY : {}),
     // The provider plugin reads its settings from these.
     HOMELAB_ROOT: o.root,
     HOMELAB_ENV: o.envName,

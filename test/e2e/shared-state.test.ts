@@ -23,6 +23,9 @@ import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { resolvePulumiCli } from "../../src/engine/pulumi-cli.ts";
 import type { BackendStore } from "../../src/engine/backend-store.ts";
 import { readBackendState, readLocks } from "../../src/engine/pulumi-internals.ts";
 import { PostgresStore } from "../../src/engine/store-postgres.ts";
@@ -31,12 +34,16 @@ import { freshBucket, freshDatabase } from "../helpers/services.ts";
 import { containerService, killPlugins, startWorld, waitFor } from "./helpers.ts";
 import type { Run, World } from "./helpers.ts";
 
+const execFileP = promisify(execFile);
+
 /** A shared backend of a test: the environment's setting, the secrets that must never show, homelab's own view of its objects. */
 interface Shared {
   kind: string;
   url: string;
   /** The `homelab:backend` keys beyond url (credential files). */
   settings: Record<string, string>;
+  /** The credentials as a client's variables. */
+  env: Record<string, string>;
   secrets: string[];
   store: BackendStore;
   drop(): Promise<void>;
@@ -51,7 +58,7 @@ function secretFile(dir: string, name: string, value: string): string {
 async function postgresBackend(dir: string): Promise<Shared> {
   const db = await freshDatabase();
   const password = db.env["PGPASSWORD"] ?? "";
-  return { kind: "postgres", url: db.url, settings: { password_file: secretFile(dir, "pg-password", password) }, secrets: [password], store: new PostgresStore(db.url, db.env), drop: () => db.drop() };
+  return { kind: "postgres", url: db.url, settings: { password_file: secretFile(dir, "pg-password", password) }, env: db.env, secrets: [password], store: new PostgresStore(db.url, db.env), drop: () => db.drop() };
 }
 
 async function s3Backend(dir: string): Promise<Shared> {
@@ -64,6 +71,7 @@ async function s3Backend(dir: string): Promise<Shared> {
     kind: "s3",
     url: bucket.url,
     settings: { access_key_id_file: secretFile(dir, "s3-id", id), secret_access_key_file: secretFile(dir, "s3-secret", secret) },
+    env: bucket.env,
     secrets: [secret],
     store,
     drop: () => bucket.drop(),
@@ -260,6 +268,23 @@ for (const make of [postgresBackend, s3Backend]) {
       const beta = await run(w.cli(["deploy", "beta"]));
       assert.equal(beta.code, 0, beta.all);
       assert.equal((await w.named("beta-ct")).length, 1);
+      noSecrets(outputs, [...shared.secrets, pass]);
+    });
+
+    void it("status with a dozen stacks in the backend answers (3.274.1's stack ls deadlocks on PostgreSQL without one listing worker)", { timeout: 5 * 60_000 }, async () => {
+      // Stacks another run made: a dozen, orphaned here (no service folder).
+      const work = mkdtempSync(join(tmpdir(), "homelab-dozen-"));
+      try {
+        writeFileSync(join(work, "Pulumi.yaml"), "name: homelab\nruntime: nodejs\n");
+        const pulumi = (await resolvePulumiCli()).path;
+        const env = { PATH: process.env["PATH"] ?? "", HOME: work, PULUMI_HOME: join(work, ".pulumi"), PULUMI_SKIP_UPDATE_CHECK: "true", PULUMI_CONFIG_PASSPHRASE: pass, PULUMI_BACKEND_URL: shared.url, ...shared.env };
+        for (let i = 1; i <= 12; i++) await execFileP(pulumi, ["stack", "init", `sandbox.extra${String(i).padStart(2, "0")}`], { cwd: work, env, timeout: 60_000 });
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+      const status = await run(w.cli(["status"]));
+      assert.equal(status.code, 0, status.all);
+      assert.equal((status.stdout.match(/^extra\d\d +(?:ORPHANED|never deployed)/gm) ?? []).length, 12, status.stdout);
       noSecrets(outputs, [...shared.secrets, pass]);
     });
   });

@@ -187,6 +187,13 @@ void describe("shared backends", () => {
     );
   });
 
+  void it("a postgres:// backend lists its stacks with one worker (3.274.1's stack ls deadlocks on its connection pool otherwise)", () => {
+    const env = (backend: ReturnType<typeof chooseBackend>) =>
+      workspaceEnv({ root: "/repo", envName: "lab", backend, passphrase: { env: {}, origin: "none", file: undefined }, pluginDir: "/t/bin", cliDir: "/c/bin", base: {} });
+    assert.equal(env(chooseBackend("/repo", {}, pg))["PULUMI_DIY_BACKEND_PARALLEL"], "1");
+    assert.equal(env(chooseBackend("/repo", { PULUMI_BACKEND_URL: "s3://b" }))["PULUMI_DIY_BACKEND_PARALLEL"], undefined);
+  });
+
   void it("a shared backend never gets a generated passphrase: its own reference, or the repository's existing one", () => {
     const root = mkdtempSync(join(tmp, "shared-"));
     assert.throws(() => ensurePassphrase(root, {}, { shared: true, envFile: "Pulumi.lab.yaml" }), (e: unknown) => e instanceof EngineSetupError && /passphrase_file/.test(e.hint ?? ""));
