@@ -116,7 +116,7 @@ try {
       if (b.setting !== undefined) writeFileSync(envFile(w.root), readFileSync(envFile(w.root), "utf8").trimEnd() + "\n  homelab:backend:\n" + b.setting.map((l) => `    ${l}`).join("\n") + "\n");
       const row = await measure(w, b.name);
       rows.push(row);
-      console.log(`${b.name}: new ${s(row.fresh)}, no-op best ${s(row.noopBest)} / median ${s(row.noopMedian)} of ${RUNS}, no-op with the engine's preview ${s(row.preview)}, status ${s(row.status)}, ${N} states read ${s(row.states)}`);
+      console.log(`${b.name}: new ${s(row.fresh)}, no-op best ${s(row.noopBest)} / median ${s(row.noopMedian)} of ${RUNS}, no-op with the engine's preview ${s(row.preview)}, status ${s(row.status)}, ${N} states read ${Math.round(row.states)} ms`);
     } finally {
       killPlugins(w.root);
       await w.close();
@@ -129,4 +129,4 @@ try {
 
 console.log(`\n| backend | deploy --all, ${N} new | no-op deploy --all (best / median of ${RUNS}) | no-op, engine preview per stack (--no-skip-unchanged, concurrency ${CONCURRENCY}) | status | ${N} states read by homelab |`);
 console.log("|---|---|---|---|---|---|");
-for (const r of rows) console.log(`| ${r.backend} | ${s(r.fresh)} | ${s(r.noopBest)} / ${s(r.noopMedian)} | ${s(r.preview)} | ${s(r.status)} | ${s(r.states)} |`);
+for (const r of rows) console.log(`| ${r.backend} | ${s(r.fresh)} | ${s(r.noopBest)} / ${s(r.noopMedian)} | ${s(r.preview)} | ${s(r.status)} | ${Math.round(r.states)} ms |`);

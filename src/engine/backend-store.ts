@@ -35,6 +35,8 @@ export interface BackendStore {
   remove(key: string): Promise<void>;
   /** Where a key is, for messages (a path for a folder, else the key). */
   where(key: string): string;
+  /** Whether Pulumi has yet to set the backend up on its first open (a PostgreSQL table not made yet). */
+  unopened?(): Promise<boolean>;
 }
 
 /** A file backend's folder. */

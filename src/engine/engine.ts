@@ -126,6 +126,7 @@ export class Engine {
   private readonly workspace: LocalWorkspace;
   private readonly command: PulumiCommand;
   private known: Set<string> | undefined;
+  private listing: Promise<StackInfo[]> | undefined;
 
   private constructor(o: { root: string; envName: string; backend: Backend; passphrase: Passphrase; workDir: string; cli: PulumiCli; env: Record<string, string>; store: BackendStore | undefined; workspace: LocalWorkspace; command: PulumiCommand }) {
     this.root = o.root;
@@ -174,6 +175,13 @@ export class Engine {
   /** Every stack of the project in the backend (all environments). */
   async listAllStacks(): Promise<StackInfo[]> {
     if (this.store !== undefined && (await backendHasNoStacks(this.store))) {
+      // A PostgreSQL backend Pulumi never opened has no table yet; the first
+      // open makes it, and first opens at once (a deploy creating several
+      // stacks) race: 3.274.1 checks to_regclass, then CREATE TABLE IF NOT
+      // EXISTS (diy/postgres/bucket.go), which PostgreSQL does not make safe
+      // against a concurrent one ("duplicate key value violates unique
+      // constraint pg_type_typname_nsp_index"). One open now, alone.
+      if (this.store.unopened !== undefined && (await this.store.unopened())) await this.workspace.listStacks();
       // A backend nothing was ever deployed to: no CLI start needed to say so.
       this.known = new Set();
       return [];
@@ -202,7 +210,13 @@ export class Engine {
 
   /** Whether a stack exists (from the last listing, listing once if needed). */
   async hasStack(name: string): Promise<boolean> {
-    if (!this.known) await this.listAllStacks();
+    if (!this.known) {
+      // Services deployed at once ask together: one listing answers them all.
+      this.listing ??= this.listAllStacks().finally(() => {
+        this.listing = undefined;
+      });
+      await this.listing;
+    }
     return this.known?.has(name) ?? false;
   }
 

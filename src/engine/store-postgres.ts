@@ -116,6 +116,11 @@ export class PostgresStore implements BackendStore {
     return `${this.#config().table}: ${this.#config().prefix}${key}`;
   }
 
+  async unopened(): Promise<boolean> {
+    const rows = await this.#query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [this.#config().table]);
+    return (rows?.[0]?.t ?? null) === null;
+  }
+
   #config(): ReturnType<typeof postgresOptions> {
     this.#settings ??= postgresOptions(this.#url, this.#env);
     return this.#settings;

@@ -377,3 +377,26 @@ void describe("[root][pulumi] homelab state export/import: from .homelab/state t
     }
   });
 });
+
+void describe("[root][pulumi] a database Pulumi never opened: deploy --all of new services at once", { timeout: 10 * 60_000 }, () => {
+  void it("every service deploys: Pulumi's table is made by one open first (3.274.1's first opens at once race on CREATE TABLE)", async () => {
+    const w = await startWorld({ services: [] });
+    const dir = mkdtempSync(join(tmpdir(), "homelab-fresh-db-"));
+    const shared = await postgresBackend(dir);
+    try {
+      const names = ["s1", "s2", "s3", "s4", "s5", "s6"];
+      for (const n of names) w.writeService(n, containerService(n, { memory: 256 }));
+      writeFileSync(envFile(w.root), withBackend(readFileSync(envFile(w.root), "utf8"), shared.url, { ...shared.settings, passphrase_file: secretFile(dir, "passphrase", "fresh-database-passphrase") }));
+      const r = await w.cli(["deploy", "--all", "--yes", "--concurrency", "6"]);
+      assert.equal(r.code, 0, r.all);
+      assert.match(r.stdout, /6 applied, 0 unchanged/);
+      assert.deepEqual((await w.containers()).map((c) => c.name).sort(), names.map((n) => `${n}-ct`));
+      noSecrets([r], shared.secrets);
+    } finally {
+      killPlugins(w.root);
+      await w.close();
+      await shared.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
