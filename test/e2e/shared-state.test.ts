@@ -123,6 +123,8 @@ for (const make of [postgresBackend, s3Backend]) {
       return r;
     };
     const locks = (service: string) => readLocks(shared.store, `sandbox.${service}`);
+    /** Create requests the sandbox received since its counters were reset (the task then runs as long as the faults say). */
+    const creates = (): number => w.writes()["POST /nodes/{node}/lxc"] ?? 0;
 
     before(async () => {
       server = createServer((s) => s.end());
@@ -137,6 +139,10 @@ for (const make of [postgresBackend, s3Backend]) {
       writeFileSync(envFile(w.root), withBackend(readFileSync(envFile(w.root), "utf8"), shared.url, { ...shared.settings, passphrase_file: passphraseFile }));
       other = checkout(w);
       inB.env.PULUMI_HOME = join(other, ".pulumi-home");
+      // The backend's first open, alone, as a team's set-up is (two machines' very first runs at the same moment race
+      // on Pulumi's CREATE TABLE: see the last test).
+      const first = await w.cli(["status"]);
+      assert.equal(first.code, 0, first.all);
     });
     after(async () => {
       killPlugins(w.root);
@@ -189,11 +195,16 @@ for (const make of [postgresBackend, s3Backend]) {
     });
 
     void it("two checkouts deploy one service at once: the second is refused, naming who holds the lock; two services deploy side by side", async () => {
-      // Slow creations keep each deploy's lock held long enough to be seen.
-      w.sandbox.faults.set({ taskDelayMs: 8000, taskTypes: ["vzcreate"] });
+      // Slow creations keep each deploy's lock held long enough to be seen. A create request sent means the update
+      // runs (creating the stack before took a lock for an instant too, which is not what is looked for here).
+      w.sandbox.faults.set({ taskDelayMs: 20_000, taskTypes: ["vzcreate"] });
+      w.sandbox.counters.reset();
       const gamma = w.spawnCli(["deploy", "gamma", "--yes"]);
+      await waitFor("gamma's container to be on its way", () => creates() >= 1, 120_000);
       const delta = w.spawnCli(["deploy", "delta", "--yes"], { dir: other, ...inB });
-      await waitFor("both services' stacks to be locked at once", async () => (await locks("gamma")).length > 0 && (await locks("delta")).length > 0, 120_000);
+      await waitFor("delta's container to be on its way", () => creates() >= 2, 120_000);
+      assert.equal((await locks("gamma")).length, 1, "gamma's deploy holds its lock");
+      assert.equal((await locks("delta")).length, 1, "delta's deploy, from the other checkout, holds its lock at the same time");
       const second = await run(w.cli(["deploy", "gamma", "--yes"], { dir: other, ...inB }));
       assert.equal(second.code, 1, second.all);
       assert.match(second.stdout, /stack sandbox\.gamma is locked by pid \d+ on \S+ \(\S+\) since \S+, still running/);
@@ -214,18 +225,19 @@ for (const make of [postgresBackend, s3Backend]) {
 
     void it("kill -9 of a deploy: unlock refuses while its owner runs, clears the lock once it is gone; another machine's lock needs --force", async () => {
       const killed = async (service: string, hostname?: string): Promise<number> => {
-        w.sandbox.faults.set({ taskDelayMs: 8000, taskTypes: ["vzcreate"] });
+        w.sandbox.faults.set({ taskDelayMs: 20_000, taskTypes: ["vzcreate"] });
+        w.sandbox.counters.reset();
         const deploy = w.spawnCli(["deploy", service, "--yes"], hostname !== undefined ? { hostname } : {});
-        await waitFor(`the deploy of ${service} to lock its stack`, async () => (await locks(service)).length > 0, 120_000);
+        // The update holds the lock while the container is created (creating the stack took one for an instant before).
+        await waitFor(`the container of ${service} to be on its way`, () => creates() >= 1, 120_000);
         const [lock] = await locks(service);
-        assert.ok(lock?.pid !== undefined);
+        assert.ok(lock?.pid !== undefined, "the deploy holds its stack's lock");
         if (hostname === undefined) {
           const refused = await run(w.cli(["unlock", service], { dir: other, ...inB }));
-          assert.equal(refused.code, 1, refused.all);
+          assert.equal(refused.code, 1, `${refused.all}\nlocks now: ${JSON.stringify(await locks(service))}`);
           assert.match(refused.stderr, new RegExp(`locked by a run that is still going: pid ${lock.pid} on `));
         }
         // The crash, while the container is being created: the Pulumi CLI that holds the lock, and homelab above it.
-        await waitFor(`the container of ${service} to be on its way`, async () => (await w.named(`${service}-ct`)).length > 0);
         process.kill(lock.pid, "SIGKILL");
         deploy.child.kill("SIGKILL");
         await deploy.done;
