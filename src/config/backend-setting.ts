@@ -12,7 +12,7 @@ import type { BackendConfig, SecretRef } from "./environment-types.ts";
 export type { BackendConfig } from "./environment-types.ts";
 
 /** The URL schemes Pulumi 3.274.1 takes as self-managed ("DIY") backends, and Pulumi Cloud's. */
-export const BACKEND_SCHEMES = ["file", "postgres", "s3", "gs", "azblob", "https", "http"] as const;
+const BACKEND_SCHEMES = ["file", "postgres", "s3", "gs", "azblob", "https", "http"] as const;
 
 const ref = (what: string, description: string) => ({
   [`${what}_file`]: z.string().min(1).optional().describe(`Path of a file (mode 0600) holding the ${description}; relative to this file.`),

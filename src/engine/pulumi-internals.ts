@@ -193,7 +193,7 @@ export function readFileBackendState(backendDir: string, stack: string): Promise
 }
 
 /** The key prefix of a stack's locks: `.pulumi/locks/<org>/<project>/<stack>/` (diy/lock.go; a DIY backend's org is `organization`). */
-export function lockPrefix(stack: string): string {
+function lockPrefix(stack: string): string {
   return `.pulumi/locks/organization/${PROJECT}/${stack}/`;
 }
 

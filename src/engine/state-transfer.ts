@@ -18,7 +18,7 @@ import type { StackState } from "./state.ts";
 import { stackName } from "./stacks.ts";
 
 /** The format tag of an export file. */
-export const STATE_BUNDLE_FORMAT = "homelab-state/1";
+const STATE_BUNDLE_FORMAT = "homelab-state/1";
 
 /** What `homelab state export` writes: an environment's stacks as Pulumi exports them. */
 export interface StateBundle {
@@ -43,7 +43,7 @@ export async function exportState(engine: Engine, envName: string, only?: readon
 }
 
 /** A problem with an export file: what is wrong and what to do. */
-export class StateFileError extends Error {
+class StateFileError extends Error {
   readonly hint: string | undefined;
   constructor(message: string, hint?: string) {
     super(message);

@@ -45,7 +45,7 @@ interface HistoryRecord {
 }
 
 /** The key prefix of a stack's update records in a self-managed backend. */
-export function historyPrefix(stack: string): string {
+function historyPrefix(stack: string): string {
   return `.pulumi/history/${PROJECT}/${stack}/`;
 }
 
