@@ -10,6 +10,7 @@ import { registerMonitor } from "./commands/monitor.ts";
 import { registerSandboxCommand } from "./commands/sandbox.ts";
 import { registerSchema } from "./commands/schema.ts";
 import { registerShow } from "./commands/show.ts";
+import { registerState } from "./commands/state.ts";
 import { registerStatus } from "./commands/status.ts";
 import { registerUnlock } from "./commands/unlock.ts";
 import { registerValidate } from "./commands/validate.ts";
@@ -40,6 +41,7 @@ function buildProgram(): Command<[], { dir?: string; env?: string; verbose?: tru
   registerUnlock(program);
   registerBackups(program);
   registerBases(program);
+  registerState(program);
   registerMonitor(program);
   for (const c of program.commands) c.exitOverride();
   return program;
@@ -55,8 +57,10 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return;
     }
-    if (e instanceof RepositoryError) {
-      process.stderr.write(`homelab: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ""}\n`);
+    // The engine's set-up (backend, credentials, passphrase) and a backend that cannot be read say what to do; no stack trace.
+    if (e instanceof RepositoryError || (e instanceof Error && (e.name === "EngineSetupError" || e.name === "BackendStoreError"))) {
+      const hint: unknown = Reflect.get(e, "hint");
+      process.stderr.write(`homelab: ${e.message}${typeof hint === "string" && hint !== "" ? `\n  hint: ${hint}` : ""}\n`);
       process.exitCode = EXIT.failed;
       return;
     }

@@ -56,6 +56,17 @@ export interface EscImport {
   col: number;
 }
 
+/** `homelab:backend`, checked (backend-setting.ts); references made absolute. */
+export interface BackendConfig {
+  url: string;
+  /** The URL scheme, lower case (`postgres`, `s3`, ...). */
+  scheme: string;
+  password?: SecretRef;
+  accessKeyId?: SecretRef;
+  secretAccessKey?: SecretRef;
+  passphrase?: SecretRef;
+}
+
 /** An environment (`Pulumi.<env>.yaml`), resolved. */
 export interface EnvironmentConfig {
   name: string;
@@ -74,6 +85,8 @@ export interface EnvironmentConfig {
   secretsCommand?: SecretCommand;
   /** `homelab:monitor`, when the file has it. */
   monitor?: MonitorConfig;
+  /** `homelab:backend`: where the state lives, when not the repository's `.homelab/state`. */
+  backend?: BackendConfig;
   /** Whether deploys build images and provision containers (false for state-only guests). */
   provisioning: boolean;
   /** Where vzdump backups go, and how many of homelab's snapshots and backups are kept per container. */

@@ -13,6 +13,7 @@ import { ENVIRONMENT_KINDS } from "./environment-types.ts";
 import type { EnvironmentConfig, EscImport, MonitorConfig, ProxmoxConfig, RegistryConfig, SecretRef } from "./environment-types.ts";
 import { CODENAME, DEFAULT_DOCKER_PINS, PIN_PACKAGES, checkPin } from "../provision/docker-pins.ts";
 import type { DockerPins } from "../provision/docker-pins.ts";
+import { backendSchema, checkBackend } from "./backend-setting.ts";
 
 export { environmentFile, listEnvironments } from "./discover.ts";
 export { BUILTIN_DEFAULTS, emptyEnvironment } from "./environment-defaults.ts";
@@ -107,6 +108,7 @@ const environmentKeysSchema = z.strictObject({
     })
     .optional()
     .describe("Snapshots and backups homelab takes before every destructive step (replace, recreate, restart, destroy --delete-data, restore)."),
+  backend: backendSchema.optional(),
   provisioning: z
     .boolean()
     .optional()
@@ -199,6 +201,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
     esc.push({ name, ...source.locate(path) });
   };
   let secretsCommand: SecretCommand | undefined;
+  let bareBackend = false;
   for (const [fullKey, value] of Object.entries(config as Record<string, unknown>)) {
     const [ns, ...rest] = fullKey.split(":");
     const key = rest.join(":");
@@ -229,6 +232,12 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
         timeout: mapping?.["timeout"],
         timeoutPath: ["config", fullKey, "timeout"],
       }, diagnostics);
+      continue;
+    }
+    if (key === "backend" && typeof value === "string") {
+      // The short form: the URL alone, credentials from the process's environment.
+      bareBackend = true;
+      keys[key] = { url: value };
       continue;
     }
     const tier = TIER_KEY.exec(key);
@@ -317,6 +326,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
   const versions = checkDockerVersions(k.docker_versions, k.docker_source ?? "docker", report, (path, message, hint) =>
     diagnostics.push({ file, ...source.locate(path), severity: "warning", message, ...(hint ? { hint } : {}) }),
   );
+  const backend = k.backend ? checkBackend(k.backend, ["config", "homelab:backend"], bareBackend, (keys, what) => ref(keys, what, base), (path, message, hint) => report(path, message, hint)) : undefined;
   const kind = k.environment ?? defaultKind(name);
   const env: EnvironmentConfig = {
     name,
@@ -348,6 +358,7 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
       ...(k.docker_base_network ? { baseNetwork: { ip: k.docker_base_network.ip, ...(k.docker_base_network.gateway !== undefined ? { gateway: k.docker_base_network.gateway } : {}) } } : {}),
     },
     ...(monitor ? { monitor } : {}),
+    ...(backend ? { backend } : {}),
     source,
   };
   return { env: diagnostics.some((d) => d.severity === "error") ? undefined : env, diagnostics };

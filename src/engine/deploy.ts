@@ -470,7 +470,7 @@ async function lockError(engine: Engine, o: ServiceOutcome): Promise<ServiceOutc
   const lock = (await engine.locks(o.stack))[0];
   if (!lock) return undefined;
   const owner = lockOwner(lock);
-  return { message: `stack ${o.stack} is locked by ${describeLock(lock, owner)}`, detail: lock.file ?? "", hint: lockHint(o.service, lock, owner) };
+  return { message: `stack ${o.stack} is locked by ${describeLock(lock, owner)}`, detail: lock.location ?? "", hint: lockHint(o.service, lock, owner) };
 }
 
 /** What a failure adds to an outcome: its status and error, the diagnostics and any changes made before it. */

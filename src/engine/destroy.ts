@@ -59,7 +59,7 @@ export async function destroyService(req: DestroyRequest): Promise<DestroyOutcom
   if (lock) {
     const owner = lockOwner(lock);
     out.status = "failed";
-    out.error = { message: `stack ${stack} is locked by ${describeLock(lock, owner)}`, detail: lock.file ?? "", hint: lockHint(service, lock, owner) };
+    out.error = { message: `stack ${stack} is locked by ${describeLock(lock, owner)}`, detail: lock.location ?? "", hint: lockHint(service, lock, owner) };
     return out;
   }
   let state = await engine.readState(stack);

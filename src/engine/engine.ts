@@ -11,16 +11,19 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { CommandError, ConcurrentUpdateError, LocalWorkspace, PulumiCommand, Stack, StackAlreadyExistsError } from "@pulumi/pulumi/automation/index.js";
-import type { EngineEvent, PulumiFn } from "@pulumi/pulumi/automation/index.js";
+import type { Deployment, EngineEvent, PulumiFn } from "@pulumi/pulumi/automation/index.js";
 import { resolvePulumiCli } from "./pulumi-cli.ts";
 import type { PulumiCli } from "./pulumi-cli.ts";
 import { ChangeTracker, loadChangeDescriber } from "./events.ts";
 import type { ChangeDescriber } from "./events.ts";
 import type { Diagnostic, ResourceChange, StepProgress } from "./events.ts";
 import type { StackLock } from "./locks.ts";
-import { chooseBackend, ensurePassphrase, TOOL_ROOT, workspaceDir, workspaceEnv } from "./settings.ts";
+import { backendCredentials, chooseBackend, ensurePassphrase, TOOL_ROOT, workspaceDir, workspaceEnv } from "./settings.ts";
 import type { Backend, Passphrase } from "./settings.ts";
-import { boundStack as bind, cliIsCancelling, commandOutput, errorLines, fileBackendIsEmpty, isRunSummaryLine, parseLockError, readFileBackendState, readLocks, saysCancelled, saysLocked } from "./pulumi-internals.ts";
+import { backendHasNoStacks, boundStack as bind, cliIsCancelling, commandOutput, errorLines, isRunSummaryLine, parseLockError, readBackendState, readLocks, removeLock, saysCancelled, saysLocked } from "./pulumi-internals.ts";
+import { openStore } from "./backend-store.ts";
+import type { BackendStore } from "./backend-store.ts";
+import type { BackendConfig } from "../config/backend-setting.ts";
 import { parseDeployment, resolvePendingOperations, withResourceFields } from "./state.ts";
 import type { AdoptedResource, FoundResource, PendingOperation, StackState } from "./state.ts";
 import { parseStackName, PROJECT } from "./stacks.ts";
@@ -43,6 +46,10 @@ export interface EngineOptions {
   extraEnv?: Record<string, string>;
   /** For commands that only read: no passphrase is generated, no state folder created. */
   readOnly?: boolean;
+  /** The environment's `homelab:backend`, used when PULUMI_BACKEND_URL is not set. */
+  backendSetting?: BackendConfig | undefined;
+  /** The environment file, for messages about its settings. */
+  envFile?: string;
 }
 
 /** A stack as `pulumi stack ls` reports it. */
@@ -114,11 +121,14 @@ export class Engine {
   readonly workDir: string;
   readonly cli: PulumiCli;
   readonly env: Record<string, string>;
+  /** homelab's own access to the backend's objects (states, locks); undefined where only the CLI reads it. */
+  readonly store: BackendStore | undefined;
   private readonly workspace: LocalWorkspace;
   private readonly command: PulumiCommand;
   private known: Set<string> | undefined;
+  private listing: Promise<StackInfo[]> | undefined;
 
-  private constructor(o: { root: string; envName: string; backend: Backend; passphrase: Passphrase; workDir: string; cli: PulumiCli; env: Record<string, string>; workspace: LocalWorkspace; command: PulumiCommand }) {
+  private constructor(o: { root: string; envName: string; backend: Backend; passphrase: Passphrase; workDir: string; cli: PulumiCli; env: Record<string, string>; store: BackendStore | undefined; workspace: LocalWorkspace; command: PulumiCommand }) {
     this.root = o.root;
     this.envName = o.envName;
     this.backend = o.backend;
@@ -126,6 +136,7 @@ export class Engine {
     this.workDir = o.workDir;
     this.cli = o.cli;
     this.env = o.env;
+    this.store = o.store;
     this.workspace = o.workspace;
     this.command = o.command;
   }
@@ -133,9 +144,11 @@ export class Engine {
   /** Opens the workspace: backend, passphrase (generated on first use), CLI, project settings. */
   static async open(o: EngineOptions): Promise<Engine> {
     const processEnv = o.processEnv ?? process.env;
-    const backend = chooseBackend(o.root, processEnv);
+    const backend = chooseBackend(o.root, processEnv, o.backendSetting);
     if (backend.dir !== undefined && o.readOnly !== true) await mkdir(backend.dir, { recursive: true });
-    const passphrase = ensurePassphrase(o.root, processEnv, o.readOnly !== true);
+    const envFile = o.envFile ?? `Pulumi.${o.envName}.yaml`;
+    const credentials = backendCredentials(backend, processEnv, envFile);
+    const passphrase = ensurePassphrase(o.root, processEnv, { generate: o.readOnly !== true, shared: backend.shared, ref: backend.setting?.passphrase, envFile });
     const workDir = workspaceDir(o.root, backend);
     await mkdir(workDir, { recursive: true });
     const cli = o.cli ?? (await resolvePulumiCli({ env: processEnv }));
@@ -143,8 +156,10 @@ export class Engine {
       ...workspaceEnv({ root: o.root, envName: o.envName, backend, passphrase, pluginDir: o.pluginDir ?? (processEnv["HOMELAB_PLUGIN_DIR"] || path.join(TOOL_ROOT, "bin")), cliDir: path.dirname(cli.path), base: processEnv }),
       HOMELAB_CI: o.ci ? "true" : "false",
       HOMELAB_VERBOSE: o.verbose ? "true" : "false",
+      ...credentials,
       ...o.extraEnv,
     };
+    const store = await openStore(backend, { ...processEnv, ...credentials });
     const command = await PulumiCommand.get({ root: path.dirname(path.dirname(cli.path)), skipVersionCheck: true });
     const workspace = await LocalWorkspace.create({
       workDir,
@@ -154,13 +169,20 @@ export class Engine {
       // from the tool's install, wherever the user runs homelab from.
       projectSettings: { name: PROJECT, runtime: "nodejs", main: TOOL_ROOT, description: "homelab services, one stack per service and environment (managed by the homelab CLI)" },
     });
-    return new Engine({ root: o.root, envName: o.envName, backend, passphrase, workDir, cli, env, workspace, command });
+    return new Engine({ root: o.root, envName: o.envName, backend, passphrase, workDir, cli, env, store, workspace, command });
   }
 
   /** Every stack of the project in the backend (all environments). */
   async listAllStacks(): Promise<StackInfo[]> {
-    if (this.backend.dir !== undefined && fileBackendIsEmpty(this.backend.dir)) {
-      // A file backend nothing was ever deployed to: no CLI start needed to say so.
+    if (this.store !== undefined && (await backendHasNoStacks(this.store))) {
+      // A PostgreSQL backend Pulumi never opened has no table yet; the first
+      // open makes it, and first opens at once (a deploy creating several
+      // stacks) race: 3.274.1 checks to_regclass, then CREATE TABLE IF NOT
+      // EXISTS (diy/postgres/bucket.go), which PostgreSQL does not make safe
+      // against a concurrent one ("duplicate key value violates unique
+      // constraint pg_type_typname_nsp_index"). One open now, alone.
+      if (this.store.unopened !== undefined && (await this.store.unopened())) await this.workspace.listStacks();
+      // A backend nothing was ever deployed to: no CLI start needed to say so.
       this.known = new Set();
       return [];
     }
@@ -188,7 +210,13 @@ export class Engine {
 
   /** Whether a stack exists (from the last listing, listing once if needed). */
   async hasStack(name: string): Promise<boolean> {
-    if (!this.known) await this.listAllStacks();
+    if (!this.known) {
+      // Services deployed at once ask together: one listing answers them all.
+      this.listing ??= this.listAllStacks().finally(() => {
+        this.listing = undefined;
+      });
+      await this.listing;
+    }
     return this.known?.has(name) ?? false;
   }
 
@@ -206,7 +234,7 @@ export class Engine {
 
   /** A stack's state; undefined when it has none. */
   async readState(name: string): Promise<StackState | undefined> {
-    if (this.backend.dir !== undefined) return readFileBackendState(this.backend.dir, name);
+    if (this.store !== undefined) return readBackendState(this.store, name);
     if (!(await this.hasStack(name))) return undefined;
     return parseDeployment(await this.workspace.exportStack(name));
   }
@@ -222,9 +250,42 @@ export class Engine {
     return { adopted: r.adopted, dropped: r.dropped };
   }
 
-  /** The locks held on a stack (file backends; empty elsewhere). */
+  /** A stack's deployment as `pulumi stack export` gives it (secrets in it stay encrypted). */
+  async exportDeployment(name: string): Promise<Deployment> {
+    return this.workspace.exportStack(name);
+  }
+
+  /**
+   * Replaces a stack's state with a deployment (`pulumi stack import`, which
+   * takes the stack's lock and needs the passphrase its secrets were
+   * encrypted with); the stack must exist.
+   */
+  async importDeployment(name: string, deployment: Deployment): Promise<void> {
+    try {
+      await this.workspace.importStack(name, deployment);
+    } catch (e) {
+      const stderr = e instanceof CommandError ? commandOutput(e, "stderr") : "";
+      const lines = errorLines(stderr);
+      const lock = saysLocked(stderr) ? parseLockError(stderr) : undefined;
+      if (lock) throw new EngineRunError({ kind: "locked", stack: name, message: `stack ${name} is locked by another run`, detail: lines.join("\n"), changes: [], diagnostics: [], lock });
+      throw new EngineRunError({ kind: "failed", stack: name, message: lines[0] ?? (e instanceof Error ? (e.message.split("\n")[0] ?? "import failed") : String(e)), detail: lines.join("\n"), changes: [], diagnostics: [] });
+    }
+  }
+
+  /** Whether homelab reads the backend's locks itself (`locks` is then the truth, not just "none known"). */
+  get readsLocks(): boolean {
+    return this.store !== undefined;
+  }
+
+  /** The locks held on a stack (backends homelab reads itself; empty elsewhere). */
   async locks(name: string): Promise<StackLock[]> {
-    return this.backend.dir !== undefined ? readLocks(this.backend.dir, name) : [];
+    return this.store !== undefined ? readLocks(this.store, name) : [];
+  }
+
+  /** Removes one lock read by `locks` (only that one: a lock taken since stays). */
+  async removeLock(lock: StackLock): Promise<void> {
+    if (this.store === undefined) throw new Error(`homelab does not read the locks of ${this.backend.display} itself`);
+    await removeLock(this.store, lock);
   }
 
   /** Previews an update of a stack with a program. */
@@ -290,7 +351,7 @@ export class Engine {
     }
   }
 
-  /** Runs `pulumi cancel` on a stack: for the file backend, this removes its locks. */
+  /** Runs `pulumi cancel` on a stack: for a self-managed backend, this removes all its locks. */
   async cancel(name: string): Promise<void> {
     await boundStack(name, this.workspace).cancel();
   }

@@ -1,15 +1,18 @@
 /**
- * Stack locks: who holds one, and whether that run is still alive. The file
- * backend's lock files (a crash leaves them behind) are read and removed in
- * pulumi-internals.ts; `homelab unlock` never removes one whose owner runs.
+ * Stack locks: who holds one, and whether that run is still alive. A
+ * self-managed backend's lock objects (a crash leaves them behind) are read
+ * and removed in pulumi-internals.ts; `homelab unlock` never removes one whose
+ * owner runs.
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 
 /** A lock on a stack. */
 export interface StackLock {
-  /** The lock file (undefined when the lock was read from an error message). */
-  file: string | undefined;
+  /** The lock's key in the backend's store (undefined when the lock was read from an error message). */
+  key: string | undefined;
+  /** Where it is, for messages: a file's path, or the object in a database or bucket. */
+  location: string | undefined;
   pid: number | undefined;
   username: string | undefined;
   hostname: string | undefined;

@@ -20,11 +20,11 @@
  * module without loading Pulumi.
  */
 import { gunzipSync } from "node:zlib";
-import { readdir, readFile, rm } from "node:fs/promises";
-import { existsSync } from "node:fs";
 import path from "node:path";
 import type { LocalWorkspace, Stack } from "@pulumi/pulumi/automation/index.js";
 import type { StackLock } from "./locks.ts";
+import { FileStore } from "./backend-store.ts";
+import type { BackendStore } from "./backend-store.ts";
 import { parseDeployment } from "./state.ts";
 import type { StackState } from "./state.ts";
 import { PROJECT } from "./stacks.ts";
@@ -126,9 +126,12 @@ export function saysCancelled(stderr: string): boolean {
 export function parseLockError(text: string): StackLock | undefined {
   if (!/currently locked|another update is currently in progress|Conflict/i.test(text)) return undefined;
   const m = /created by ([^@\s]+)@(\S+) \(pid (\d+)\) at (\S+)/.exec(text);
-  if (!m) return { file: undefined, pid: undefined, username: undefined, hostname: undefined, since: undefined };
-  const url = /(file:\/\/\S+?\.json)/.exec(text)?.[1];
-  return { file: url?.startsWith("file://") ? decodeURIComponent(url.slice("file://".length)) : undefined, username: m[1], hostname: m[2], pid: Number(m[3]), since: new Date(m[4] ?? "") };
+  if (!m) return { key: undefined, location: undefined, pid: undefined, username: undefined, hostname: undefined, since: undefined };
+  // The lock's URL comes first: a file://, or the backend's URL with the key as its path (credentials masked by Pulumi).
+  const url = /(\S+): created by /.exec(text)?.[1];
+  const key = url !== undefined ? /(\.pulumi\/locks\/[^?\s]+?\.json)/.exec(url)?.[1] : undefined;
+  const location = url?.startsWith("file://") ? decodeURIComponent(url.slice("file://".length).split("?")[0] ?? "") : url;
+  return { key, location, username: m[1], hostname: m[2], pid: Number(m[3]), since: new Date(m[4] ?? "") };
 }
 
 /**
@@ -145,78 +148,80 @@ export function stripColorMarkup(s: string): string {
   return s.replace(/<\{%[a-z]*%\}>/gi, "");
 }
 
-// ---- the file backend's layout ----
-// Reading it straight from disk saves a CLI start per stack and per command
+// ---- a self-managed backend's layout ----
+// Reading it straight from the backend's store (a folder, a PostgreSQL table,
+// an S3 bucket: backend-store.ts) saves a CLI start per stack and per command
 // (`pulumi stack export`, `pulumi stack ls`); the CLI has no command that
 // shows who holds a lock. All of it is pkg/backend/diy at 3.274.1, below the
-// bookkeeping folder `.pulumi`, for projects in the project-scoped layout.
+// bookkeeping folder `.pulumi`, for projects in the project-scoped layout;
+// every DIY backend uses the same keys (a postgres:// or s3:// URL's path is
+// a prefix the store applies).
 
-/** Whether anything was ever written to a file backend (no `.pulumi` folder: no stacks, no CLI start needed to say so). */
-export function fileBackendIsEmpty(backendDir: string): boolean {
-  return !existsSync(path.join(backendDir, ".pulumi"));
+/** Whether a backend holds no stack at all (nothing under `.pulumi/stacks/`: no CLI start needed to say so). */
+export async function backendHasNoStacks(store: BackendStore): Promise<boolean> {
+  return (await store.list(".pulumi/stacks/")).length === 0;
 }
 
-/** The state file of a stack: `.pulumi/stacks/<project>/<stack>.json` (diy/store.go). */
-function fileBackendStackFile(backendDir: string, stack: string): string {
-  return path.join(backendDir, ".pulumi", "stacks", PROJECT, `${stack}.json`);
+/** The key of a stack's state: `.pulumi/stacks/<project>/<stack>.json` (diy/store.go). */
+function stackKey(stack: string): string {
+  return `.pulumi/stacks/${PROJECT}/${stack}.json`;
 }
 
 /**
- * A stack's state read from a file backend; undefined when it has none. The
- * file holds a CheckpointV3 (`{version, checkpoint: {stack, config, latest}}`);
- * `latest` is the deployment `stack export` would give. With
+ * A stack's state read from a backend's store; undefined when it has none.
+ * The object holds a CheckpointV3 (`{version, checkpoint: {stack, config,
+ * latest}}`); `latest` is the deployment `stack export` would give. With
  * PULUMI_DIY_BACKEND_GZIP the CLI writes `<stack>.json.gz` instead. (3.274.1
  * also knows `.json.zst`, written with PULUMI_DIY_BACKEND_ZSTD, and reads the
  * newest of the three; homelab reads `.json`, else `.json.gz`.)
  */
-export async function readFileBackendState(backendDir: string, stack: string): Promise<StackState | undefined> {
-  const file = fileBackendStackFile(backendDir, stack);
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-    try {
-      text = gunzipSync(await readFile(`${file}.gz`)).toString("utf8");
-    } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw e2;
-    }
+export async function readBackendState(store: BackendStore, stack: string): Promise<StackState | undefined> {
+  const key = stackKey(stack);
+  let bytes = await store.read(key);
+  if (bytes === undefined) {
+    const zipped = await store.read(`${key}.gz`);
+    if (zipped === undefined) return undefined;
+    bytes = gunzipSync(zipped);
   }
-  const checkpoint = asRecord(asRecord(JSON.parse(text))["checkpoint"]);
+  const checkpoint = asRecord(asRecord(JSON.parse(bytes.toString("utf8")))["checkpoint"]);
   return parseDeployment(asRecord(checkpoint["latest"]));
 }
 
-/** The folder of a stack's lock files: `.pulumi/locks/<org>/<project>/<stack>/` (diy/lock.go; the file backend's org is `organization`). */
+/** A stack's state read from a file backend's folder. */
+export function readFileBackendState(backendDir: string, stack: string): Promise<StackState | undefined> {
+  return readBackendState(new FileStore(backendDir), stack);
+}
+
+/** The key prefix of a stack's locks: `.pulumi/locks/<org>/<project>/<stack>/` (diy/lock.go; a DIY backend's org is `organization`). */
+function lockPrefix(stack: string): string {
+  return `.pulumi/locks/organization/${PROJECT}/${stack}/`;
+}
+
+/** The folder of a stack's lock files in a file backend. */
 export function lockDir(backendDir: string, stack: string): string {
-  return path.join(backendDir, ".pulumi", "locks", "organization", PROJECT, stack);
+  return path.join(backendDir, ...lockPrefix(stack).split("/"));
 }
 
 /**
- * The lock files of a stack: `<lock id>.json` holding `{pid, username,
- * hostname, timestamp}` of the `pulumi` process (diy/lock.go, 3.274.1); a
+ * The locks of a stack: `<lock id>.json` holding `{pid, username, hostname,
+ * timestamp}` of the `pulumi` process that took it (diy/lock.go, 3.274.1); a
  * crash (kill -9) leaves them behind. Empty when there are none.
  */
-export async function readLocks(backendDir: string, stack: string): Promise<StackLock[]> {
-  const dir = lockDir(backendDir, stack);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw e;
-  }
+export async function readLocks(store: BackendStore, stack: string): Promise<StackLock[]> {
   const out: StackLock[] = [];
-  for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
-    const file = path.join(dir, name);
+  for (const key of (await store.list(lockPrefix(stack))).filter((k) => k.endsWith(".json"))) {
     let data: Record<string, unknown> = {};
     try {
-      data = asRecord(JSON.parse(await readFile(file, "utf8")));
+      const bytes = await store.read(key);
+      // Released between the listing and the read: not a lock any more.
+      if (bytes === undefined) continue;
+      data = asRecord(JSON.parse(bytes.toString("utf8")));
     } catch {
-      // A half-written or foreign file is still a lock; its owner is unknown.
+      // A half-written or foreign object is still a lock; its owner is unknown.
     }
     out.push({
-      file,
+      key,
+      location: store.where(key),
       pid: typeof data["pid"] === "number" ? data["pid"] : undefined,
       username: typeof data["username"] === "string" ? data["username"] : undefined,
       hostname: typeof data["hostname"] === "string" ? data["hostname"] : undefined,
@@ -227,14 +232,13 @@ export async function readLocks(backendDir: string, stack: string): Promise<Stac
 }
 
 /**
- * Removes a lock file and the `<file>.attrs` metadata the file backend's blob
- * store (gocloud.dev fileblob) writes next to it. `pulumi cancel` would do it
- * too, but without the check that the lock's owner is gone.
+ * Removes one lock (and, in a folder, the `<file>.attrs` metadata gocloud.dev's
+ * fileblob writes next to it). `pulumi cancel` would remove every lock of the
+ * stack, also one a live run took since homelab checked.
  */
-export async function removeLock(lock: StackLock): Promise<void> {
-  if (lock.file === undefined) return;
-  await rm(lock.file, { force: true });
-  await rm(`${lock.file}.attrs`, { force: true });
+export async function removeLock(store: BackendStore, lock: StackLock): Promise<void> {
+  if (lock.key === undefined) return;
+  await store.remove(lock.key);
 }
 
 function asRecord(v: unknown): Record<string, unknown> {

@@ -1,12 +1,15 @@
 /**
  * `homelab unlock SERVICE`: clears the lock a crashed run left on a stack,
- * and refuses while the run that holds it is alive. In a file backend the
- * lock's owner (pid and host) is known; elsewhere it is not, so `--force`
- * is required there and `pulumi cancel` does the work.
+ * and refuses while the run that holds it is alive. Pulumi's locks never
+ * expire (pkg/backend/diy/lock.go): a lock records the pid, user and host of
+ * its `pulumi` process, so a lock taken on this machine is removed once that
+ * process is gone; one taken on another machine only with `--force` (homelab
+ * cannot see that machine's processes). Where homelab does not read the
+ * backend's locks itself (gs://, azblob://, Pulumi Cloud) nothing is known of
+ * the owner: `--force` runs `pulumi cancel`.
  */
 import type { Engine } from "./engine.ts";
 import { describeLock, lockOwner } from "./locks.ts";
-import { removeLock } from "./pulumi-internals.ts";
 import type { LockOwner, StackLock } from "./locks.ts";
 import { stackName } from "./stacks.ts";
 
@@ -23,13 +26,13 @@ export interface UnlockResult {
 /** Clears a service's stale stack lock; never one whose owner runs (nor, without force, one whose owner is unknown). */
 export async function unlockService(engine: Engine, envName: string, service: string, force: boolean, alive?: (pid: number) => boolean): Promise<UnlockResult> {
   const stack = stackName(envName, service);
-  if (engine.backend.dir === undefined) {
+  if (!engine.readsLocks) {
     if (!force) {
       return {
         stack,
         status: "refused",
         locks: [],
-        message: `the backend ${engine.backend.url} does not say who holds a lock, so homelab cannot tell whether that run is still alive`,
+        message: `homelab does not read the locks of ${engine.backend.display} itself, so it cannot tell who holds one and whether that run is still alive`,
         hint: `if you are sure no deploy of ${service} runs, use \`homelab unlock ${service} --force\` (runs \`pulumi cancel\`)`,
       };
     }
@@ -58,9 +61,9 @@ export async function unlockService(engine: Engine, envName: string, service: st
       status: "refused",
       locks,
       message: `${stack} is locked by ${unknown.map((l) => l.text).join("; ")}`,
-      hint: `homelab cannot check a run on another machine; if you are sure it is gone: homelab unlock ${service} --force`,
+      hint: `homelab cannot see the processes of another machine; if you are sure that run is gone (ask its owner): homelab unlock ${service} --force`,
     };
   }
-  for (const l of locks) await removeLock(l.lock);
+  for (const l of locks) await engine.removeLock(l.lock);
   return { stack, status: "unlocked", locks, message: `removed ${locks.length} stale lock(s) of ${stack}: ${locks.map((l) => l.text).join("; ")}`, hint: `deploy again: homelab deploy ${service}` };
 }

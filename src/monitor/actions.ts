@@ -47,18 +47,19 @@ export interface ComposeRestarter {
 
 /** The parts of the engine that say whether a stack is being deployed. `Engine` fits. */
 export interface LockReader {
-  readonly backend: { dir: string | undefined };
+  /** Whether `locks` reads the backend's locks (else it knows none). */
+  readonly readsLocks: boolean;
   locks(stack: string): Promise<StackLock[]>;
   listStacks(): Promise<{ name: string; updateInProgress: boolean }[]>;
 }
 
-/** `lockHolder` from the engine: the lock files of a file backend, else the backend's "update in progress". */
+/** `lockHolder` from the engine: the locks of a backend homelab reads, else the backend's "update in progress". */
 export function engineLockHolder(engine: LockReader, envName: string): (service: string) => Promise<string | undefined> {
   return async (service) => {
     const stack = stackName(envName, service);
     const lock = (await engine.locks(stack))[0];
     if (lock) return describeLock(lock, lockOwner(lock));
-    if (engine.backend.dir !== undefined) return undefined;
+    if (engine.readsLocks) return undefined;
     const info = (await engine.listStacks()).find((s) => s.name === stack);
     return info?.updateInProgress ? `an update of ${stack} is in progress` : undefined;
   };

@@ -24,6 +24,7 @@ import type { Engine } from "../engine/engine.ts";
 import type { FoundResource, PendingOperation, StackState } from "../engine/state.ts";
 import type { ServiceStatusRow } from "../engine/status.ts";
 import type { UnlockResult } from "../engine/unlock.ts";
+import type { ImportOutcome, StateBundle } from "../engine/state-transfer.ts";
 import type { GuardViolation } from "../engine/guards.ts";
 import type { Inventory } from "../proxmox/inventory.ts";
 import type { ServicePlan } from "../plan/types.ts";
@@ -246,7 +247,11 @@ export class DeploySession {
     }
     const open = async (): Promise<Engine> => {
       const { Engine } = await import("../engine/engine.ts");
-      const engine = await Engine.open({ root: this.root, envName: this.envName, processEnv: this.processEnv, ci: this.ci, verbose: this.verbose, readOnly });
+      const { EngineSetupError } = await import("../engine/settings.ts");
+      // The environment may name where its state lives (homelab:backend).
+      const env = await this.environment();
+      if (env.status !== "loaded") throw new EngineSetupError(`the environment ${this.envName} has problems, so where its state lives is not known`, `homelab validate --env ${this.envName}`);
+      const engine = await Engine.open({ root: this.root, envName: this.envName, processEnv: this.processEnv, ci: this.ci, verbose: this.verbose, readOnly, backendSetting: env.env.backend, ...(env.env.file !== undefined ? { envFile: env.env.file } : {}) });
       if (engine.passphrase.origin === "generated") this.reporter.event?.({ type: "passphrase-generated", file: engine.passphrase.file ?? "" });
       return engine;
     };
@@ -499,7 +504,7 @@ export class DeploySession {
     const engine = await this.engine("read");
     const rows = await environmentStatus(engine, this.envName, names, only);
     const monitor = await readMonitorState(this.root, this.envName);
-    return { rows, health: new Map(rows.map((r) => [r.service, healthLines(monitor, r.service)])), backend: engine.backend.url, monitor };
+    return { rows, health: new Map(rows.map((r) => [r.service, healthLines(monitor, r.service)])), backend: engine.backend.display, monitor };
   }
 
   /** The status model (`homelab status --json`, the same the monitor's page shows), with the rows it was built from. */
@@ -535,6 +540,20 @@ export class DeploySession {
   async unlock(service: string, force: boolean): Promise<UnlockResult> {
     const { unlockService } = await import("../engine/unlock.ts");
     return unlockService(await this.engine("read"), this.envName, service, force);
+  }
+
+  // ---- moving state between backends ----
+
+  /** Exports the environment's stacks (all, or those of `only`) from its backend, secrets still encrypted. */
+  async exportState(only?: readonly string[]): Promise<{ bundle: StateBundle; missing: string[] }> {
+    const { exportState } = await import("../engine/state-transfer.ts");
+    return exportState(await this.engine("read"), this.envName, only);
+  }
+
+  /** Imports an export's stacks (all, or those of `only`) into the environment's backend; nothing is deployed. */
+  async importState(bundle: StateBundle, o: { only?: readonly string[]; force: boolean }): Promise<ImportOutcome[]> {
+    const { importState } = await import("../engine/state-transfer.ts");
+    return importState(await this.engine("write"), this.envName, bundle, o);
   }
 
   // ---- the monitor's recreate ----
@@ -808,7 +827,7 @@ export class DeploySession {
         out.push({ service, kind: "invalid" });
         continue;
       }
-      const secrets = resolveSecrets(service, s.dir, repo.env, this.processEnv, secretsContext(this.root, this.processEnv));
+      const secrets = resolveSecrets(service, s.dir, repo.env, this.processEnv, secretsContext(this.root, this.processEnv, repo.env.backend));
       const diagnostics = secrets.diagnostics.filter((d) => d.severity === "error");
       if (diagnostics.length > 0) out.push({ service, kind: "secrets", absent: secrets.statuses.filter((x) => x.provided === undefined).map((x) => x.key), diagnostics });
     }

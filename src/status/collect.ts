@@ -11,6 +11,7 @@ import type { HealthCheck } from "../config/monitoring.ts";
 import { monitorDir } from "../config/homelab-dir.ts";
 import type { ServiceStatusRow } from "../engine/status.ts";
 import type { StackState } from "../engine/state.ts";
+import type { BackendStore } from "../engine/backend-store.ts";
 import type { MonitorEvent } from "../monitor/events.ts";
 import { monitorAlive } from "../monitor/status.ts";
 import type { MonitorStateFile } from "../monitor/status.ts";
@@ -26,7 +27,8 @@ const HISTORY_TAIL_BYTES = 4 * 1024 * 1024;
 
 /** What last deploys are read through (the engine is one). */
 export interface DeployStateReader {
-  backend: { dir: string | undefined };
+  /** The backend's objects, where homelab reads them itself (update records are there). */
+  store: BackendStore | undefined;
   readState(stack: string): Promise<StackState | undefined>;
 }
 
@@ -36,20 +38,20 @@ export function configInfo(services: Iterable<{ name: string; description: strin
 }
 
 /**
- * Each deployed stack's last deploy. A file backend's history says what
- * changed; elsewhere only when. `cache` (by stack and update time) spares
+ * Each deployed stack's last deploy. A self-managed backend's history says
+ * what changed; elsewhere only when. `cache` (by stack and update time) spares
  * re-reading stacks nothing deployed to since.
  */
 export async function readLastDeploys(reader: DeployStateReader, rows: readonly ServiceStatusRow[], cache: Map<string, { key: string; value: LastDeploy | undefined }> = new Map()): Promise<Map<string, LastDeploy>> {
   const out = new Map<string, LastDeploy>();
-  const dir = reader.backend.dir;
+  const store = reader.store;
   await Promise.all(
     rows.map(async (r) => {
       if (r.lastUpdate === undefined) return;
       const key = `${r.lastUpdate}`;
       let value = cache.get(r.stack)?.key === key ? cache.get(r.stack)?.value : undefined;
       if (value === undefined) {
-        value = dir !== undefined ? await readLastDeploy(dir, r.stack, (await reader.readState(r.stack))?.deployment, r.lastUpdate).catch(() => undefined) : undefined;
+        value = store !== undefined ? await readLastDeploy(store, r.stack, (await reader.readState(r.stack))?.deployment, r.lastUpdate).catch(() => undefined) : undefined;
         value ??= lastDeployFromListing(r.lastUpdate);
         cache.set(r.stack, { key, value });
       }

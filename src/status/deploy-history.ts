@@ -3,13 +3,15 @@
  * succeeded, and what changed. The file backend keeps each update's record
  * in `.pulumi/history/<project>/<stack>/<stack>-<time>.history.json` (kind,
  * start and end, result, counts of resource changes) and each resource's
- * `created` / `modified` times in the state, so both are read from disk, as
- * `homelab status` reads the state. Other backends give only the time of
- * the last update (from the stack listing).
+ * `created` / `modified` times in the state, so both are read from the
+ * backend's store (a folder, a PostgreSQL table, an S3 bucket: every
+ * self-managed backend keeps the same keys), as `homelab status` reads the
+ * state. Other backends give only the time of the last update (from the stack
+ * listing).
  */
-import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
+import type { BackendStore } from "../engine/backend-store.ts";
 import { PROJECT } from "../engine/stacks.ts";
 
 /** One resource the last deploy created or updated. */
@@ -42,9 +44,14 @@ interface HistoryRecord {
   resourceChanges?: unknown;
 }
 
+/** The key prefix of a stack's update records in a self-managed backend. */
+function historyPrefix(stack: string): string {
+  return `.pulumi/history/${PROJECT}/${stack}/`;
+}
+
 /** The history folder of a stack in a file backend. */
 export function historyDir(backendDir: string, stack: string): string {
-  return path.join(backendDir, ".pulumi", "history", PROJECT, stack);
+  return path.join(backendDir, ...historyPrefix(stack).split("/"));
 }
 
 /** The newest update record's file name in a listing (names end in `-<nanoseconds>.history.json`). Pure. */
@@ -104,21 +111,17 @@ function lastDeployOf(h: HistoryRecord, deployment: Record<string, unknown> | un
 }
 
 /**
- * Reads the last deploy of a stack in a file backend; undefined when the
- * stack has no update record. `deployment` is its current state (the raw
+ * Reads the last deploy of a stack from its backend's store; undefined when
+ * the stack has no update record. `deployment` is its current state (the raw
  * deployment the engine's reader returns).
  */
-export async function readLastDeploy(backendDir: string, stack: string, deployment: Record<string, unknown> | undefined, fallbackAt: string | undefined): Promise<LastDeploy | undefined> {
-  const dir = historyDir(backendDir, stack);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return undefined;
-  }
+export async function readLastDeploy(store: BackendStore, stack: string, deployment: Record<string, unknown> | undefined, fallbackAt: string | undefined): Promise<LastDeploy | undefined> {
+  const prefix = historyPrefix(stack);
+  const names = (await store.list(prefix)).map((k) => k.slice(prefix.length)).filter((n) => !n.includes("/"));
   const newest = newestHistoryFile(names);
   if (!newest) return undefined;
-  const bytes = await readFile(path.join(dir, newest));
+  const bytes = await store.read(prefix + newest);
+  if (bytes === undefined) return undefined;
   const text = newest.endsWith(".gz") ? gunzipSync(bytes).toString("utf8") : bytes.toString("utf8");
   return lastDeployOf(JSON.parse(text) as HistoryRecord, deployment, fallbackAt);
 }

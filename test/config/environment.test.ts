@@ -115,3 +115,34 @@ test("homelab:docker_host and homelab:docker_source: defaults, values, and a cle
   findDiag(env("config:\n  homelab:docker_source: debian\n").diagnostics, "docker");
   findDiag(env("config:\n  homelab:docker_host: /var/run/docker.sock\n").diagnostics, "unix:///path/docker.sock");
 });
+
+test("homelab:backend: a URL alone, or with credentials referenced (paths relative to the file)", () => {
+  const bare = env("config:\n  homelab:backend: s3://state?endpoint=minio.lan:9000&s3ForcePathStyle=true&region=us-east-1\n");
+  assert.deepEqual(bare.diagnostics, []);
+  assert.deepEqual(bare.env?.backend, { url: "s3://state?endpoint=minio.lan:9000&s3ForcePathStyle=true&region=us-east-1", scheme: "s3" });
+  const pg = env("config:\n  homelab:backend:\n    url: postgres://homelab@db.lan:5432/homelab_state?sslmode=verify-full\n    password_file: secrets/pg\n    passphrase_env: TEAM_PASSPHRASE\n");
+  assert.deepEqual(pg.diagnostics, []);
+  assert.equal(pg.env?.backend?.scheme, "postgres");
+  assert.match(pg.env?.backend?.password?.file ?? "", /^\/.+\/secrets\/pg$/);
+  assert.deepEqual(pg.env?.backend?.passphrase, { env: "TEAM_PASSPHRASE" });
+  const s3 = env("config:\n  homelab:backend:\n    url: s3://state?endpoint=minio.lan:9000\n    access_key_id_env: MINIO_ID\n    secret_access_key_file: /etc/homelab/minio-secret\n");
+  assert.deepEqual(s3.env?.backend?.accessKeyId, { env: "MINIO_ID" });
+  assert.deepEqual(s3.env?.backend?.secretAccessKey, { file: "/etc/homelab/minio-secret" });
+});
+
+test("homelab:backend: a password in the URL, a wrong scheme or credentials of another kind are located errors", () => {
+  const inUrl = findDiag(env("config:\n  homelab:backend:\n    url: postgres://homelab:hunter2@db.lan/state\n").diagnostics, "holds a password");
+  assert.deepEqual([inUrl.line, inUrl.col], [3, 10]);
+  assert.match(inUrl.hint ?? "", /password_file or password_env/);
+  assert.ok(!JSON.stringify(inUrl).includes("hunter2"));
+  findDiag(env("config:\n  homelab:backend: postgres://db.lan/state?password=hunter2\n").diagnostics, "holds a password");
+  const scheme = findDiag(env("config:\n  homelab:backend: postgresql://db.lan/state\n").diagnostics, "not postgresql://");
+  assert.equal(scheme.hint, "Pulumi names the scheme postgres://");
+  assert.equal(scheme.line, 2);
+  const kind = findDiag(env("config:\n  homelab:backend:\n    url: s3://state\n    password_env: PG\n").diagnostics, "applies to postgres:// backends only");
+  assert.deepEqual([kind.line, kind.col], [4, 19]);
+  findDiag(env("config:\n  homelab:backend:\n    url: s3://state\n    access_key_id_env: ID\n").diagnostics, "needs both access_key_id_* and secret_access_key_*");
+  findDiag(env("config:\n  homelab:backend: file://state\n").diagnostics, "needs an absolute folder");
+  const unknown = findDiag(env("config:\n  homelab:backend:\n    url: s3://state\n    secret_key_env: X\n").diagnostics, "secret_key_env");
+  assert.equal(unknown.line, 4);
+});

@@ -180,7 +180,7 @@ test("validate cache: a corrupt, malformed or foreign cache file is ignored and 
     entry.service.description = "from another build";
     const [first, ...rest] = other.tool;
     const firstPath = first?.[0];
-    assert.ok(firstPath?.endsWith("/config/cross-service.ts"), firstPath);
+    assert.ok(firstPath !== undefined && /\/config\/[\w-]+\.ts$/.test(firstPath), firstPath);
     for (const foreign of [{ ...other, tool: [[firstPath, "another fingerprint"], ...rest] }, { ...other, tool: rest }, { ...other, node: "v0.0.0" }]) {
       writeFileSync(file, JSON.stringify(foreign));
       assert.equal((await same(repo.root, "test")).services.get("app")?.description, "the app");

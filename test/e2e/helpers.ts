@@ -29,15 +29,25 @@ export interface Run {
   all: string;
 }
 
+/** How one CLI run differs from the world's default. */
+export interface CliOptions {
+  env?: Record<string, string>;
+  envName?: string;
+  /** Another checkout of the repository (default: the world's root). */
+  dir?: string;
+  /** Run as if on another machine: in a UTS namespace of its own with this host name (root only). */
+  hostname?: string;
+}
+
 /** A sandbox, a repository pointing at it, and ways to look at both. */
 export interface World {
   sandbox: RunningSandbox;
   root: string;
   admin: ProxmoxClient;
   /** Runs `homelab --dir ROOT --env ENV ARGS...` to completion. */
-  cli(args: string[], opts?: { env?: Record<string, string>; envName?: string }): Promise<Run>;
+  cli(args: string[], opts?: CliOptions): Promise<Run>;
   /** Starts the CLI without waiting (for kills and races). */
-  spawnCli(args: string[], opts?: { env?: Record<string, string> }): { child: ChildProcess; done: Promise<Run> };
+  spawnCli(args: string[], opts?: CliOptions): { child: ChildProcess; done: Promise<Run> };
   /** The sandbox's containers. */
   containers(): Promise<ClusterResource[]>;
   /** Containers with this hostname. */
@@ -94,8 +104,13 @@ export async function startWorld(o: { sandbox?: SandboxOptions; services?: strin
     NO_COLOR: "1",
     ...extra,
   });
-  const spawnCli = (args: string[], opts: { env?: Record<string, string>; envName?: string } = {}) => {
-    const child = spawn(node, [ENTRY, "--dir", root, "--env", opts.envName ?? "sandbox", ...args], { env: baseEnv(opts.env), stdio: ["ignore", "pipe", "pipe"] });
+  const spawnCli = (args: string[], opts: CliOptions = {}) => {
+    const argv = [ENTRY, "--dir", opts.dir ?? root, "--env", opts.envName ?? "sandbox", ...args];
+    // unshare execs sh, which sets the host name and execs node: the child's pid is the CLI's.
+    const child =
+      opts.hostname === undefined
+        ? spawn(node, argv, { env: baseEnv(opts.env), stdio: ["ignore", "pipe", "pipe"] })
+        : spawn("unshare", ["--uts", "sh", "-c", 'hostname "$0" && exec "$@"', opts.hostname, node, ...argv], { env: baseEnv(opts.env), stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import ssh2 from "ssh2";
 import type { ParsedKey } from "ssh2";
-import { chooseBackend, EngineSetupError, ensurePassphrase, fileBackendDir, workspaceDir, workspaceEnv } from "../../src/engine/settings.ts";
+import { backendCredentials, chooseBackend, displayBackendUrl, EngineSetupError, ensurePassphrase, fileBackendDir, workspaceDir, workspaceEnv } from "../../src/engine/settings.ts";
 import { ensureSshKey } from "../../src/provision/ssh-key.ts";
 import { parseStackName, qualifiedStackName, stackName, urnName, urnType } from "../../src/engine/stacks.ts";
 
@@ -56,7 +56,7 @@ void describe("backend and workspace", () => {
     assert.equal(fileBackendDir("https://api.pulumi.com"), undefined);
   });
 
-  void it("gives every CLI run the backend, passphrase, locking, plugin folder first on PATH, and the provider's settings", () => {
+  void it("gives every CLI run the backend, passphrase, the state's secrets salt, plugin folder first on PATH, and the provider's settings", () => {
     const env = workspaceEnv({
       root: "/repo",
       envName: "sandbox",
@@ -69,7 +69,9 @@ void describe("backend and workspace", () => {
     assert.equal(env["PULUMI_BACKEND_URL"], "file:///repo/.homelab/state");
     assert.equal(env["PULUMI_CONFIG_PASSPHRASE_FILE"], "/repo/.homelab/passphrase");
     assert.equal(env["PULUMI_SKIP_UPDATE_CHECK"], "true");
-    assert.equal(env["PULUMI_SELF_MANAGED_STATE_LOCKING"], "true");
+    // Self-managed backends always lock in the pinned CLI; the secrets salt comes from the state when the workspace lacks it.
+    assert.equal(env["PULUMI_SELF_MANAGED_STATE_LOCKING"], undefined);
+    assert.equal(env["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"], "true");
     assert.equal(env["HOMELAB_ROOT"], "/repo");
     assert.equal(env["HOMELAB_ENV"], "sandbox");
     assert.equal(env["PATH"], "/tool/bin:/cache/pulumi/bin:/usr/bin:/bin");
@@ -142,5 +144,64 @@ void describe("SSH key per environment", () => {
     assert.equal(readFileSync(join(dir, "known_hosts"), "utf8"), "10.0.0.5 ssh-ed25519 AAAA\n");
     assert.deepEqual(readdirSync(dir).sort(), ["id_ed25519", "id_ed25519.pub", "known_hosts"]);
     assert.equal(ensureSshKey(root, "lab").publicKey, k.publicKey);
+  });
+});
+
+void describe("shared backends", () => {
+  const pg = { url: "postgres://homelab@db.lan:5432/state?sslmode=disable", scheme: "postgres" };
+
+  void it("PULUMI_BACKEND_URL wins over homelab:backend, whose URL is used otherwise; both are shared", () => {
+    const fromEnv = chooseBackend("/repo", { PULUMI_BACKEND_URL: "s3://b?endpoint=x" }, pg);
+    assert.equal(fromEnv.origin, "PULUMI_BACKEND_URL");
+    assert.equal(fromEnv.setting, undefined);
+    const fromFile = chooseBackend("/repo", {}, pg);
+    assert.equal(fromFile.origin, "homelab:backend");
+    assert.equal(fromFile.url, pg.url);
+    assert.equal(fromFile.shared, true);
+    assert.equal(fromFile.scheme, "postgres");
+    assert.equal(chooseBackend("/repo", { PULUMI_BACKEND_URL: "file:///srv/state" }).shared, false);
+  });
+
+  void it("a password in PULUMI_BACKEND_URL leaves the URL for PGPASSWORD, and never shows", () => {
+    const b = chooseBackend("/repo", { PULUMI_BACKEND_URL: "postgres://homelab:s3cr%40t@db.lan:5432/state" });
+    assert.equal(b.url, "postgres://homelab@db.lan:5432/state");
+    assert.equal(b.display, "postgres://homelab:****@db.lan:5432/state");
+    assert.deepEqual(backendCredentials(b, {}, "Pulumi.lab.yaml"), { PGPASSWORD: "s3cr@t" });
+    const q = chooseBackend("/repo", { PULUMI_BACKEND_URL: "postgres://db.lan/state?password=pw&sslmode=require" });
+    assert.equal(q.url, "postgres://db.lan/state?sslmode=require");
+    assert.equal(displayBackendUrl("postgres://db.lan/state?password=pw&sslmode=require"), "postgres://db.lan/state?password=****&sslmode=require");
+    // Workspaces are per URL without the password: changing it keeps the stacks' settings.
+    assert.equal(workspaceDir("/repo", b), workspaceDir("/repo", chooseBackend("/repo", { PULUMI_BACKEND_URL: "postgres://homelab:other@db.lan:5432/state" })));
+  });
+
+  void it("credentials come from homelab:backend's references, and a missing one says which setting to fix", () => {
+    const file = join(tmp, "pg-password");
+    writeFileSync(file, "from-file\n", { mode: 0o600 });
+    const b = chooseBackend("/repo", {}, { ...pg, password: { file } });
+    assert.deepEqual(backendCredentials(b, {}, "Pulumi.lab.yaml"), { PGPASSWORD: "from-file" });
+    const s3 = chooseBackend("/repo", {}, { url: "s3://b", scheme: "s3", accessKeyId: { env: "ID" }, secretAccessKey: { env: "SECRET" } });
+    assert.deepEqual(backendCredentials(s3, { ID: "id", SECRET: "secret" }, "Pulumi.lab.yaml"), { AWS_ACCESS_KEY_ID: "id", AWS_SECRET_ACCESS_KEY: "secret" });
+    assert.throws(
+      () => backendCredentials(s3, { ID: "id" }, "Pulumi.lab.yaml"),
+      (e: unknown) => e instanceof EngineSetupError && /homelab:backend: secret_access_key_env names SECRET, which is not set/.test(e.message) && /export SECRET, or use secret_access_key_file in Pulumi\.lab\.yaml/.test(e.hint ?? ""),
+    );
+  });
+
+  void it("a postgres:// backend lists its stacks with one worker (3.274.1's stack ls deadlocks on its connection pool otherwise)", () => {
+    const env = (backend: ReturnType<typeof chooseBackend>) =>
+      workspaceEnv({ root: "/repo", envName: "lab", backend, passphrase: { env: {}, origin: "none", file: undefined }, pluginDir: "/t/bin", cliDir: "/c/bin", base: {} });
+    assert.equal(env(chooseBackend("/repo", {}, pg))["PULUMI_DIY_BACKEND_PARALLEL"], "1");
+    assert.equal(env(chooseBackend("/repo", { PULUMI_BACKEND_URL: "s3://b" }))["PULUMI_DIY_BACKEND_PARALLEL"], undefined);
+  });
+
+  void it("a shared backend never gets a generated passphrase: its own reference, or the repository's existing one", () => {
+    const root = mkdtempSync(join(tmp, "shared-"));
+    assert.throws(() => ensurePassphrase(root, {}, { shared: true, envFile: "Pulumi.lab.yaml" }), (e: unknown) => e instanceof EngineSetupError && /passphrase_file/.test(e.hint ?? ""));
+    assert.equal(readdirSync(root).length, 0);
+    assert.deepEqual(ensurePassphrase(root, { TEAM: "team-pass" }, { shared: true, ref: { env: "TEAM" } }).env, { PULUMI_CONFIG_PASSPHRASE: "team-pass" });
+    assert.equal(ensurePassphrase(root, {}, { shared: true, generate: false }).origin, "none");
+    // Moving from the file backend: the passphrase the state's secrets were encrypted with.
+    assert.equal(ensurePassphrase(root, {}).origin, "generated");
+    assert.equal(ensurePassphrase(root, {}, { shared: true }).origin, "file");
   });
 });

@@ -8,6 +8,7 @@ import { gzipSync } from "node:zlib";
 import { after, describe, it } from "node:test";
 import { describeLock, lockOwner, processAlive } from "../../src/engine/locks.ts";
 import { lockDir, parseLockError, readFileBackendState, readLocks, removeLock } from "../../src/engine/pulumi-internals.ts";
+import { FileStore } from "../../src/engine/backend-store.ts";
 import { currentState, parseDeployment, resolvePendingOperations, resourceFacts, withoutPendingOperations } from "../../src/engine/state.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "homelab-engine-state-"));
@@ -101,21 +102,24 @@ void describe("locks", () => {
     const file = join(ld, "5f6e.json");
     writeFileSync(file, JSON.stringify({ pid: 4242, username: "root", hostname: "vm", timestamp: "2026-11-25T17:32:06.13822736Z" }));
     writeFileSync(`${file}.attrs`, "{}");
-    const locks = await readLocks(dir, "prod.peach");
+    const store = new FileStore(dir);
+    const locks = await readLocks(store, "prod.peach");
     assert.equal(locks.length, 1);
     const lock = locks[0];
     assert.ok(lock);
     assert.equal(lock.pid, 4242);
     assert.equal(lock.hostname, "vm");
     assert.equal(lock.since?.toISOString(), "2026-11-25T17:32:06.138Z");
-    await removeLock(lock);
+    assert.equal(lock.location, file);
+    assert.equal(lock.key, ".pulumi/locks/organization/homelab/prod.peach/5f6e.json");
+    await removeLock(store, lock);
     assert.equal(existsSync(file), false);
     assert.equal(existsSync(`${file}.attrs`), false);
-    assert.deepEqual(await readLocks(dir, "prod.none"), []);
+    assert.deepEqual(await readLocks(store, "prod.none"), []);
   });
 
   void it("says whether the owner runs: alive, gone, or unknown on another host", () => {
-    const lock = { file: "/x.json", pid: process.pid, username: "root", hostname: hostname(), since: undefined };
+    const lock = { key: "x.json", location: "/x.json", pid: process.pid, username: "root", hostname: hostname(), since: undefined };
     assert.equal(lockOwner(lock), "alive");
     assert.equal(lockOwner({ ...lock, pid: 4242 }, hostname(), () => false), "gone");
     assert.equal(lockOwner({ ...lock, hostname: "elsewhere" }), "unknown");
@@ -148,7 +152,13 @@ void describe("locks", () => {
     assert.equal(lock.pid, 7960);
     assert.equal(lock.hostname, "vm");
     assert.equal(lock.username, "root");
-    assert.equal(lock.file, "/tmp/s/.pulumi/locks/organization/homelab/dev.peach/7aa6.json");
+    assert.equal(lock.location, "/tmp/s/.pulumi/locks/organization/homelab/dev.peach/7aa6.json");
+    assert.equal(lock.key, ".pulumi/locks/organization/homelab/dev.peach/7aa6.json");
+    // A shared backend names the lock by its URL, credentials masked by Pulumi; the key is the same.
+    const pg = parseLockError("error: the stack is currently locked by 1 lock(s).\n  postgres://****:****@db.lan:5432/state/.pulumi/locks/organization/homelab/prod.peach/9c1d.json: created by ann@laptop (pid 31) at 2026-11-25T17:32:06Z");
+    assert.equal(pg?.key, ".pulumi/locks/organization/homelab/prod.peach/9c1d.json");
+    assert.equal(pg?.hostname, "laptop");
+    assert.equal(pg?.location, "postgres://****:****@db.lan:5432/state/.pulumi/locks/organization/homelab/prod.peach/9c1d.json");
     assert.equal(parseLockError("error: something else"), undefined);
   });
 });

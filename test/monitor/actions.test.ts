@@ -111,13 +111,13 @@ void describe("ServiceRemediator", () => {
     assert.deepEqual(await bare.isDeploying("peach"), { deploying: false, detail: "" });
   });
 
-  void it("engineLockHolder: a lock file of the stack (file backend), else the backend's update-in-progress flag", async () => {
-    const lock = { file: "/state/.pulumi/locks/organization/homelab/lab.peach/x.json", pid: process.pid, username: "root", hostname: hostname(), since: new Date("2025-01-01T10:00:00Z") };
+  void it("engineLockHolder: a lock of the stack (a backend homelab reads), else the backend's update-in-progress flag", async () => {
+    const lock = { key: ".pulumi/locks/organization/homelab/lab.peach/x.json", location: "/state/.pulumi/locks/organization/homelab/lab.peach/x.json", pid: process.pid, username: "root", hostname: hostname(), since: new Date("2025-01-01T10:00:00Z") };
     const listed: string[] = [];
-    const fileBackend = engineLockHolder({ backend: { dir: "/state" }, locks: (s) => Promise.resolve(s === "lab.peach" ? [lock] : []), listStacks: () => Promise.resolve(listed.map((name) => ({ name, updateInProgress: true }))) }, "lab");
+    const fileBackend = engineLockHolder({ readsLocks: true, locks: (s) => Promise.resolve(s === "lab.peach" ? [lock] : []), listStacks: () => Promise.resolve(listed.map((name) => ({ name, updateInProgress: true }))) }, "lab");
     assert.match((await fileBackend("peach")) ?? "", new RegExp(`^pid ${process.pid} on ${hostname()} \\(root\\) since 2025-01-01T10:00:00Z, still running$`));
     assert.equal(await fileBackend("other"), undefined);
-    const cloud = engineLockHolder({ backend: { dir: undefined }, locks: () => Promise.resolve([]), listStacks: () => Promise.resolve([{ name: "lab.peach", updateInProgress: true }, { name: "lab.other", updateInProgress: false }]) }, "lab");
+    const cloud = engineLockHolder({ readsLocks: false, locks: () => Promise.resolve([]), listStacks: () => Promise.resolve([{ name: "lab.peach", updateInProgress: true }, { name: "lab.other", updateInProgress: false }]) }, "lab");
     assert.equal(await cloud("peach"), "an update of lab.peach is in progress");
     assert.equal(await cloud("other"), undefined);
   });

@@ -8,6 +8,7 @@ import type { ServiceStatusRow } from "../../src/engine/status.ts";
 import type { MonitorEvent } from "../../src/monitor/events.ts";
 import { collectStatusModel, readHistory, readLastDeploys } from "../../src/status/collect.ts";
 import { changedSince, historyDir, newestHistoryFile, readLastDeploy } from "../../src/status/deploy-history.ts";
+import { FileStore } from "../../src/engine/backend-store.ts";
 import { previewRecord, readPreviews, recordPreviews } from "../../src/status/previews.ts";
 
 const dirs: string[] = [];
@@ -102,7 +103,8 @@ void describe("the last deploy from a file backend", () => {
     const rec = (startTime: number, result: string) => JSON.stringify({ kind: "update", startTime, endTime: startTime + 7, result, resourceChanges: { create: 1, update: 1, same: 2 }, config: { "homelab:x": { secure: "ciphertext" } } });
     writeFileSync(join(dir, "test.web-1000.history.json"), rec(start / 1000 - 3600, "failed"));
     writeFileSync(join(dir, "test.web-2000.history.json.gz"), gzipSync(rec(start / 1000, "succeeded")));
-    const d = await readLastDeploy(backend, "test.web", deployment, undefined);
+    const store = new FileStore(backend);
+    const d = await readLastDeploy(store, "test.web", deployment, undefined);
     assert.deepEqual(d, {
       at: "2025-01-01T10:00:07.000Z",
       startedAt: "2025-01-01T10:00:00.000Z",
@@ -115,11 +117,11 @@ void describe("the last deploy from a file backend", () => {
         { resource: "web_ct", change: "updated" },
       ],
     });
-    assert.equal(await readLastDeploy(backend, "test.none", undefined, undefined), undefined);
+    assert.equal(await readLastDeploy(store, "test.none", undefined, undefined), undefined);
 
     const row = (service: string, lastUpdate: string | undefined): ServiceStatusRow => ({ service, stack: `test.${service}`, state: "deployed", lastUpdate, resources: [], pendingOperations: 0, lock: undefined });
     let reads = 0;
-    const reader = { backend: { dir: backend }, readState: () => (reads++, Promise.resolve({ resources: [], pending: [], outputs: {}, deployment })) };
+    const reader = { store, readState: () => (reads++, Promise.resolve({ resources: [], pending: [], outputs: {}, deployment })) };
     const cache = new Map<string, { key: string; value: undefined | Awaited<ReturnType<typeof readLastDeploy>> }>();
     const rows = [row("web", "2025-01-01T10:00:07Z"), row("other", "2025-01-01T08:00:00Z"), row("never", undefined)];
     const got = await readLastDeploys(reader, rows, cache);
@@ -128,7 +130,7 @@ void describe("the last deploy from a file backend", () => {
     assert.equal(got.has("never"), false);
     await readLastDeploys(reader, rows, cache);
     assert.equal(reads, 2, "unchanged stacks are not read again");
-    const remote = await readLastDeploys({ backend: { dir: undefined }, readState: () => Promise.reject(new Error("not called")) }, rows);
+    const remote = await readLastDeploys({ store: undefined, readState: () => Promise.reject(new Error("not called")) }, rows);
     assert.equal(remote.get("web")?.changed, null);
   });
 });
@@ -156,7 +158,7 @@ void describe("the monitor's history, read for the model", () => {
       root,
       envName: "test",
       backendUrl: "file:///x",
-      reader: { backend: { dir: undefined }, readState: () => Promise.resolve(undefined) },
+      reader: { store: undefined, readState: () => Promise.resolve(undefined) },
       rows,
       config: new Map([["web", { name: "web", description: undefined, checks: [{ label: "http x", type: "http", url: "http://{address}/", resource: undefined }] }]]),
       monitor: { environment: "test", updatedAt: "2025-01-01T10:00:05Z", pid: 2 ** 30, hostname: "elsewhere", services: [] },

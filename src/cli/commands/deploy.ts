@@ -220,7 +220,9 @@ async function deployReporter(ctx: CliContext, p: { envName: string; progress: P
       const text =
         out.status === "applied"
           ? `${o.bold(out.service)}  ${o.green("deployed")}: ${countsText(out.applied ?? [], true)} ${took}`
-          : out.status === "skipped"
+          : out.status === "unchanged"
+            ? `${o.bold(out.service)}  ${o.dim("no changes")} ${took}`
+            : out.status === "skipped"
             ? [`${o.bold(out.service)}  ${o.yellow("skipped")}`, ...errorLines(out, o)].join("\n")
             : [`${o.bold(out.service)}  ${out.status === "cancelled" ? o.yellow("interrupted") : o.red("FAILED")} ${took}`, ...errorLines(out, o)].join("\n");
       progress.finish(`${out.service}/apply`, text);

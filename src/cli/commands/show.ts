@@ -36,7 +36,7 @@ export function registerShow(program: Command<[], GlobalOptions>): void {
         process.exitCode = EXIT.failed;
         return;
       }
-      const secrets = resolveSecrets(name, service.dir, repo.envFromFile ? repo.env : undefined, process.env, secretsContext(ctx.root, process.env));
+      const secrets = resolveSecrets(name, service.dir, repo.envFromFile ? repo.env : undefined, process.env, secretsContext(ctx.root, process.env, repo.envFromFile ? repo.env.backend : undefined));
       const resolved = resolveService(service, repo.env, secrets.statuses, ctx.root);
       if (opts.json) {
         ctx.stdout(JSON.stringify(resolved, null, 2) + "\n");

@@ -8,7 +8,7 @@ export function registerUnlock(program: Command<[], GlobalOptions>): void {
     .command("unlock")
     .description("clear the lock a crashed or killed deploy left on a service's stack (refused while that run is alive)")
     .argument("<service>", "the service whose stack is locked")
-    .option("--force", "also when homelab cannot check the lock's owner (another machine, or a backend other than files)")
+    .option("--force", "also when homelab cannot check the lock's owner: a run on another machine, or a backend whose locks homelab does not read (gs://, azblob://, Pulumi Cloud)")
     .action((service, opts, cmd) => withEnvironment(cmd, (ctx) => runUnlock(ctx, service, opts.force === true)));
 }
 

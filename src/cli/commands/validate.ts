@@ -25,7 +25,7 @@ export function registerValidate(program: Command<[], GlobalOptions>): void {
       if (!opts.skipSecrets) {
         for (const name of names) {
           const s = repo.services.get(name);
-          if (s) diagnostics.push(...resolveSecrets(name, s.dir, repo.envFromFile ? repo.env : undefined, process.env, secretsContext(ctx.root, process.env)).diagnostics);
+          if (s) diagnostics.push(...resolveSecrets(name, s.dir, repo.envFromFile ? repo.env : undefined, process.env, secretsContext(ctx.root, process.env, repo.envFromFile ? repo.env.backend : undefined)).diagnostics);
         }
       }
       const errors = diagnostics.filter((d) => d.severity === "error").length;

@@ -199,7 +199,7 @@ export async function pageInputs(o: {
       : targetsDeployment(o.targets, env.name, o.selected ?? [...o.repo.services.keys()].sort()),
     nodes: await proxmoxNodes(env, o.processEnv, o.ci),
   };
-  return { root: o.root, env, processEnv: o.processEnv, backend: o.engine?.backend.url ?? "", names: o.selected, config: configInfo(o.repo.services.values(), checkLabel), sources };
+  return { root: o.root, env, processEnv: o.processEnv, backend: o.engine?.backend.display ?? "", names: o.selected, config: configInfo(o.repo.services.values(), checkLabel), sources };
 }
 
 /** Nodes and guests from the environment's Proxmox API, one cluster listing per read; one connection kept. */
