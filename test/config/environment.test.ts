@@ -110,8 +110,11 @@ test("homelab:provisioning defaults to true; false (state-only guests) lifts the
 });
 
 test("homelab:docker_host and homelab:docker_source: defaults, values, and a clear error for a bad one", () => {
-  assert.deepEqual(env("config: {}\n").env?.docker, { host: undefined, source: "docker" });
-  assert.deepEqual(env('config:\n  homelab:docker_host: "unix:///run/x/docker.sock"\n  homelab:docker_source: distribution\n').env?.docker, { host: "unix:///run/x/docker.sock", source: "distribution" });
+  assert.deepEqual(env("config: {}\n").env?.docker, { host: undefined, source: "docker", base: "clone" });
+  assert.deepEqual(env('config:\n  homelab:docker_host: "unix:///run/x/docker.sock"\n  homelab:docker_source: distribution\n').env?.docker, { host: "unix:///run/x/docker.sock", source: "distribution", base: "clone" });
+  assert.deepEqual(env("config:\n  homelab:docker_base: install\n  homelab:docker_base_network: { ip: 10.0.0.250/24, gateway: 10.0.0.1 }\n").env?.docker, { host: undefined, source: "docker", base: "install", baseNetwork: { ip: "10.0.0.250/24", gateway: "10.0.0.1" } });
+  findDiag(env("config:\n  homelab:docker_base: always\n").diagnostics, "docker_base");
+  findDiag(env("config:\n  homelab:docker_base_network: { ip: 10.0.0.250 }\n").diagnostics, "ip must be an address with prefix");
   findDiag(env("config:\n  homelab:docker_source: debian\n").diagnostics, "docker");
   findDiag(env("config:\n  homelab:docker_host: /var/run/docker.sock\n").diagnostics, "unix:///path/docker.sock");
 });
