@@ -159,7 +159,7 @@ describe("homelab sandbox start/stop (subprocesses)", () => {
       await writeFile(join(repo, ".homelab", "environments", "Pulumi.sandbox.yaml"), lxc);
       const { env, diagnostics } = loadEnvironment(repo, "sandbox");
       assert.deepEqual(diagnostics.filter((d) => d.severity === "error"), []);
-      assert.deepEqual(env?.docker, { host: "unix:///run/homelab-sandbox/hlsbx0/docker.sock", source: "distribution" });
+      assert.deepEqual(env?.docker, { host: "unix:///run/homelab-sandbox/hlsbx0/docker.sock", source: "distribution", base: "clone" });
     } finally {
       await rm(repo, { recursive: true, force: true });
     }
