@@ -8,6 +8,7 @@
 import type { EnvironmentConfig } from "../config/environment.ts";
 import type { Service } from "../config/service.ts";
 import type { CurrentState, PlanProblem, ServicePlan } from "../plan/types.ts";
+import { problemText } from "../plan/types.ts";
 import { EngineRunError } from "./engine.ts";
 import type { Engine, RunResult } from "./engine.ts";
 import { hasChanges } from "./events.ts";
@@ -330,7 +331,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
 function plannedOutcome(o: ServiceOutcome, { plan, problems }: { plan: ServicePlan | undefined; problems: PlanProblem[] }): ServiceOutcome {
   const planned: ServiceOutcome = { ...o, plan, problems, skippedResources: plan ? resourceSpecs(plan).skipped : [] };
   if (plan && problems.length === 0) return planned;
-  const message = problems.map((p) => `${p.resource ? `${p.resource}: ` : ""}${p.message}`).join("\n") || "planning failed";
+  const message = problems.map(problemText).join("\n") || "planning failed";
   return { ...planned, status: "failed", error: { message, detail: "", hint: problems.find((p) => p.hint)?.hint } };
 }
 

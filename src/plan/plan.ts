@@ -105,14 +105,17 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
         service: service.name,
         resource: decl.id,
         message: `${decl.id} runs Docker in an unprivileged container, which needs the keyctl feature; Proxmox lets only root@pam set it, not an API token`,
+        at: { file: `services/${service.name}/service.yaml`, ...service.source.locate(["resources", decl.index, "docker", "compose"]) },
         hint: `set unprivileged: false on ${decl.id} (a privileged container needs only nesting), or give homelab:proxmox a root@pam username with password_file`,
       });
       continue;
     }
+    const at = (...path: (string | number)[]): PlanProblem["at"] => ({ file: `services/${service.name}/service.yaml`, ...service.source.locate(["resources", decl.index, ...path]) });
     if (s.bind_mounts.length > 0 && !rootPassword) {
       problems.push({
         service: service.name,
         resource: decl.id,
+        at: at("bind_mounts"),
         message: `${decl.id} has bind mounts, which only root@pam may set on Proxmox (not an API token, even root's)`,
         hint: `give homelab:proxmox a root@pam username with password_file in ${envFileOf(env)} (the token stays in use for everything else), or use volumes instead`,
       });
@@ -120,7 +123,7 @@ export function planService(input: PlanInput): { plan: ServicePlan | undefined; 
     }
     const storageProblem = volumeStorageProblem(s.volumes, placement.chosen, inventory);
     if (storageProblem) {
-      problems.push({ service: service.name, resource: decl.id, ...storageProblem });
+      problems.push({ service: service.name, resource: decl.id, message: storageProblem.message, hint: storageProblem.hint, at: at("volumes", storageProblem.index, "storage") });
       continue;
     }
     // Docker comes from a Docker-ready base where it will be installed at all (provisioning on).
@@ -187,15 +190,15 @@ function composeOf(dir: string, s: ResolvedContainer): NonNullable<PlannedContai
 }
 
 /** A volume on a storage the node does not have, or one that cannot hold container volumes. Pure. */
-function volumeStorageProblem(volumes: ResolvedContainer["volumes"], node: string, inventory: Inventory): { message: string; hint: string } | undefined {
+function volumeStorageProblem(volumes: ResolvedContainer["volumes"], node: string, inventory: Inventory): { message: string; hint: string; index: number } | undefined {
   // An inventory that lists no storages (an older snapshot) cannot tell.
   if (inventory.storages.length === 0) return undefined;
-  for (const v of volumes) {
+  for (const [index, v] of volumes.entries()) {
     const onNode = inventory.storages.filter((x) => x.node === node);
     const st = onNode.find((x) => x.storage === v.storage);
     const usable = onNode.filter((x) => x.content.includes("rootdir")).map((x) => x.storage);
-    if (!st) return { message: `volume "${v.name}" is on storage "${v.storage}", which node ${node} does not have`, hint: usable.length > 0 ? `use one of: ${usable.join(", ")}` : "add a storage for container volumes (content rootdir) to the node" };
-    if (!st.content.includes("rootdir")) return { message: `volume "${v.name}" is on storage "${v.storage}", which cannot hold container volumes (its content is ${st.content.join(", ") || "none"})`, hint: usable.length > 0 ? `use one of: ${usable.join(", ")}` : "enable content rootdir on a storage of the node" };
+    if (!st) return { index, message: `volume "${v.name}" is on storage "${v.storage}", which node ${node} does not have`, hint: usable.length > 0 ? `use one of: ${usable.join(", ")}` : "add a storage for container volumes (content rootdir) to the node" };
+    if (!st.content.includes("rootdir")) return { index, message: `volume "${v.name}" is on storage "${v.storage}", which cannot hold container volumes (its content is ${st.content.join(", ") || "none"})`, hint: usable.length > 0 ? `use one of: ${usable.join(", ")}` : "enable content rootdir on a storage of the node" };
   }
   return undefined;
 }

@@ -196,4 +196,11 @@ export interface PlanProblem {
   resource: string;
   message: string;
   hint?: string;
+  /** Where in the service's file the problem is (`services/<name>/service.yaml`, relative to the repository). */
+  at?: { file: string; line: number; col: number };
+}
+
+/** A plan problem as one line: `FILE:LINE:COL: resource: message` where it has a place. Pure. */
+export function problemText(p: PlanProblem): string {
+  return `${p.at ? `${p.at.file}:${p.at.line}:${p.at.col}: ` : ""}${p.resource ? `${p.resource}: ` : ""}${p.message}`;
 }

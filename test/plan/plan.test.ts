@@ -223,6 +223,8 @@ test("a volume on a storage the node lacks, or one that cannot hold container vo
   const missing = plan(r, "app", { ...inventory([node("pve-01", 30)]), storages: storages(["pve-01"]) });
   assert.match(missing.problems[0]?.message ?? "", /storage "tank", which node pve-01 does not have/);
   assert.equal(missing.problems[0]?.hint, "use one of: local-lvm");
+  // Located in service.yaml: the storage of the first volume.
+  assert.deepEqual(missing.problems[0]?.at, { file: "services/app/service.yaml", line: 11, col: 58 });
   const wrong = plan(r, "app", { ...inventory([node("pve-01", 30)]), storages: storages(["pve-01"], [{ storage: "tank", content: ["backup", "iso"] }]) });
   assert.match(wrong.problems[0]?.message ?? "", /cannot hold container volumes \(its content is backup, iso\)/);
 });
@@ -232,6 +234,7 @@ test("bind mounts need root@pam: an API token alone is a plan problem with the f
   const env = { ...r.env, proxmox: { endpoint: "https://127.0.0.1:8006", tokenId: "root@pam!x", insecure: false } };
   const res = plan(r, "app", inventory([node("pve-01", 30)]), { env });
   assert.match(res.problems[0]?.message ?? "", /bind mounts, which only root@pam may set/);
+  assert.equal(res.problems[0]?.at?.line, 11);
   assert.match(res.problems[0]?.hint ?? "", /root@pam username with password_file/);
   const ok = plan(r, "app", inventory([node("pve-01", 30)]), { env: { ...env, proxmox: { ...env.proxmox, username: "root@pam" } } });
   assert.deepEqual((ok.plan?.resources[0] as PlannedContainer).inputs.bindMounts, [{ host: "/mnt/media", path: "/media", readOnly: false }]);

@@ -5,6 +5,7 @@ import type { Service } from "../../config/service.ts";
 import type { Inventory } from "../../proxmox/inventory.ts";
 import { makeContext, type CliContext, type GlobalOptions } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
+import { problemText } from "../../plan/types.ts";
 import { printDiagnostics } from "../output.ts";
 
 /** `homelab show SERVICE`: the service fully resolved. */
@@ -82,7 +83,7 @@ async function printPlacement(service: Service, env: EnvironmentConfig, ctx: Cli
   }
   const { plan, problems } = planService({ service, env, inventory, current, sshPublicKey: "" });
   const lines = ["", o.bold(`placement in ${env.name}`) + o.dim(` (${inventory.nodes.length} nodes, ${inventory.templates.length} templates, ${inventory.requests} requests)`)];
-  for (const p of problems) lines.push(o.red(`  ${p.resource}: ${p.message}`) + (p.hint ? o.dim(`\n    hint: ${p.hint}`) : ""));
+  for (const p of problems) lines.push(o.red(`  ${problemText(p)}`) + (p.hint ? o.dim(`\n    hint: ${p.hint}`) : ""));
   for (const r of plan?.resources ?? []) {
     if (r.kind !== "proxmox:container") continue;
     lines.push(`  ${o.cyan(r.id)}`, ...explainPlacement(r, o, "    "));
