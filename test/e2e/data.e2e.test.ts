@@ -55,7 +55,7 @@ function compose(image: string, o: { broken?: boolean } = {}): string {
   ].join("\n");
 }
 
-function serviceYaml(o: { version: string; size: number; extra?: string }): string {
+function serviceYaml(o: { version: string; size: number; extra?: string; volumes?: boolean }): string {
   return [
     "name: notes",
     "resources:",
@@ -72,11 +72,7 @@ function serviceYaml(o: { version: string; size: number; extra?: string }): stri
     "    unprivileged: false",
     "    host:",
     "      resources: { memory: 512, cores: 1, disk: 4 }",
-    "    volumes:",
-    `      - { name: data, size: ${o.size}, path: /srv/notes }`,
-    "    docker:",
-    "      compose: true",
-    "      volumes_on: data",
+    ...(o.volumes === false ? ["    docker:", "      compose: true"] : ["    volumes:", `      - { name: data, size: ${o.size}, path: /srv/notes }`, "    docker:", "      compose: true", "      volumes_on: data"]),
     "    network:",
     '      ports: ["80:80"]',
     "    depends_on: [notes_web_image]",
@@ -118,7 +114,6 @@ void describe("[root][lxc][docker][pulumi] a service's data survives every rebui
     writeFileSync(join(www, "read"), READ_CGI);
     chmodSync(join(www, "count"), 0o755);
     chmodSync(join(www, "read"), 0o755);
-    writeService();
     writeFileSync(join(world.repo, "services", "notes", "docker-compose.yaml"), compose("notes-web"));
     await world.start();
   });
@@ -127,10 +122,27 @@ void describe("[root][lxc][docker][pulumi] a service's data survives every rebui
     process.stdout.write(`\ndata e2e figures:\n  ${world.figures.join("\n  ")}\n`);
   });
 
-  void it("deploy: the page writes its counter onto the volume (a Proxmox mount point holding the compose volume)", async () => {
+  void it("a service deployed before it had a volume: adding volumes and volumes_on moves its compose volume's data onto the volume", async () => {
+    writeFileSync(join(world.repo, "services", "notes", "service.yaml"), serviceYaml({ version, size, volumes: false }));
+    const validate = await world.homelab("--env", "sandbox", "validate", "notes");
+    assert.match(validate.stdout + validate.stderr, /compose volume "notes-data" would live in the container's root disk/);
     await world.deploy("notes");
+    const before = await world.container("notes");
+    for (let i = 0; i < 2; i++) await page(`http://${before.address}/cgi-bin/count`);
+    assert.equal(await read(), "count=2");
+    writeService();
+    const r = await world.deploy("notes");
+    assert.match(r.stdout, /HOMELAB-MIGRATED notes-data|migrated|updated/);
     const c = await world.container("notes");
-    for (let i = 0; i < 3; i++) await page(`http://${c.address}/cgi-bin/count`);
+    assert.equal(c.vmid, before.vmid, "a volume is added in place");
+    assert.equal(await read(), "count=2");
+    const inside = await world.guest(c.address, "cat /srv/notes/notes-data/count; docker volume inspect -f '{{index .Options \"device\"}}' notes_notes-data");
+    assert.deepEqual(inside.stdout.trim().split("\n"), ["2", "/srv/notes/notes-data"]);
+  });
+
+  void it("deploy: the page writes its counter onto the volume (a Proxmox mount point holding the compose volume)", async () => {
+    const c = await world.container("notes");
+    await page(`http://${c.address}/cgi-bin/count`);
     assert.equal(await read(), "count=3");
     const config = await world.admin.lxc.config(c.node, c.vmid);
     assert.equal(config.mounts[0]?.mp, "/srv/notes");
