@@ -27,6 +27,7 @@ import type { UnlockResult } from "../engine/unlock.ts";
 import type { ImportOutcome, StateBundle } from "../engine/state-transfer.ts";
 import type { GuardViolation } from "../engine/guards.ts";
 import type { Inventory } from "../proxmox/inventory.ts";
+import type { ProxmoxClient } from "../proxmox/client.ts";
 import type { ServicePlan } from "../plan/types.ts";
 import type { BaseInfo } from "./bases.ts";
 import type { SshKey } from "../provision/ssh-key.ts";
@@ -321,26 +322,22 @@ export class DeploySession {
   /** The containers kept with a service's data after a destroy; with `remove`, deleted (each after a backup). */
   private async settleKeptData(env: EnvironmentConfig, service: string, remove: boolean, deployId: string): Promise<Pick<DestroyResult, "kept" | "deleted">> {
     if (!env.proxmox) return { kept: [], deleted: [] };
-    const { connectProxmox } = await import("../proxmox/connect.ts");
     const { listKept, deleteKept } = await import("../data/kept.ts");
     const { DataSafety } = await import("../data/safety.ts");
-    const client = connectProxmox(env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
-    try {
-      const kept = await listKept(client, this.envName, service);
-      if (!remove) return { kept, deleted: [] };
-      const safety = new DataSafety(client, { backupStorage: env.backups.storage, keep: env.backups.keep, deployId });
-      const deleted: DestroyResult["deleted"] = [];
-      for (const k of kept) {
-        const backup = await deleteKept(client, k, safety, async (node, vmid) => {
-          if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
-          await client.lxc.delete(node, vmid, { purge: true });
-        });
-        deleted.push({ vmid: k.vmid, node: k.node, backup });
-      }
-      return { kept: [], deleted };
-    } finally {
-      await client.close();
+    return this.withCluster(env, async (client) => {
+    const kept = await listKept(client, this.envName, service);
+    if (!remove) return { kept, deleted: [] };
+    const safety = new DataSafety(client, { backupStorage: env.backups.storage, keep: env.backups.keep, deployId });
+    const deleted: DestroyResult["deleted"] = [];
+    for (const k of kept) {
+      const backup = await deleteKept(client, k, safety, async (node, vmid) => {
+        if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
+        await client.lxc.delete(node, vmid, { purge: true });
+      });
+      deleted.push({ vmid: k.vmid, node: k.node, backup });
     }
+    return { kept: [], deleted };
+    });
   }
 
   // ---- Docker-ready bases ----
@@ -354,40 +351,36 @@ export class DeploySession {
     const loaded = await this.load();
     if (loaded.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
     const repo = loaded.repo;
-    const { connectProxmox } = await import("../proxmox/connect.ts");
     const { BaseBuilder } = await import("./bases.ts");
     const { currentState } = await import("../engine/state.ts");
     const { stackName } = await import("../engine/stacks.ts");
-    const client = connectProxmox(repo.env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
-    try {
-      const inventory = await client.loadInventory();
-      const key = await this.sshKey();
-      const engine = await this.engine("read");
-      const planner = await this.planner(repo.env, inventory, key);
-      const wanted = new Set<string>();
-      for (const [name, service] of repo.services) {
-        const { plan } = planner(service, currentState(await engine.readState(stackName(this.envName, name))));
-        for (const r of plan?.resources ?? []) if (r.kind === "proxmox:container" && r.base?.mode === "clone") wanted.add(`${r.inputs.node}/${r.base.key}`);
-      }
-      const builder = new BaseBuilder({ client, env: repo.env, root: this.root, key, say: () => undefined });
-      const out: (BaseInfo & { current: boolean; removed: boolean; error?: string })[] = [];
-      for (const b of await builder.list()) {
-        const current = wanted.has(`${b.node}/${b.key}`);
-        if (!o.prune || current || b.usedBy > 0) {
-          out.push({ ...b, current, removed: false });
-          continue;
-        }
-        try {
-          await builder.remove(b.node, b.vmid);
-          out.push({ ...b, current, removed: true });
-        } catch (e) {
-          out.push({ ...b, current, removed: false, error: e instanceof Error ? e.message : String(e) });
-        }
-      }
-      return { bases: out };
-    } finally {
-      await client.close();
+    return this.withCluster(repo.env, async (client) => {
+    const inventory = await client.loadInventory();
+    const key = await this.sshKey();
+    const engine = await this.engine("read");
+    const planner = await this.planner(repo.env, inventory, key);
+    const wanted = new Set<string>();
+    for (const [name, service] of repo.services) {
+      const { plan } = planner(service, currentState(await engine.readState(stackName(this.envName, name))));
+      for (const r of plan?.resources ?? []) if (r.kind === "proxmox:container" && r.base?.mode === "clone") wanted.add(`${r.inputs.node}/${r.base.key}`);
     }
+    const builder = new BaseBuilder({ client, env: repo.env, root: this.root, key, say: () => undefined });
+    const out: (BaseInfo & { current: boolean; removed: boolean; error?: string })[] = [];
+    for (const b of await builder.list()) {
+      const current = wanted.has(`${b.node}/${b.key}`);
+      if (!o.prune || current || b.usedBy > 0) {
+        out.push({ ...b, current, removed: false });
+        continue;
+      }
+      try {
+        await builder.remove(b.node, b.vmid);
+        out.push({ ...b, current, removed: true });
+      } catch (e) {
+        out.push({ ...b, current, removed: false, error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    return { bases: out };
+    });
   }
 
   // ---- backups and restore ----
@@ -396,20 +389,16 @@ export class DeploySession {
   async backups(service?: string): Promise<BackupsReport> {
     const env = await this.environment();
     if (env.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
-    const { connectProxmox } = await import("../proxmox/connect.ts");
     const { catalog } = await import("../data/catalog.ts");
     const { listKept } = await import("../data/kept.ts");
-    const client = connectProxmox(env.env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
-    try {
-      const inventory = await client.loadInventory();
-      const containers = await this.deployedContainers(service);
-      const storage = env.env.backups.storage;
-      const shared = inventory.storages.some((x) => x.storage === storage && x.shared);
-      const entries = await catalog(client, { envName: this.envName, ...(service !== undefined ? { service } : {}), storage, nodes: inventory.nodes.filter((n) => n.online).map((n) => n.name), sharedStorage: shared, containers });
-      return { entries, kept: await listKept(client, this.envName, service), storage };
-    } finally {
-      await client.close();
-    }
+    return this.withCluster(env.env, async (client) => {
+    const inventory = await client.loadInventory();
+    const containers = await this.deployedContainers(service);
+    const storage = env.env.backups.storage;
+    const shared = inventory.storages.some((x) => x.storage === storage && x.shared);
+    const entries = await catalog(client, { envName: this.envName, ...(service !== undefined ? { service } : {}), storage, nodes: inventory.nodes.filter((n) => n.online).map((n) => n.name), sharedStorage: shared, containers });
+    return { entries, kept: await listKept(client, this.envName, service), storage };
+    });
   }
 
   /**
@@ -598,6 +587,17 @@ export class DeploySession {
 
   // ---- the wiring ----
 
+  /** Runs `f` with a client of the environment's cluster (root@pam where configured: restores, bind mounts, features), closed after. */
+  private async withCluster<T>(env: EnvironmentConfig, f: (client: ProxmoxClient) => Promise<T>): Promise<T> {
+    const { connectProxmox } = await import("../proxmox/connect.ts");
+    const client = connectProxmox(env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
+    try {
+      return await f(client);
+    } finally {
+      await client.close();
+    }
+  }
+
   private loaded(): Repository {
     if (!this.repo) throw new Error("load() the repository first");
     return this.repo;
@@ -698,13 +698,9 @@ export class DeploySession {
     const { missingBases, BaseBuilder } = await import("./bases.ts");
     const needs = missingBases(plans);
     if (needs.length === 0) return new Map();
-    const { connectProxmox } = await import("../proxmox/connect.ts");
-    const client = connectProxmox(env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
-    try {
-      return await new BaseBuilder({ client, env, root: this.root, key, say: (message) => this.reporter.event?.({ type: "base", message }) }).ensure(needs);
-    } finally {
-      await client.close();
-    }
+    return this.withCluster(env, async (client) => {
+    return await new BaseBuilder({ client, env, root: this.root, key, say: (message) => this.reporter.event?.({ type: "base", message }) }).ensure(needs);
+    });
   }
 
   /**
@@ -751,41 +747,37 @@ export class DeploySession {
     executor: CommandExecutor,
     before: StackState | undefined,
   ): Promise<AfterDeploy["rollback"]> {
-    const { connectProxmox } = await import("../proxmox/connect.ts");
     const { rollbackPoints, rollBack } = await import("./rollback.ts");
     const { healthGate } = await import("./health-gate.ts");
-    const client = connectProxmox(env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
-    try {
-      const state = await engine.readState(stack);
-      const points = await rollbackPoints(client, { deployId, envName: this.envName, service, backupStorage: env.backups.storage, state });
-      if (points.length === 0) return undefined;
-      this.reporter.event?.({ type: "rollback-start", service, because, points: points.length });
-      const stop = async (node: string, vmid: number): Promise<void> => {
-        if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
-      };
-      const storage = env.defaults.storage;
-      const steps: RollbackStep[] = [];
-      for (const p of points) {
-        const step = await rollBack(client, p, { storage, stop });
-        steps.push(step);
-        // The replaced container now holds the old one's disks: the state must name the template they came from.
-        const template = p.kind === "replaced" && step.ok ? before?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.outputs["template"] : undefined;
-        const urn = state?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.urn;
-        if (typeof template === "string" && urn !== undefined) await engine.patchResource(stack, urn, { template });
-      }
-      let refreshed = false;
-      if (steps.some((x) => x.ok)) {
-        // The state must say what runs now, or the next deploy would believe the failed change applied.
-        refreshed = await engine.refresh(stack).then(
-          () => true,
-          () => false,
-        );
-      }
-      const verdictAfter = monitored.checks.length > 0 && steps.some((x) => x.ok) ? await healthGate(monitored, await engine.readState(stack), { executor, ci: this.ci, minTries: 5 }) : undefined;
-      return { because, steps, refreshed, verdictAfter };
-    } finally {
-      await client.close();
+    return this.withCluster(env, async (client) => {
+    const state = await engine.readState(stack);
+    const points = await rollbackPoints(client, { deployId, envName: this.envName, service, backupStorage: env.backups.storage, state });
+    if (points.length === 0) return undefined;
+    this.reporter.event?.({ type: "rollback-start", service, because, points: points.length });
+    const stop = async (node: string, vmid: number): Promise<void> => {
+      if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
+    };
+    const storage = env.defaults.storage;
+    const steps: RollbackStep[] = [];
+    for (const p of points) {
+      const step = await rollBack(client, p, { storage, stop });
+      steps.push(step);
+      // The replaced container now holds the old one's disks: the state must name the template they came from.
+      const template = p.kind === "replaced" && step.ok ? before?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.outputs["template"] : undefined;
+      const urn = state?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.urn;
+      if (typeof template === "string" && urn !== undefined) await engine.patchResource(stack, urn, { template });
     }
+    let refreshed = false;
+    if (steps.some((x) => x.ok)) {
+      // The state must say what runs now, or the next deploy would believe the failed change applied.
+      refreshed = await engine.refresh(stack).then(
+        () => true,
+        () => false,
+      );
+    }
+    const verdictAfter = monitored.checks.length > 0 && steps.some((x) => x.ok) ? await healthGate(monitored, await engine.readState(stack), { executor, ci: this.ci, minTries: 5 }) : undefined;
+    return { because, steps, refreshed, verdictAfter };
+    });
   }
 
   /** Every destroy of the session goes through here (the place for a backup before it). */
