@@ -5,7 +5,7 @@
  * the tagged iptables rules, the bridge. Also the host-wide lxcfs that every
  * sandbox shares.
  */
-import { mkdir, readFile, rm, rmdir } from "node:fs/promises";
+import { access, mkdir, readFile, rm, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
   dockerRuncRoot,
@@ -179,14 +179,33 @@ export async function withLxcfsLock<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Starts lxcfs unless it is mounted already (call under the lxcfs lock). */
+/**
+ * Whether the lxcfs mount answers. A killed lxcfs leaves its FUSE mount in
+ * /proc/mounts, where every access fails with ENOTCONN; LXC's hook then
+ * skips it silently and guests see the host's CPUs and memory.
+ */
+async function lxcfsAnswers(): Promise<boolean> {
+  try {
+    await access(join(LXCFS_MOUNT, "proc", "cpuinfo"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts lxcfs unless a live one is mounted already; a dead mount is cleared first (call under the lxcfs lock). */
 export async function ensureLxcfs(ex: Executor, logFile: string): Promise<void> {
-  if (isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs")) return;
+  if (isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs")) {
+    if (await lxcfsAnswers()) return;
+    ex.log(`lxcfs at ${LXCFS_MOUNT} does not answer (its process died): mounting a new one`);
+    await ex.run(umountCommand(LXCFS_MOUNT));
+    await rm(lxcfsPidFile(), { force: true });
+  }
   await mkdir(LXCFS_MOUNT, { recursive: true });
   const pid = ex.spawnDaemon(lxcfsArgv(lxcfsPidFile(), LXCFS_MOUNT), logFile);
   await waitFor("lxcfs to mount", async () => {
     if (!(await processMatches(pid, "lxcfs"))) throw new Error(`lxcfs exited at start (see ${logFile})`);
-    return isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs");
+    return isMounted(await readMounts(), LXCFS_MOUNT, "fuse.lxcfs") && (await lxcfsAnswers());
   }, 20_000);
 }
 
