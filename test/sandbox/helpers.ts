@@ -96,6 +96,14 @@ export class TestClient {
     }
   }
 
+  /** Runs a task to its end and resolves to its milliseconds, request to stop; fails on anything but OK. */
+  async timedTask(node: string, method: string, path: string, form: Record<string, string> = {}, timeoutMs = 60 * 60_000): Promise<number> {
+    const t = Date.now();
+    const st = await this.waitTask(node, await this.ok(method, path, { form }), timeoutMs);
+    if (st.exitstatus !== "OK") throw new Error(`${method} ${path}: ${st.exitstatus ?? ""}`);
+    return Date.now() - t;
+  }
+
   /** Creates a container and waits for the task; returns the final task status. */
   async createCt(node: string, vmid: number, extra: Record<string, string> = {}): Promise<TaskStatus> {
     const upid = await this.ok("POST", `/nodes/${node}/lxc`, {
