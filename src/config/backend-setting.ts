@@ -43,17 +43,36 @@ type Report = (path: (string | number)[], message: string, hint?: string) => voi
  * path of the setting; `resolveRef` makes a reference's path absolute.
  * Reports problems and returns undefined when there are any. Pure.
  */
-export function checkBackend(raw: z.output<typeof backendSchema>, at: (string | number)[], bare: boolean, resolveRef: (keys: Record<string, unknown>, what: string) => SecretRef | undefined, report: Report): BackendConfig | undefined {
+export function checkBackend(raw: z.output<typeof backendSchema>, at: (string | number)[], bare: boolean, resolveRef: (keys: Record<string, unknown>, what: string) => SecretRef | undefined, report: Report, warn: Report): BackendConfig | undefined {
   const urlPath = bare ? at : [...at, "url"];
   const before = problems(raw, at, urlPath, report);
   if (before > 0) return undefined;
   const keys = raw as Record<string, unknown>;
   const scheme = schemeOf(raw.url) ?? "";
+  if (scheme === "postgres") {
+    const unverified = unverifiedPostgres(new URL(raw.url));
+    if (unverified !== undefined) warn(urlPath, unverified, "add sslmode=verify-full&sslrootcert=/path/to/ca.pem (the CA that signed the server's certificate), or else anyone on the network path can read and change the state");
+  }
   const password = resolveRef(keys, "password");
   const accessKeyId = resolveRef(keys, "access_key_id");
   const secretAccessKey = resolveRef(keys, "secret_access_key");
   const passphrase = resolveRef(keys, "passphrase");
   return { url: raw.url, scheme, ...(password ? { password } : {}), ...(accessKeyId ? { accessKeyId } : {}), ...(secretAccessKey ? { secretAccessKey } : {}), ...(passphrase ? { passphrase } : {}) };
+}
+
+/**
+ * What a postgres:// URL leaves unprotected, read as lib/pq (and homelab's
+ * reader, engine/store-postgres.ts) take sslmode: only verify-ca,
+ * verify-full, or a root certificate given check the server. Loopback has
+ * no network path to guard. Undefined when there is nothing to say. Pure.
+ */
+function unverifiedPostgres(u: URL): string | undefined {
+  if (["localhost", "127.0.0.1", "[::1]"].includes(u.hostname)) return undefined;
+  const mode = u.searchParams.get("sslmode");
+  if (mode === "disable" || mode === "allow") return `the connection to the state database is not encrypted (sslmode=${mode})`;
+  const rootCert = u.searchParams.get("sslrootcert");
+  if (mode === "verify-ca" || mode === "verify-full" || (rootCert !== null && rootCert !== "" && rootCert !== "system")) return undefined;
+  return `the connection to the state database is encrypted but the server's certificate is not checked (${mode !== null ? `sslmode=${mode}` : "no sslmode: lib/pq's require"})`;
 }
 
 function schemeOf(url: string): string | undefined {

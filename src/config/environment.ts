@@ -323,10 +323,11 @@ export function loadEnvironment(root: string, name: string): { env: EnvironmentC
       webhook: w ? { kind: w.kind, url: w.url, ...(token ? { token } : {}) } : undefined,
     };
   }
-  const versions = checkDockerVersions(k.docker_versions, k.docker_source ?? "docker", report, (path, message, hint) =>
-    diagnostics.push({ file, ...source.locate(path), severity: "warning", message, ...(hint ? { hint } : {}) }),
-  );
-  const backend = k.backend ? checkBackend(k.backend, ["config", "homelab:backend"], bareBackend, (keys, what) => ref(keys, what, base), (path, message, hint) => report(path, message, hint)) : undefined;
+  const warn = (path: (string | number)[], message: string, hint?: string): void => {
+    diagnostics.push({ file, ...source.locate(path), severity: "warning", message, ...(hint ? { hint } : {}) });
+  };
+  const versions = checkDockerVersions(k.docker_versions, k.docker_source ?? "docker", report, warn);
+  const backend = k.backend ? checkBackend(k.backend, ["config", "homelab:backend"], bareBackend, (keys, what) => ref(keys, what, base), (path, message, hint) => report(path, message, hint), warn) : undefined;
   const kind = k.environment ?? defaultKind(name);
   const env: EnvironmentConfig = {
     name,

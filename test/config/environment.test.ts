@@ -133,6 +133,21 @@ test("homelab:backend: a URL alone, or with credentials referenced (paths relati
   assert.deepEqual(s3.env?.backend?.secretAccessKey, { file: "/etc/homelab/minio-secret" });
 });
 
+test("homelab:backend: a PostgreSQL connection that does not check the server's certificate is a located warning; verified or loopback ones are not", () => {
+  const none = env("config:\n  homelab:backend:\n    url: postgres://homelab@db.lan/state\n");
+  const w = findDiag(none.diagnostics, "certificate is not checked (no sslmode");
+  assert.equal(w.severity, "warning");
+  assert.deepEqual([w.line, w.col], [3, 10]);
+  assert.match(w.hint ?? "", /sslmode=verify-full&sslrootcert=/);
+  assert.equal(none.env?.backend?.scheme, "postgres", "a warning does not stop the environment loading");
+  assert.equal(findDiag(env("config:\n  homelab:backend: postgres://db.lan/state?sslmode=require\n").diagnostics, "sslmode=require").severity, "warning");
+  findDiag(env("config:\n  homelab:backend: postgres://db.lan/state?sslmode=disable\n").diagnostics, "not encrypted (sslmode=disable)");
+  for (const quiet of ["postgres://db.lan/state?sslmode=verify-ca", "postgres://db.lan/state?sslrootcert=/etc/ca.pem", "postgres://localhost/state?sslmode=disable", "postgres://127.0.0.1:5432/state"]) {
+    assert.deepEqual(env(`config:\n  homelab:backend: ${quiet}\n`).diagnostics, [], quiet);
+  }
+  assert.equal(env("config:\n  homelab:backend: postgres://db.lan/state?sslrootcert=system\n").diagnostics.length, 1, "the system store alone is lib/pq's require");
+});
+
 test("homelab:backend: a password in the URL, a wrong scheme or credentials of another kind are located errors", () => {
   const inUrl = findDiag(env("config:\n  homelab:backend:\n    url: postgres://homelab:hunter2@db.lan/state\n").diagnostics, "holds a password");
   assert.deepEqual([inUrl.line, inUrl.col], [3, 10]);
