@@ -1,6 +1,7 @@
 /** Parameter rules and helpers shared by the endpoints. */
 import { checkNodeName, checkStorageId } from "../formats.ts";
 import type { NumberRule, Scalar, StringRule } from "../params.ts";
+import type { SandboxState } from "./types.ts";
 
 /** `node` (`pve-node`). */
 export const NODE: StringRule = { type: "string", format: checkNodeName };
@@ -35,4 +36,11 @@ export function reqStr(params: Record<string, Scalar>, name: string): string {
 /** A required integer parameter (the checker guarantees it). */
 export function reqNum(params: Record<string, Scalar>, name: string): number {
   return Number(params[name]);
+}
+
+/** The request's `node`, checked to be in the cluster (Proxmox's "hostname lookup" failure otherwise). */
+export function checkNode(state: SandboxState, params: Record<string, Scalar>): string {
+  const node = reqStr(params, "node");
+  state.cluster.node(node);
+  return node;
 }

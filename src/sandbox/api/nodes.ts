@@ -4,7 +4,7 @@ import { failure, paramError } from "../errors.ts";
 import type { TemplateInfo } from "../guest-backend.ts";
 import { checkConfigIdList, splitList } from "../formats.ts";
 import { parseUpid } from "../tasks.ts";
-import { NODE, STORAGE, VMID, flag, num, reqStr, str } from "./common.ts";
+import { NODE, STORAGE, VMID, checkNode, flag, num, reqStr, str } from "./common.ts";
 import { PVE_VERSION } from "./cluster.ts";
 import type { Scalar } from "../params.ts";
 import type { TaskRecord } from "../tasks.ts";
@@ -25,12 +25,6 @@ const APPLIANCES: { os: string; package: string; version: string; headline: stri
 
 function applianceFile(a: (typeof APPLIANCES)[number]): string {
   return `${a.package}_${a.version}_amd64.tar.${a.os.startsWith("alpine") ? "xz" : "zst"}`;
-}
-
-function checkNode(state: SandboxState, params: Record<string, unknown>): string {
-  const node = String(params["node"]);
-  state.cluster.node(node);
-  return node;
 }
 
 /** The endpoints of this module. */

@@ -10,20 +10,13 @@
 import { volumeRef } from "../cluster.ts";
 import type { Backup, Volume } from "../cluster.ts";
 import { failure, paramError } from "../errors.ts";
-import type { Scalar } from "../params.ts";
 import { parseVolumeName, volumePath } from "../storage.ts";
 import type { StorageDef } from "../storage.ts";
-import { NODE, STORAGE, VMID, flag, num, reqStr, str } from "./common.ts";
+import { NODE, STORAGE, VMID, checkNode, flag, num, reqStr, str } from "./common.ts";
 import type { Endpoint, SandboxState } from "./types.ts";
 import { checkBaseUnused, mountKeys, volumeOf } from "./lxc/volumes.ts";
 
 const CONTENT_TYPES = ["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"];
-
-function checkNode(state: SandboxState, params: Record<string, Scalar>): string {
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
-  return node;
-}
 
 async function storageEntry(state: SandboxState, node: string, s: StorageDef): Promise<Record<string, unknown>> {
   const total = state.cluster.storageTotal(node, s.storage);

@@ -21,7 +21,7 @@ import { renderConfig } from "../pct-conf.ts";
 import { archiveInfo, backupFileName, backupFormat, normalizePrunePolicy, pruneMarks } from "../storage.ts";
 import type { PrunePolicy } from "../storage.ts";
 import type { TaskContext } from "../tasks.ts";
-import { NODE, STORAGE, flag, num, reqStr, str } from "./common.ts";
+import { NODE, STORAGE, checkNode, flag, num, str } from "./common.ts";
 import type { Call, Endpoint, Reply, SandboxState } from "./types.ts";
 import { startGuest } from "./lxc/lifecycle.ts";
 import { removeLock, setLock } from "./lxc/locking.ts";
@@ -279,8 +279,7 @@ function commandLine(params: Record<string, Scalar>): string {
 
 function vzdump(call: Call): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   if (user !== "root@pam") {
     for (const key of ["tmpdir", "dumpdir", "script", "job-id"]) if (params[key] !== undefined) throw paramError({ [key]: "Only root may set this option." });
   }

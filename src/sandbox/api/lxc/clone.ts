@@ -17,7 +17,7 @@ import { checkDnsName, formatDiskSize, generateMac } from "../../formats.ts";
 import type { ParamSpec, PropertyValues } from "../../params.ts";
 import { baseVolumeName } from "../../storage.ts";
 import type { TaskContext, TaskWork } from "../../tasks.ts";
-import { NODE, STORAGE, VMID, flag, reqNum, reqStr, str } from "../common.ts";
+import { NODE, STORAGE, VMID, checkNode, flag, reqNum, str } from "../common.ts";
 import type { Call, Endpoint, Reply, SandboxState } from "../types.ts";
 import { checkIdFree, checkLock } from "./checks.ts";
 import { guestSpec } from "./config.ts";
@@ -85,8 +85,7 @@ export async function makeTemplate(state: SandboxState, g: GuestState, config: R
 /** `POST /nodes/{node}/lxc/{vmid}/template`: refusals before the task; answers null, as Proxmox does. */
 async function template(call: Call): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   const vmid = reqNum(params, "vmid");
   await withFileLock(state, vmid, async () => {
     const g = state.cluster.guest(node, vmid);
@@ -258,8 +257,7 @@ function cloneWork(state: SandboxState, plan: ClonePlan): TaskWork {
 /** `POST /nodes/{node}/lxc/{vmid}/clone`. */
 async function clone(call: Call): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   const vmid = reqNum(params, "vmid");
   const newid = reqNum(params, "newid");
   const pool = str(params, "pool");

@@ -13,7 +13,7 @@ import { formatDiskSize } from "../../formats.ts";
 import { baseVolumeName } from "../../storage.ts";
 import type { VolumeFeature } from "../../storage.ts";
 import type { TaskContext } from "../../tasks.ts";
-import { NODE, STORAGE, VMID, flag, reqNum, reqStr, str } from "../common.ts";
+import { NODE, STORAGE, VMID, checkNode, flag, reqNum, reqStr, str } from "../common.ts";
 import type { Call, Endpoint, Reply, SandboxState } from "../types.ts";
 import { checkLock } from "./checks.ts";
 import { applyUpdate } from "./config.ts";
@@ -184,8 +184,7 @@ async function moveToStorage(state: SandboxState, m: StorageMove, value: string,
 
 async function moveVolume(call: Call): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   const vmid = reqNum(params, "vmid");
   const key = reqStr(params, "volume");
   const targetVmid = params["target-vmid"] === undefined ? undefined : Number(params["target-vmid"]);
@@ -237,8 +236,7 @@ function checkResize(state: SandboxState, node: string, vmid: number, disk: stri
 
 function resize(call: Call): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   const vmid = reqNum(params, "vmid");
   const disk = reqStr(params, "disk");
   const size = reqStr(params, "size");
@@ -309,8 +307,7 @@ export const diskEndpoints: Endpoint[] = [
       },
     },
     handle({ params, state }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const g = state.cluster.guest(node, reqNum(params, "vmid"));
       const snapname = str(params, "snapname");
       let config = g.config;

@@ -8,7 +8,7 @@ import { guestDigest } from "../../cluster.ts";
 import type { GuestState } from "../../cluster.ts";
 import { failure, paramError } from "../../errors.ts";
 import { splitList } from "../../formats.ts";
-import { flag, num, reqNum, reqStr, str } from "../common.ts";
+import { checkNode, flag, num, reqNum, reqStr, str } from "../common.ts";
 import type { Call, Endpoint, Reply } from "../types.ts";
 import {
   checkActionState,
@@ -44,8 +44,7 @@ import { requestedMounts } from "./volumes.ts";
 
 async function create(call: Call): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   const restore = flag(params, "restore") ?? false;
   // Proxmox's create makes unprivileged containers unless told otherwise (the config option's own default is 0); a restore takes the archive's.
   const unprivileged = flag(params, "unprivileged") ?? (restore ? undefined : true);
@@ -130,8 +129,7 @@ function checkRestoreLock(g: GuestState, vmid: number): void {
 
 async function statusAction(call: Call, action: Action): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   const vmid = reqNum(params, "vmid");
   const skiplock = action === "start" || action === "stop" ? checkSkiplock(params, user) : false;
   await checkActionState(state, node, vmid, action);
@@ -165,8 +163,7 @@ async function statusAction(call: Call, action: Action): Promise<Reply> {
 
 async function destroy(call: Call): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   const vmid = reqNum(params, "vmid");
   const force = flag(params, "force") ?? false;
   await checkDestroyable(state, state.cluster.guest(node, vmid), force);
@@ -190,8 +187,7 @@ async function destroy(call: Call): Promise<Reply> {
 
 async function updateConfig(call: Call): Promise<Reply> {
   const { params, state, user } = call;
-  const node = reqStr(params, "node");
-  state.cluster.node(node);
+  const node = checkNode(state, params);
   const vmid = reqNum(params, "vmid");
   state.cluster.guest(node, vmid);
   const deletes = splitList(str(params, "delete") ?? "");
@@ -220,8 +216,7 @@ export const lxcEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc",
     params: LIST_PARAMS,
     async handle({ params, state }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const data: Record<string, unknown>[] = [];
       for (const g of state.cluster.guests.values()) if (g.node === node) data.push(await guestSummary(state, g));
       return { data };
@@ -233,8 +228,7 @@ export const lxcEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}",
     params: NODE_VMID,
     handle({ params, state }) {
-      state.cluster.node(reqStr(params, "node"));
-      state.cluster.guest(reqStr(params, "node"), reqNum(params, "vmid"));
+      state.cluster.guest(checkNode(state, params), reqNum(params, "vmid"));
       const subdirs = ["config", "pending", "status", "vncproxy", "termproxy", "vncwebsocket", "spiceproxy", "remote_migrate", "migrate", "clone", "snapshot", "firewall", "rrd", "rrddata", "feature", "resize", "move_volume", "interfaces"];
       return Promise.resolve({ data: subdirs.map((subdir) => ({ subdir })) });
     },
@@ -245,8 +239,7 @@ export const lxcEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/config",
     params: READ_CONFIG_PARAMS,
     handle({ params, state }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const g = state.cluster.guest(node, reqNum(params, "vmid"));
       const snapshot = str(params, "snapshot");
       if (snapshot !== undefined && flag(params, "current")) {
@@ -268,8 +261,7 @@ export const lxcEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/status/current",
     params: NODE_VMID,
     async handle({ params, state }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const g = state.cluster.guest(node, reqNum(params, "vmid"));
       return { data: { ...(await guestSummary(state, g)), ha: { managed: 0 } } };
     },
@@ -283,8 +275,7 @@ export const lxcEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/interfaces",
     params: NODE_VMID,
     async handle({ params, state }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const g = state.cluster.guest(node, reqNum(params, "vmid"));
       const list = g.created ? await state.cluster.backend.interfaces(g.vmid) : null;
       return { data: list === null ? null : list.map(interfaceView) };

@@ -7,7 +7,7 @@
 import { guestDigest } from "../../cluster.ts";
 import { failure } from "../../errors.ts";
 import type { ParamSpec } from "../../params.ts";
-import { NODE, VMID, flag, reqNum, reqStr, str } from "../common.ts";
+import { NODE, VMID, checkNode, flag, reqNum, reqStr, str } from "../common.ts";
 import type { Endpoint } from "../types.ts";
 import { startGuest } from "./lifecycle.ts";
 import { withFileLock } from "./locking.ts";
@@ -25,8 +25,7 @@ export const snapshotEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/snapshot",
     params: { rules: { node: NODE, vmid: VMID } },
     async handle({ params, state }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const g = state.cluster.guest(node, reqNum(params, "vmid"));
       return { data: await snapshotList(state, g, guestDigest(g)) };
     },
@@ -36,8 +35,7 @@ export const snapshotEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/snapshot",
     params: { rules: { node: NODE, vmid: VMID, snapname: SNAPNAME, description: { type: "string", optional: true } } },
     handle({ params, state, user }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const vmid = reqNum(params, "vmid");
       const snapname = reqStr(params, "snapname");
       if (snapname === "current" || snapname === "vzdump") throw failure(`unable to use snapshot name '${snapname}' (reserved name)`);
@@ -52,7 +50,7 @@ export const snapshotEndpoints: Endpoint[] = [
     params: ONE,
     handle({ params, state }) {
       // Proxmox lists the sub-paths without looking at the snapshot.
-      state.cluster.node(reqStr(params, "node"));
+      checkNode(state, params);
       return Promise.resolve({ data: [{ cmd: "rollback" }, { cmd: "config" }] });
     },
   },
@@ -61,8 +59,7 @@ export const snapshotEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}",
     params: { rules: { ...ONE.rules, force: { type: "boolean", optional: true } } },
     handle({ params, state, user }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const vmid = reqNum(params, "vmid");
       const snapname = reqStr(params, "snapname");
       const force = flag(params, "force") ?? false;
@@ -75,8 +72,7 @@ export const snapshotEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback",
     params: { rules: { ...ONE.rules, start: { type: "boolean", optional: true } } },
     handle({ params, state, user }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const vmid = reqNum(params, "vmid");
       const snapname = reqStr(params, "snapname");
       const start = flag(params, "start") ?? false;
@@ -94,8 +90,7 @@ export const snapshotEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config",
     params: ONE,
     handle({ params, state }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const g = state.cluster.guest(node, reqNum(params, "vmid"));
       const snapname = reqStr(params, "snapname");
       const snap = g.snapshots[snapname];
@@ -108,8 +103,7 @@ export const snapshotEndpoints: Endpoint[] = [
     path: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config",
     params: { rules: { ...ONE.rules, description: { type: "string", optional: true } } },
     async handle({ params, state }) {
-      const node = reqStr(params, "node");
-      state.cluster.node(node);
+      const node = checkNode(state, params);
       const vmid = reqNum(params, "vmid");
       const snapname = reqStr(params, "snapname");
       const description = str(params, "description");
