@@ -59,19 +59,13 @@ export function configDigest(config: ConfigMap, sections: ConfigSections = {}): 
   return createHash("sha1").update(renderConfig(config, sections)).digest("hex");
 }
 
-/** A parsed config file: the current options (values as text), `lxc.*` lines kept aside. */
-export interface ParsedConfig {
-  config: Record<string, string>;
-  lxc: Array<[string, string]>;
-}
-
 /**
- * Reads the current section of a config file, as `parse_pct_config` does;
- * pending and snapshot sections are skipped (a restore drops them).
+ * Reads the current section of a config file, as `parse_pct_config` does:
+ * the options, values as text. Pending and snapshot sections are skipped (a
+ * restore drops them), and so are raw `lxc.*` lines, which are not options.
  */
-export function parseConfig(raw: string): ParsedConfig {
+export function parseConfig(raw: string): Record<string, string> {
   const config: Record<string, string> = {};
-  const lxc: Array<[string, string]> = [];
   let description = "";
   for (const line of raw.split("\n")) {
     if (/^\s*$/.test(line)) continue;
@@ -81,14 +75,9 @@ export function parseConfig(raw: string): ParsedConfig {
       description += `${decodeText(comment[1] ?? "")}\n`;
       continue;
     }
-    const lxcLine = /^(lxc\.[a-z0-9_.-]+)(?::|\s*=)\s*(.*?)\s*$/.exec(line);
-    if (lxcLine) {
-      lxc.push([lxcLine[1] ?? "", lxcLine[2] ?? ""]);
-      continue;
-    }
     const kv = /^([a-z][a-z_]*\d*):\s*(.+?)\s*$/.exec(line);
     if (kv) config[kv[1] ?? ""] = kv[2] ?? "";
   }
   if (description !== "") config["description"] = description.replace(/\n$/, "");
-  return { config, lxc };
+  return config;
 }

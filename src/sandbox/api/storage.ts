@@ -14,7 +14,7 @@ import { parseVolumeName, volumePath } from "../storage.ts";
 import type { StorageDef } from "../storage.ts";
 import { NODE, STORAGE, VMID, checkNode, flag, num, reqStr, str } from "./common.ts";
 import type { Endpoint, SandboxState } from "./types.ts";
-import { checkBaseUnused, mountKeys, volumeOf } from "./lxc/volumes.ts";
+import { freeVolume, mountKeys, volumeOf } from "./lxc/volumes.ts";
 
 const CONTENT_TYPES = ["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"];
 
@@ -263,10 +263,8 @@ export const storageEndpoints: Endpoint[] = [
           } else if (t.kind === "image") {
             const v = state.cluster.volume(node, volid);
             if (v) {
-              checkBaseUnused(state, v);
               if (await inUseByRunning(state, v)) throw new Error(`lvremove 'pve/${t.name}' error:   Logical volume pve/${t.name} in use.`);
-              await state.cluster.backend.freeVolume(volumeRef(v));
-              state.cluster.removeVolume(v);
+              await freeVolume(state, v);
             }
           } else {
             const n = state.cluster.node(node);

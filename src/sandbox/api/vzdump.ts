@@ -23,6 +23,7 @@ import type { PrunePolicy } from "../storage.ts";
 import type { TaskContext } from "../tasks.ts";
 import { NODE, STORAGE, checkNode, flag, num, str } from "./common.ts";
 import type { Call, Endpoint, Reply, SandboxState } from "./types.ts";
+import { isRunning } from "./lxc/checks.ts";
 import { startGuest } from "./lxc/lifecycle.ts";
 import { removeLock, setLock } from "./lxc/locking.ts";
 import { propertyOf } from "./lxc/schema.ts";
@@ -149,7 +150,7 @@ async function backupGuest(state: SandboxState, job: Job, vmid: number, ctx: Tas
   const file = backupFileName(vmid, new Date(started), format);
   info(`Starting Backup of VM ${vmid} (lxc)`);
   info(`Backup started at ${stamp(started)}`);
-  const running = g0.created && (await state.cluster.backend.status(vmid)).running;
+  const running = await isRunning(state, g0);
   info(`status = ${running ? "running" : "stopped"}`);
   await setLock(state, job.node, vmid, "backup");
   let snapshot = false;

@@ -28,7 +28,7 @@ import type { BackendScope } from "./cleanup.ts";
 import { createExecutor } from "./exec.ts";
 import type { CommandResult, Executor } from "./exec.ts";
 import { GuestFiles } from "./guest-files.ts";
-import { LxcGuests } from "./guests.ts";
+import { LxcGuests, sameRef } from "./guests.ts";
 import { onPath } from "./host.ts";
 import { HostServices } from "./host-services.ts";
 import { backendLayout, containerName } from "./layout.ts";
@@ -186,7 +186,6 @@ export async function createLxcBackend(options: LxcBackendOptions): Promise<LxcG
   const store = new VolumeStore(ex, layout.storageDir);
   const files = new GuestFiles({ ex, layout, host: { cpus: availableParallelism(), memsw }, store, ...progress });
   const guests = new LxcGuests({ ex, layout, files });
-  const sameRef = (a: VolumeRef, b: VolumeRef | undefined): boolean => b !== undefined && a.node === b.node && a.storage === b.storage && a.name === b.name;
 
   /** Writes an archive: from the volumes themselves (a running guest frozen when asked) or from their snapshot. */
   async function writeBackup(req: BackupRequest): Promise<{ size: number }> {

@@ -306,6 +306,7 @@ export function readOnlyRoot(spec: Pick<GuestSpec, "isTemplate" | "rootfs">): bo
   return (spec.isTemplate ?? false) || /(?:^|[/+])(?:base|basevol)-\d+-disk-\d+(?:\.raw|\.subvol)?$/.test(spec.rootfs.name);
 }
 
-function sameRef(a: VolumeRef, b: VolumeRef): boolean {
-  return a.node === b.node && a.storage === b.storage && a.name === b.name;
+/** Whether two references name the same volume; `b` may be missing (a guest without a root). */
+export function sameRef(a: VolumeRef, b: VolumeRef | undefined): boolean {
+  return b !== undefined && a.node === b.node && a.storage === b.storage && a.name === b.name;
 }

@@ -128,7 +128,7 @@ export async function checkCreate(state: SandboxState, user: string, params: Rec
   if (!(existed && req.restore && req.force)) {
     checkIdFree(state, req.vmid);
   } else if (same) {
-    if (same.created && (await state.cluster.backend.status(req.vmid)).running) throw failure("can't overwrite running container");
+    if (await isRunning(state, same)) throw failure("can't overwrite running container");
     if (same.config["protection"] === 1) throw failure(`unable to restore CT ${req.vmid} - protection mode enabled`);
   }
   const pool = str(params, "pool");
@@ -151,6 +151,11 @@ export function checkDeleteConflicts(params: Record<string, Scalar>, deletes: st
 export function checkUpdateLock(g: GuestState, params: Record<string, Scalar>, deletes: string[]): void {
   const onlyUnlock = deletes.length === 1 && deletes[0] === "lock" && Object.keys(params).every((k) => NOT_CONFIG.has(k));
   if (!onlyUnlock) checkLock(g);
+}
+
+/** Whether a guest exists on its backend and runs. */
+export async function isRunning(state: SandboxState, g: GuestState): Promise<boolean> {
+  return g.created && (await state.cluster.backend.status(g.vmid)).running;
 }
 
 /** Refuses an update made against another version of the config. */
@@ -194,6 +199,5 @@ export async function checkActionState(state: SandboxState, node: string, vmid: 
 export async function checkDestroyable(state: SandboxState, g: GuestState, force: boolean): Promise<void> {
   if (g.config["protection"] === 1) throw failure(`can't remove CT ${g.vmid} - protection mode enabled`);
   checkLock(g);
-  const running = g.created && (await state.cluster.backend.status(g.vmid)).running;
-  if (running && !force) throw failure(`unable to destroy CT ${g.vmid} - container is running`);
+  if (!force && (await isRunning(state, g))) throw failure(`unable to destroy CT ${g.vmid} - container is running`);
 }

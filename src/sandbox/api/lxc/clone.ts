@@ -19,7 +19,7 @@ import { baseVolumeName } from "../../storage.ts";
 import type { TaskContext, TaskWork } from "../../tasks.ts";
 import { NODE, STORAGE, VMID, checkNode, flag, reqNum, str } from "../common.ts";
 import type { Call, Endpoint, Reply, SandboxState } from "../types.ts";
-import { checkIdFree, checkLock } from "./checks.ts";
+import { checkIdFree, checkLock, isRunning } from "./checks.ts";
 import { guestSpec } from "./config.ts";
 import { removeLock, setLock, withFileLock } from "./locking.ts";
 import { checkSnapname, propertyOf, render } from "./schema.ts";
@@ -45,9 +45,6 @@ const CLONE_PARAMS: ParamSpec = {
   },
 };
 
-async function isRunning(state: SandboxState, g: GuestState): Promise<boolean> {
-  return g.created && (await state.cluster.backend.status(g.vmid)).running;
-}
 
 /**
  * `template_create`: every root and mount point volume must have the

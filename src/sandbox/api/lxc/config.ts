@@ -114,8 +114,11 @@ interface Draft {
   config: Record<string, ConfigValue>;
   pending: Record<string, ConfigValue>;
   pendingDelete: string[];
-  /** Mount points mounted into the running guest by this change. */
-  hotplugged: string[];
+}
+
+/** A working copy of a guest's config, pending values and pending deletes. */
+function draftOf(g: GuestState): Draft {
+  return { config: { ...g.config }, pending: { ...g.pending }, pendingDelete: [...g.pendingDelete] };
 }
 
 /** Drops pending values equal to the current ones and pending deletes of options that are not set (`cleanup_pending`). */
@@ -141,7 +144,6 @@ async function applyPendingMount(state: SandboxState, g: GuestState, d: Draft, k
       if (allocated) await freeVolume(state, allocated).catch(() => undefined);
       throw e;
     }
-    d.hotplugged.push(key);
   }
   d.config[key] = value;
   delete d.pending[key];
@@ -150,6 +152,13 @@ async function applyPendingMount(state: SandboxState, g: GuestState, d: Draft, k
     if (mountType(volume) === "volume" && !usedVolumes(d.config).includes(volume)) addUnused(d.config, volume);
   }
   return "applied";
+}
+
+/** Deletes `unusedN`'s volume unless the rest of the config or a snapshot still uses it (`delete_mountpoint_volume` behind an unused disk's delete). */
+async function deleteUnused(state: SandboxState, g: GuestState, d: Draft, key: string, volume: string): Promise<void> {
+  const rest = { ...d.config };
+  delete rest[key];
+  if (!isVolumeInUse(g, rest, volume, true, true)) await deleteMountVolume(state, g.node, g.vmid, volume);
 }
 
 /** Applies pending changes of a stopped guest (`vmconfig_apply_pending`); `only` limits it to the options a request touched. */
@@ -162,9 +171,7 @@ async function applyPendingStopped(state: SandboxState, g: GuestState, d: Draft,
         const volume = volumeOf(key, String(old));
         if (mountType(volume) === "volume") addUnused(d.config, volume);
       } else if (/^unused\d+$/.test(key) && old !== undefined) {
-        const rest = { ...d.config };
-        delete rest[key];
-        if (!isVolumeInUse(g, rest, String(old), true, true)) await deleteMountVolume(state, g.node, g.vmid, String(old));
+        await deleteUnused(state, g, d, key, String(old));
       }
       delete d.config[key];
       d.pendingDelete = d.pendingDelete.filter((k) => k !== key);
@@ -201,9 +208,7 @@ async function hotplugPending(state: SandboxState, g: GuestState, d: Draft, only
     try {
       const old = d.config[key];
       if (/^unused\d+$/.test(key) && old !== undefined) {
-        const rest = { ...d.config };
-        delete rest[key];
-        if (!isVolumeInUse(g, rest, String(old), true, true)) await deleteMountVolume(state, g.node, g.vmid, String(old));
+        await deleteUnused(state, g, d, key, String(old));
       } else if (!FASTPLUG.has(key) && !["swap", "cpulimit", "cpuunits"].includes(key) && !/^net\d+$/.test(key)) {
         continue; // not hot-pluggable: stays pending
       }
@@ -239,7 +244,7 @@ async function hotplugPending(state: SandboxState, g: GuestState, d: Draft, only
  * with `warnInto` (a worker's update) they are warnings instead.
  */
 export async function applyUpdate(state: SandboxState, g: GuestState, update: ConfigUpdate, running: boolean, warnInto?: TaskContext): Promise<void> {
-  const d: Draft = { config: { ...g.config }, pending: { ...g.pending }, pendingDelete: [...g.pendingDelete], hotplugged: [] };
+  const d = draftOf(g);
   for (const key of update.reverts) {
     delete d.pending[key];
     d.pendingDelete = d.pendingDelete.filter((k) => k !== key);
@@ -292,7 +297,7 @@ export function withPending(g: GuestState): Record<string, ConfigValue> {
 export async function applyPending(state: SandboxState, g: GuestState, ctx: TaskContext): Promise<void> {
   if (Object.keys(g.pending).length === 0 && g.pendingDelete.length === 0) return;
   ctx.log(`applying pending changes: ${[...Object.keys(g.pending), ...g.pendingDelete.map((k) => `-${k}`)].join(", ")}`);
-  const d: Draft = { config: { ...g.config }, pending: { ...g.pending }, pendingDelete: [...g.pendingDelete], hotplugged: [] };
+  const d = draftOf(g);
   const errors: Record<string, string> = {};
   await applyPendingStopped(state, g, d, undefined, errors);
   for (const message of Object.values(errors)) ctx.warn(message);

@@ -15,7 +15,7 @@ import type { VolumeFeature } from "../../storage.ts";
 import type { TaskContext } from "../../tasks.ts";
 import { NODE, STORAGE, VMID, checkNode, flag, reqNum, reqStr, str } from "../common.ts";
 import type { Call, Endpoint, Reply, SandboxState } from "../types.ts";
-import { checkLock } from "./checks.ts";
+import { checkDigest, checkLock, isRunning } from "./checks.ts";
 import { applyUpdate } from "./config.ts";
 import { removeLock, withFileLock } from "./locking.ts";
 import { checkSnapname, propertyOf, render } from "./schema.ts";
@@ -35,9 +35,6 @@ function notConfigured(key: string): ApiError {
   return new ApiError(500, "format error", errors);
 }
 
-async function running(state: SandboxState, g: GuestState): Promise<boolean> {
-  return g.created && (await state.cluster.backend.status(g.vmid)).running;
-}
 
 /** What a reassign asks for. */
 interface Reassign {
@@ -77,7 +74,7 @@ async function checkReassign(state: SandboxState, r: Reassign): Promise<{ source
   if (usedBySnapshot(source, volid)) throw failure("Cannot move volume used by a snapshot to another container");
   if (!volumeFeature(state, volid, "rename")) throw failure("Storage does not support moving of this disk to another container");
   if (mountType(volid) !== "volume") throw failure("Cannot move a bindmount or device mount to another container");
-  if (!isUnused(r.key) && (await running(state, source))) {
+  if (!isUnused(r.key) && (await isRunning(state, source))) {
     throw failure("Cannot move in-use volume while the source CT is running - detach or shutdown first");
   }
   return { source, target, volid };
@@ -108,7 +105,7 @@ async function reassign(state: SandboxState, r: Reassign, ctx: TaskContext): Pro
       } else {
         const drive = isUnused(r.key) ? { volume: renamed.volid } : { ...propertyOf(r.key, value), volume: renamed.volid };
         const text = render(propertyOf(r.targetKey, render(drive, ["volume"])), ["volume"]);
-        await applyUpdate(state, target, { changes: { [r.targetKey]: text }, removals: [], reverts: [] }, await running(state, target), ctx);
+        await applyUpdate(state, target, { changes: { [r.targetKey]: text }, removals: [], reverts: [] }, await isRunning(state, target), ctx);
       }
       ctx.log(`target container '${r.targetVmid}' updated with '${r.targetKey}'`);
     }),
@@ -130,12 +127,12 @@ async function checkStorageMove(state: SandboxState, m: StorageMove): Promise<st
   return withFileLock(state, m.vmid, async () => {
     const g = state.cluster.guest(m.node, m.vmid);
     checkLock(g);
-    if (await running(state, g)) throw failure("cannot move volumes of a running container");
+    if (await isRunning(state, g)) throw failure("cannot move volumes of a running container");
     if (isUnused(m.key)) throw failure(`cannot move volume '${m.key}', only configured volumes can be moved to another storage`);
     const value = g.config[m.key];
     if (value === undefined) throw notConfigured(m.key);
     if (m.delete && usedBySnapshot(g, volumeOf(m.key, String(value)))) throw failure("you can't move a volume with snapshots and delete the source");
-    if (m.digest !== undefined && m.digest !== guestDigest(g)) throw failure("detected modified configuration - file changed by other user? Try again.");
+    checkDigest(g, m.digest);
     g.config["lock"] = "disk";
     return String(value);
   });
@@ -220,7 +217,7 @@ function checkResize(state: SandboxState, node: string, vmid: number, disk: stri
   const request = parseSize(ext ? sizeText.slice(1) : sizeText);
   const g = state.cluster.guest(node, vmid);
   checkLock(g);
-  if (digest !== undefined && digest !== guestDigest(g)) throw failure("detected modified configuration - file changed by other user? Try again.");
+  checkDigest(g, digest);
   const value = g.config[disk];
   if (value === undefined) throw notConfigured(disk);
   const volid = volumeOf(disk, String(value));

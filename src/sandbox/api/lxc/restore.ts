@@ -18,6 +18,7 @@ import { parseConfig } from "../../pct-conf.ts";
 import type { TaskWork } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
 import { makeTemplate } from "./clone.ts";
+import { isRunning } from "./checks.ts";
 import { fillCreateDefaults, guestSpec } from "./config.ts";
 import { startGuest } from "./lifecycle.ts";
 import { configRule, propertyOf, render } from "./schema.ts";
@@ -106,11 +107,11 @@ export function restoreWork(state: SandboxState, g: GuestState, plan: RestorePla
   return {
     errorPrefix: `unable to restore CT ${vmid} -`,
     async run(ctx) {
-      if (g.created && (await state.cluster.backend.status(vmid)).running) throw new Error("can't overwrite running container");
+      if (await isRunning(state, g)) throw new Error("can't overwrite running container");
       const ref = { node, storage: plan.archive.storage, file: plan.archive.file };
       if (!state.cluster.backup(node, plan.archive.volid)) throw new Error(`can't find file '${plan.archive.volid}'`);
       ctx.log(`recovering backed-up configuration from '${plan.archive.volid}'`);
-      const orig = parseConfig(await state.cluster.backend.readBackupConfig(ref)).config;
+      const orig = parseConfig(await state.cluster.backend.readBackupConfig(ref));
       const unprivileged = plan.unprivileged ?? orig["unprivileged"] === "1";
       let wanted = plan.mounts;
       let delayed: Record<string, string> = {};

@@ -11,15 +11,14 @@
 import { volumeRef } from "../../cluster.ts";
 import type { ConfigValue, GuestState } from "../../cluster.ts";
 import type { VolumeRef } from "../../guest-backend.ts";
-import { parseVolumeName, volumeHasFeature } from "../../storage.ts";
 import type { VolumeFeature } from "../../storage.ts";
 import type { TaskContext } from "../../tasks.ts";
 import type { SandboxState } from "../types.ts";
-import { checkLock } from "./checks.ts";
+import { checkLock, isRunning } from "./checks.ts";
 import { backendChange } from "./config.ts";
 import { setLock, withFileLock } from "./locking.ts";
 import { propertyOf } from "./schema.ts";
-import { addUnused, dropUsedUnused, guestMounts, mountKeys, mountType, rootfsRef, storageOf, usedVolumes, volumeOf } from "./volumes.ts";
+import { addUnused, dropUsedUnused, guestMounts, mountKeys, mountType, rootfsRef, usedVolumes, volumeFeature, volumeOf } from "./volumes.ts";
 
 /** Whether a mount point goes into backups (`mountpoint_backup_enabled`), and why. */
 export function backupEnabled(key: string, text: string): { enabled: boolean; reason: string } {
@@ -38,11 +37,7 @@ export function hasFeature(state: SandboxState, node: string, config: Record<str
   for (const key of mountKeys(config)) {
     const text = String(config[key]);
     if (backupOnly && !backupEnabled(key, text).enabled) continue;
-    const volume = volumeOf(key, text);
-    if (mountType(volume) !== "volume") return false;
-    const def = state.cluster.storages.find((s) => s.storage === storageOf(volume));
-    const parsed = def ? parseVolumeName(def, volume.slice(volume.indexOf(":") + 1)) : undefined;
-    if (!def || !parsed || !volumeHasFeature(def, parsed, feature, snapname)) return false;
+    if (!volumeFeature(state, volumeOf(key, text), feature, snapname)) return false;
   }
   return true;
 }
@@ -77,9 +72,6 @@ function refsOf(state: SandboxState, g: GuestState, vols: Array<{ volid: string 
   return refs;
 }
 
-async function isRunning(state: SandboxState, g: GuestState): Promise<boolean> {
-  return g.created && (await state.cluster.backend.status(g.vmid)).running;
-}
 
 /** Takes a snapshot (`snapshot_create`); a failure cleans up what was made and leaves no snapshot. */
 export async function snapshotCreate(state: SandboxState, node: string, vmid: number, snapname: string, description: string | undefined, ctx: TaskContext): Promise<void> {
