@@ -4,10 +4,10 @@
  * `destroy --delete-data`.
  */
 import type { ProxmoxClient } from "../proxmox/client.ts";
-import type { LxcMountInfo } from "../proxmox/lxc-format.ts";
+import { parseTags } from "../proxmox/lxc-format.ts";
 import { identityOf, KEPT_TAG } from "./identity.ts";
 import type { ContainerIdentity } from "./identity.ts";
-import { dataVolumes, sizeInGb } from "./mounts.ts";
+import { dataVolumes, mountIndex, sizeInGb } from "./mounts.ts";
 import type { DataSafety } from "./safety.ts";
 
 /** A kept container: whose data it holds, where, and its volumes. */
@@ -24,7 +24,7 @@ export interface KeptContainer {
 
 /** The kept containers of an environment (of one service when given), by node then vmid. */
 export async function listKept(client: ProxmoxClient, envName: string, service?: string): Promise<KeptContainer[]> {
-  const guests = (await client.cluster.resources({ type: "vm" })).filter((r) => r.type === "lxc" && r.node !== undefined && r.vmid !== undefined && (r.tags ?? "").split(/[;, ]+/).includes(KEPT_TAG));
+  const guests = (await client.cluster.resources({ type: "vm" })).filter((r) => r.type === "lxc" && r.node !== undefined && r.vmid !== undefined && parseTags(r.tags).includes(KEPT_TAG));
   const out: KeptContainer[] = [];
   for (const g of guests) {
     const node = g.node ?? "";
@@ -33,9 +33,8 @@ export async function listKept(client: ProxmoxClient, envName: string, service?:
     const id = identityOf(config?.description);
     if (!config || !id?.kept || id.identity.environment !== envName || (service !== undefined && id.identity.service !== service)) continue;
     const sizeOf = (key: string): number | undefined => {
-      const m = /^mp(\d+)$/.exec(key);
-      const mount: LxcMountInfo | undefined = m ? config.mounts[Number(m[1])] : undefined;
-      return sizeInGb(mount?.size);
+      const index = mountIndex(key);
+      return sizeInGb(index !== undefined ? config.mounts[index]?.size : undefined);
     };
     out.push({
       identity: id.identity,

@@ -10,7 +10,7 @@
 import type { ContainerInputs } from "../plan/types.ts";
 import type { ProxmoxClient } from "../proxmox/client.ts";
 import { ProxmoxNotFoundError } from "../proxmox/errors.ts";
-import { formatTags } from "../proxmox/lxc-format.ts";
+import { formatTags, parseTags } from "../proxmox/lxc-format.ts";
 import type { LxcConfig } from "../proxmox/lxc-types.ts";
 import { KEPT_TAG, identityLabel, identityOf, keptDescription, sameIdentity } from "../data/identity.ts";
 import type { ContainerIdentity } from "../data/identity.ts";
@@ -59,7 +59,7 @@ export class ContainerData {
   async predecessor(client: ProxmoxClient, node: string, identity: ContainerIdentity, self: number): Promise<Predecessor | undefined> {
     const serviceTag = identity.service.toLowerCase().replace(/[^a-z0-9_+.-]/g, "-");
     const guests = (await client.cluster.resources({ type: "vm" })).filter((r) => {
-      const tags = (r.tags ?? "").split(/[;, ]+/);
+      const tags = parseTags(r.tags);
       return r.type === "lxc" && r.node === node && r.vmid !== undefined && r.vmid !== self && r.template !== true && tags.includes("homelab") && tags.includes(serviceTag);
     });
     const found: Predecessor[] = [];

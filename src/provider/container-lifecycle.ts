@@ -17,7 +17,7 @@ import { staticAddress } from "./diff.ts";
 import { PartialCreateError, ProviderError, describeError } from "./errors.ts";
 import { withoutUndefined } from "./inputs.ts";
 import { createParams, eth0Address } from "./lxc-mapping.ts";
-import { keyOfTags } from "../provision/base.ts";
+import { findBaseResource } from "../provision/base.ts";
 import { sizeInGb } from "../data/mounts.ts";
 
 /** How long the resource waits for Proxmox. */
@@ -323,9 +323,7 @@ interface FoundBase {
 
 /** The base template with this content key on the node, if any (found by its tags). */
 async function findBase(client: ProxmoxClient, node: string, key: string): Promise<FoundBase | undefined> {
-  const entry = (await client.cluster.resources({ type: "vm" })).find(
-    (r) => r.type === "lxc" && r.node === node && r.template === true && r.vmid !== undefined && keyOfTags((r.tags ?? "").split(/[;, ]+/)) === key,
-  );
+  const entry = findBaseResource(await client.cluster.resources({ type: "vm" }), node, key);
   if (entry?.vmid === undefined) return undefined;
   const config = await client.lxc.config(node, Number(entry.vmid));
   const volume = config.rootfs?.volume ?? "";

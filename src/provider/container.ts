@@ -49,9 +49,10 @@ function parseVmid(id: string): number {
  * before anything changes. Compared with what the state holds (a volume taken over from a
  * bigger one is recorded at its real size). Pure.
  */
-export function shrinkProblems(before: ContainerState, after: ContainerInputs): CheckFailure[] {
+export function shrinkProblems(before: ContainerState, after: ContainerInputs, unknown: ReadonlySet<keyof ContainerInputs> = new Set()): CheckFailure[] {
   const out: CheckFailure[] = [];
-  const replacing = before.node !== undefined && (before.node !== after.node || before.template !== after.template || before.storage !== after.storage || before.unprivileged !== after.unprivileged);
+  // A replacement starts from new disks of the asked sizes: nothing shrinks.
+  const replacing = before.node !== undefined && diffContainer(before, after, unknown).replaces.length > 0;
   if (before.diskGb !== undefined && after.diskGb < before.diskGb && !replacing) {
     out.push({ property: "diskGb", reason: `the root disk is ${before.diskGb} GB and cannot shrink to ${after.diskGb} GB: Proxmox only grows disks; set host.resources.disk to ${before.diskGb} or more` });
   }
@@ -90,7 +91,7 @@ export class ContainerResource {
       const failures: CheckFailure[] = [];
       const problem = this.featureProblem(olds, checked.inputs, checked.unknown);
       if (problem) failures.push(problem);
-      failures.push(...shrinkProblems(parseContainerState(olds), checked.inputs));
+      failures.push(...shrinkProblems(parseContainerState(olds), checked.inputs, checked.unknown));
       return { inputs: checked.bag, failures };
     });
   }

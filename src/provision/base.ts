@@ -12,6 +12,8 @@
  * Pure.
  */
 import { createHash } from "node:crypto";
+import type { ClusterResource } from "../proxmox/cluster.ts";
+import { parseTags } from "../proxmox/lxc-format.ts";
 import type { DockerPins } from "./docker-pins.ts";
 import { Script } from "./shell.ts";
 
@@ -51,6 +53,11 @@ export function baseKeyTag(key: string): string {
 export function keyOfTags(tags: readonly string[]): string | undefined {
   if (!tags.includes(BASE_TAG)) return undefined;
   return tags.find((t) => t.startsWith("hlbase-"))?.slice("hlbase-".length);
+}
+
+/** The base template with this key on the node among the cluster's resources (found by its tags). Pure. */
+export function findBaseResource(resources: readonly ClusterResource[], node: string, key: string): ClusterResource | undefined {
+  return resources.find((r) => r.type === "lxc" && r.node === node && r.template === true && r.vmid !== undefined && keyOfTags(parseTags(r.tags)) === key);
 }
 
 /** The hostname of a base's builder container. */

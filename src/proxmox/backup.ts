@@ -19,7 +19,6 @@ const CALLS = {
   // vzdump locks the guest (`lock: backup`) inside its task, after checking the lock.
   vzdump: GUEST_TASK,
   list: READ,
-  update: WRITE,
   remove: WRITE,
 } as const satisfies Record<string, CallPolicy>;
 
@@ -117,12 +116,6 @@ export class BackupApi {
         subtype: b.subtype,
       }))
       .sort((a, b) => b.ctime - a.ctime || b.volid.localeCompare(a.volid));
-  }
-
-  /** Sets a backup's notes or protection. */
-  async update(node: string, storage: string, volid: string, change: { notes?: string; protected?: boolean }): Promise<void> {
-    const path = apiPath`/nodes/${node}/storage/${storage}/content/${volid}`;
-    await this.http.call({ method: "PUT", path, params: { notes: change.notes, protected: change.protected }, policy: CALLS.update }, z.null());
   }
 
   /** Removes a backup (refused by Proxmox while it is protected) and waits when Proxmox runs it as a task. */

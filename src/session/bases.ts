@@ -15,8 +15,10 @@ import type { EnvironmentConfig } from "../config/environment.ts";
 import { homelabDir } from "../config/homelab-dir.ts";
 import type { PlannedContainer, ServicePlan } from "../plan/types.ts";
 import type { ProxmoxClient } from "../proxmox/client.ts";
-import { BASE_DISK_GB, BASE_TAG, baseDescription, baseHostname, baseKeyTag, cleanBaseScript, keyOfTags } from "../provision/base.ts";
+import { BASE_DISK_GB, BASE_TAG, baseDescription, baseHostname, baseKeyTag, cleanBaseScript, findBaseResource, keyOfTags } from "../provision/base.ts";
 import type { BaseSpec } from "../provision/base.ts";
+import { parseTags } from "../proxmox/lxc-format.ts";
+import { eth0Address } from "../provider/lxc-mapping.ts";
 import { ensureDocker } from "../provision/deploy.ts";
 import { templateRelease } from "../plan/guest-system.ts";
 import { KnownHosts, connectSsh } from "../provision/ssh.ts";
@@ -81,7 +83,7 @@ export class BaseBuilder {
   /** The bases of this environment's nodes (all homelab bases on the cluster: they carry no environment). */
   async list(): Promise<BaseInfo[]> {
     const all = await this.client.cluster.resources({ type: "vm" });
-    const bases = all.filter((r) => r.type === "lxc" && r.template === true && r.node !== undefined && r.vmid !== undefined && keyOfTags((r.tags ?? "").split(/[;, ]+/)) !== undefined);
+    const bases = all.filter((r) => r.type === "lxc" && r.template === true && r.node !== undefined && r.vmid !== undefined && keyOfTags(parseTags(r.tags)) !== undefined);
     const out: BaseInfo[] = [];
     for (const b of bases) {
       const config = await this.client.lxc.config(b.node ?? "", Number(b.vmid)).catch(() => undefined);
@@ -90,7 +92,7 @@ export class BaseBuilder {
       const usedBy = (await Promise.all(all.filter((g) => g.type === "lxc" && g.node === b.node && g.template !== true && g.vmid !== undefined).map((g) => this.client.lxc.config(g.node ?? "", Number(g.vmid)).catch(() => undefined)))).filter(
         (c) => baseVolume !== "" && (c?.rootfs?.volume ?? "").includes(`${baseVolume.slice(baseVolume.indexOf(":") + 1)}/`),
       ).length;
-      out.push({ node: b.node ?? "", vmid: Number(b.vmid), key: keyOfTags((b.tags ?? "").split(/[;, ]+/)) ?? "", description: config?.description ?? "", usedBy });
+      out.push({ node: b.node ?? "", vmid: Number(b.vmid), key: keyOfTags(parseTags(b.tags)) ?? "", description: config?.description ?? "", usedBy });
     }
     return out.sort((a, b) => a.node.localeCompare(b.node) || a.vmid - b.vmid);
   }
@@ -114,7 +116,7 @@ export class BaseBuilder {
 
   /** The base with this key on the node, if any. */
   async find(node: string, key: string): Promise<number | undefined> {
-    const entry = (await this.client.cluster.resources({ type: "vm" })).find((r) => r.type === "lxc" && r.node === node && r.template === true && keyOfTags((r.tags ?? "").split(/[;, ]+/)) === key);
+    const entry = findBaseResource(await this.client.cluster.resources({ type: "vm" }), node, key);
     return entry?.vmid !== undefined ? Number(entry.vmid) : undefined;
   }
 
@@ -182,9 +184,8 @@ export class BaseBuilder {
   private async address(node: string, vmid: number): Promise<string> {
     const deadline = Date.now() + 180_000;
     for (;;) {
-      const eth0 = (await this.client.lxc.interfaces(node, vmid))?.find((i) => i.name === "eth0");
-      const a = eth0?.inet?.split("/")[0];
-      if (a !== undefined && !a.startsWith("169.254.")) return a;
+      const a = eth0Address(await this.client.lxc.interfaces(node, vmid));
+      if (a !== undefined) return a;
       if (Date.now() > deadline) throw new Error(`the base's builder CT ${vmid} got no address on eth0 in 180 s: give it one with homelab:docker_base_network`);
       await sleep(500);
     }

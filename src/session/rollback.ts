@@ -12,6 +12,7 @@
  * deploy knows the replace did not happen.
  */
 import type { ProxmoxClient } from "../proxmox/client.ts";
+import { sameIdentity } from "../data/identity.ts";
 import { parseBackupNotes, snapshotName } from "../data/safety.ts";
 import { CONTAINER_TYPE, resourceFacts } from "../engine/state.ts";
 import type { StackState } from "../engine/state.ts";
@@ -54,7 +55,7 @@ export async function rollbackPoints(client: ProxmoxClient, o: { deployId: strin
     }
     const backups = (await client.backup.list(c.node, o.backupStorage)).filter((b) => {
       const n = parseBackupNotes(b.notes);
-      return n !== undefined && n.deployId === o.deployId && n.identity.service === o.service && n.identity.resource === c.resource && n.identity.environment === o.envName;
+      return n !== undefined && n.deployId === o.deployId && sameIdentity(n.identity, { service: o.service, resource: c.resource, environment: o.envName });
     });
     const own = backups.find((b) => b.vmid === c.vmid);
     if (own) out.push({ kind: "backup", ...c, volid: own.volid, storage: own.storage });
