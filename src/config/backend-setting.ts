@@ -60,19 +60,31 @@ export function checkBackend(raw: z.output<typeof backendSchema>, at: (string | 
   return { url: raw.url, scheme, ...(password ? { password } : {}), ...(accessKeyId ? { accessKeyId } : {}), ...(secretAccessKey ? { secretAccessKey } : {}), ...(passphrase ? { passphrase } : {}) };
 }
 
+/** How a PostgreSQL connection checks the server: not encrypted, encrypted only, the certificate's chain, or chain and name. */
+export type PostgresTls = "off" | "unverified" | "chain" | "full";
+
 /**
- * What a postgres:// URL leaves unprotected, read as lib/pq (and homelab's
- * reader, engine/store-postgres.ts) take sslmode: only verify-ca,
- * verify-full, or a root certificate given check the server. Loopback has
- * no network path to guard. Undefined when there is nothing to say. Pure.
+ * lib/pq's reading of sslmode and sslrootcert, which Pulumi connects with
+ * and homelab's own reader (engine/store-postgres.ts) follows: `disable` and
+ * `allow` do not encrypt; `verify-full` checks chain and name; `verify-ca`,
+ * or any mode with a root certificate file, the chain; anything else (no
+ * sslmode is `require`) encrypts without checking. Pure.
  */
+export function postgresTls(mode: string, rootCert: string | undefined): PostgresTls {
+  if (mode === "disable" || mode === "allow") return "off";
+  if (mode === "verify-full") return "full";
+  if (mode === "verify-ca" || (rootCert !== undefined && rootCert !== "" && rootCert !== "system")) return "chain";
+  return "unverified";
+}
+
+/** What a postgres:// URL leaves unprotected; loopback has no network path to guard. Undefined when there is nothing to say. Pure. */
 function unverifiedPostgres(u: URL): string | undefined {
   if (["localhost", "127.0.0.1", "[::1]"].includes(u.hostname)) return undefined;
   const mode = u.searchParams.get("sslmode");
-  if (mode === "disable" || mode === "allow") return `the connection to the state database is not encrypted (sslmode=${mode})`;
-  const rootCert = u.searchParams.get("sslrootcert");
-  if (mode === "verify-ca" || mode === "verify-full" || (rootCert !== null && rootCert !== "" && rootCert !== "system")) return undefined;
-  return `the connection to the state database is encrypted but the server's certificate is not checked (${mode !== null ? `sslmode=${mode}` : "no sslmode: lib/pq's require"})`;
+  const tls = postgresTls(mode ?? "", u.searchParams.get("sslrootcert") ?? undefined);
+  if (tls === "off") return `the connection to the state database is not encrypted (sslmode=${mode ?? ""})`;
+  if (tls === "unverified") return `the connection to the state database is encrypted but the server's certificate is not checked (${mode !== null ? `sslmode=${mode}` : "no sslmode: lib/pq's require"})`;
+  return undefined;
 }
 
 function schemeOf(url: string): string | undefined {

@@ -14,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import postgres from "postgres";
+import { postgresTls } from "../config/backend-setting.ts";
 import { BackendStoreError } from "./backend-store.ts";
 import type { BackendStore } from "./backend-store.ts";
 
@@ -41,13 +42,10 @@ export function postgresOptions(url: string, env: NodeJS.ProcessEnv): { options:
     ...(cert ? { cert: readFileSync(cert) } : {}),
     ...(key ? { key: readFileSync(key) } : {}),
   };
-  let ssl: postgres.Options<Record<string, never>>["ssl"];
-  if (mode === "disable" || mode === "allow") ssl = false;
-  else if (mode === "verify-full") ssl = { ...files, rejectUnauthorized: true };
-  // verify-ca, and require with a root certificate (lib/pq, like libpq): the certificate's chain, not its name.
-  else if (mode === "verify-ca" || files.ca !== undefined) ssl = { ...files, rejectUnauthorized: true, checkServerIdentity: () => undefined };
-  // require, prefer and lib/pq's default: encrypted, not verified.
-  else ssl = { ...files, rejectUnauthorized: false };
+  const tls = postgresTls(mode, rootCert);
+  // "unverified" is lib/pq's require (its default too), which Pulumi connects with: validate warns about it.
+  const ssl: postgres.Options<Record<string, never>>["ssl"] =
+    tls === "off" ? false : tls === "full" ? { ...files, rejectUnauthorized: true } : tls === "chain" ? { ...files, rejectUnauthorized: true, checkServerIdentity: () => undefined } : { ...files, rejectUnauthorized: false };
   const timeout = Number(q.get("connect_timeout") ?? env["PGCONNECT_TIMEOUT"] ?? "");
   const password = env["PGPASSWORD"];
   const host = u.hostname ? decodeURIComponent(u.hostname) : env["PGHOST"] || "localhost";
