@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import type { BackendConfig, SecretRef } from "./environment-types.ts";
+import { urlScheme } from "./state-backend.ts";
 
 export type { BackendConfig } from "./environment-types.ts";
 
@@ -48,7 +49,7 @@ export function checkBackend(raw: z.output<typeof backendSchema>, at: (string | 
   const before = problems(raw, at, urlPath, report);
   if (before > 0) return undefined;
   const keys = raw as Record<string, unknown>;
-  const scheme = schemeOf(raw.url) ?? "";
+  const scheme = urlScheme(raw.url) ?? "";
   if (scheme === "postgres") {
     const unverified = unverifiedPostgres(new URL(raw.url));
     if (unverified !== undefined) warn(urlPath, unverified, "add sslmode=verify-full&sslrootcert=/path/to/ca.pem (the CA that signed the server's certificate), or else anyone on the network path can read and change the state");
@@ -87,17 +88,13 @@ function unverifiedPostgres(u: URL): string | undefined {
   return undefined;
 }
 
-function schemeOf(url: string): string | undefined {
-  return /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
-}
-
 function problems(raw: z.output<typeof backendSchema>, at: (string | number)[], urlPath: (string | number)[], report: Report): number {
   let n = 0;
   const bad: Report = (path, message, hint) => {
     n++;
     report(path, message, hint);
   };
-  const scheme = schemeOf(raw.url);
+  const scheme = urlScheme(raw.url);
   const known = BACKEND_SCHEMES as readonly string[];
   if (scheme === undefined || !known.includes(scheme)) {
     const hint = scheme === "postgresql" ? "Pulumi names the scheme postgres://" : scheme === "file" ? undefined : `use one of ${BACKEND_SCHEMES.map((s) => `${s}://`).join(", ")}`;

@@ -16,9 +16,14 @@ export interface BackendInfo {
   scheme: string;
 }
 
+/** A URL's scheme, lowercased, without `://` (`postgres` of `postgres://db/state`); undefined when it has none. Pure. */
+export function urlScheme(url: string | undefined): string | undefined {
+  return /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url ?? "")?.[1]?.toLowerCase();
+}
+
 /** The kind of the backend a URL names. An empty URL is Pulumi's own default, Pulumi Cloud. Pure. */
 export function describeBackend(url: string | undefined): BackendInfo {
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url ?? "")?.[1]?.toLowerCase();
+  const scheme = urlScheme(url);
   if (scheme === undefined) return { kind: "cloud", scheme: "https" };
   // Pulumi takes the schemes of its blob storage as DIY and any other URL for a
   // Pulumi Cloud; only http(s) can reach one, so any other scheme counts as DIY.

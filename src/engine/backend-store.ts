@@ -25,8 +25,6 @@ export class BackendStoreError extends Error {
 
 /** Objects of a backend, by key relative to the backend's root (`.pulumi/...`). */
 export interface BackendStore {
-  /** `file`, `postgres`, `s3`: for messages. */
-  readonly kind: string;
   /** Every key under a prefix (at any depth), sorted. */
   list(prefix: string): Promise<string[]>;
   /** An object's bytes; undefined when there is none. */
@@ -41,7 +39,6 @@ export interface BackendStore {
 
 /** A file backend's folder. */
 export class FileStore implements BackendStore {
-  readonly kind = "file";
   readonly dir: string;
   constructor(dir: string) {
     this.dir = dir;

@@ -12,6 +12,7 @@ import { defaultStateBackendDir, passphraseFile, workspacesDir } from "../config
 import { isSecretParam, type BackendConfig } from "../config/backend-setting.ts";
 import type { SecretRef } from "../config/environment.ts";
 import { readSecretRef, SecretRefError } from "../config/secret-ref.ts";
+import { urlScheme } from "../config/state-backend.ts";
 
 /** The tool's own folder (holds node_modules/@pulumi/pulumi and bin/pulumi-resource-homelab). */
 export const TOOL_ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
@@ -54,25 +55,21 @@ export function chooseBackend(root: string, env: NodeJS.ProcessEnv, setting?: Ba
   const given = env["PULUMI_BACKEND_URL"];
   if (given !== undefined && given !== "") {
     const { url, password } = withoutPassword(given);
-    return { url, display: displayBackendUrl(given), scheme: schemeOf(url), dir: fileBackendDir(url), isDefault: false, shared: !url.startsWith("file://"), origin: "PULUMI_BACKEND_URL", setting: undefined, urlPassword: password };
+    return { url, display: displayBackendUrl(given), scheme: urlScheme(url) ?? "", dir: fileBackendDir(url), isDefault: false, shared: !url.startsWith("file://"), origin: "PULUMI_BACKEND_URL", setting: undefined, urlPassword: password };
   }
   if (setting !== undefined) {
     const url = setting.url;
-    return { url, display: displayBackendUrl(url), scheme: schemeOf(url), dir: fileBackendDir(url), isDefault: false, shared: !url.startsWith("file://"), origin: "homelab:backend", setting, urlPassword: undefined };
+    return { url, display: displayBackendUrl(url), scheme: urlScheme(url) ?? "", dir: fileBackendDir(url), isDefault: false, shared: !url.startsWith("file://"), origin: "homelab:backend", setting, urlPassword: undefined };
   }
   const dir = defaultStateBackendDir(root);
   const url = pathToFileURL(dir).href;
   return { url, display: url, scheme: "file", dir, isDefault: true, shared: false, origin: "default", setting: undefined, urlPassword: undefined };
 }
 
-function schemeOf(url: string): string {
-  return /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase() ?? "";
-}
-
 /** A backend URL without its password (user info or a secret query parameter), and the password. Unchanged when it has none. Pure. */
 export function withoutPassword(url: string): { url: string; password: string | undefined } {
   // Only lib/pq reads a password from the environment (PGPASSWORD) as from the URL.
-  if (schemeOf(url) !== "postgres") return { url, password: undefined };
+  if (urlScheme(url) !== "postgres") return { url, password: undefined };
   let u: URL;
   try {
     u = new URL(url);

@@ -79,7 +79,6 @@ export function likePrefix(prefix: string): string {
 
 /** A postgres:// backend's table. */
 export class PostgresStore implements BackendStore {
-  readonly kind = "postgres";
   readonly #url: string;
   readonly #env: NodeJS.ProcessEnv;
   #settings: ReturnType<typeof postgresOptions> | undefined;

@@ -161,7 +161,6 @@ export function parseListing(xml: string): { keys: string[]; next: string | unde
 
 /** An s3:// backend's bucket. */
 export class S3Store implements BackendStore {
-  readonly kind = "s3";
   readonly loc: S3Location;
   readonly #creds: S3Credentials | undefined;
 
