@@ -97,6 +97,16 @@ export function displayBackendUrl(url: string): string {
   return u.href.replace(/%2A%2A%2A%2A/g, "****");
 }
 
+/** Reads one of `homelab:backend`'s referenced credentials; a reference that cannot be read is an EngineSetupError naming the setting. */
+function readBackendSecret(ref: SecretRef, what: string, envFile: string, env: NodeJS.ProcessEnv): string {
+  try {
+    return readSecretRef(ref, what, envFile, env);
+  } catch (e) {
+    if (e instanceof SecretRefError) throw new EngineSetupError(`homelab:backend: ${e.message}`, e.hint.replace(/under homelab:proxmox/, "under homelab:backend"));
+    throw e;
+  }
+}
+
 /**
  * The variables the CLI (and homelab's own reads of the backend) need for
  * the backend's credentials: PGPASSWORD for postgres://, AWS_ACCESS_KEY_ID and
@@ -109,15 +119,7 @@ export function backendCredentials(backend: Backend, env: NodeJS.ProcessEnv, env
   if (backend.urlPassword !== undefined) out["PGPASSWORD"] = backend.urlPassword;
   const s = backend.setting;
   if (s === undefined) return out;
-  const read = (ref: SecretRef | undefined, what: string): string | undefined => {
-    if (ref === undefined) return undefined;
-    try {
-      return readSecretRef(ref, what, envFile, env);
-    } catch (e) {
-      if (e instanceof SecretRefError) throw new EngineSetupError(`homelab:backend: ${e.message}`, e.hint.replace(/under homelab:proxmox/, "under homelab:backend"));
-      throw e;
-    }
-  };
+  const read = (ref: SecretRef | undefined, what: string): string | undefined => (ref === undefined ? undefined : readBackendSecret(ref, what, envFile, env));
   const password = read(s.password, "password");
   if (password !== undefined) out["PGPASSWORD"] = password;
   const id = read(s.accessKeyId, "access_key_id");
@@ -191,13 +193,8 @@ export function ensurePassphrase(root: string, env: NodeJS.ProcessEnv, o: Passph
     return { env: { PULUMI_CONFIG_PASSPHRASE_FILE: file }, origin: "env-file", file };
   }
   if (opts.ref !== undefined) {
-    try {
-      const secret = readSecretRef(opts.ref, "passphrase", opts.envFile ?? "the environment file", env);
-      return { env: { PULUMI_CONFIG_PASSPHRASE: secret }, origin: "setting", file: opts.ref.env === undefined || env[opts.ref.env] === undefined ? opts.ref.file : undefined };
-    } catch (e) {
-      if (e instanceof SecretRefError) throw new EngineSetupError(`homelab:backend: ${e.message}`, e.hint.replace(/under homelab:proxmox/, "under homelab:backend"));
-      throw e;
-    }
+    const secret = readBackendSecret(opts.ref, "passphrase", opts.envFile ?? "the environment file", env);
+    return { env: { PULUMI_CONFIG_PASSPHRASE: secret }, origin: "setting", file: opts.ref.env === undefined || env[opts.ref.env] === undefined ? opts.ref.file : undefined };
   }
   const file = passphraseFile(root);
   try {
