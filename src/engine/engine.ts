@@ -246,7 +246,7 @@ export class Engine {
    */
   async resolvePendingOperations(name: string, state: StackState, locate: (op: PendingOperation) => FoundResource | undefined): Promise<{ adopted: AdoptedResource[]; dropped: PendingOperation[] }> {
     const r = resolvePendingOperations(state.deployment, locate);
-    await this.workspace.importStack(name, r.deployment);
+    await this.importDeployment(name, r.deployment);
     return { adopted: r.adopted, dropped: r.dropped };
   }
 
@@ -264,11 +264,7 @@ export class Engine {
     try {
       await this.workspace.importStack(name, deployment);
     } catch (e) {
-      const stderr = e instanceof CommandError ? commandOutput(e, "stderr") : "";
-      const lines = errorLines(stderr);
-      const lock = saysLocked(stderr) ? parseLockError(stderr) : undefined;
-      if (lock) throw new EngineRunError({ kind: "locked", stack: name, message: `stack ${name} is locked by another run`, detail: lines.join("\n"), changes: [], diagnostics: [], lock });
-      throw new EngineRunError({ kind: "failed", stack: name, message: lines[0] ?? (e instanceof Error ? (e.message.split("\n")[0] ?? "import failed") : String(e)), detail: lines.join("\n"), changes: [], diagnostics: [] });
+      throw runFailure(name, e);
     }
   }
 
@@ -325,7 +321,7 @@ export class Engine {
   async patchResource(name: string, urn: string, fields: Readonly<Record<string, unknown>>): Promise<void> {
     const state = await this.readState(name);
     if (!state) throw new Error(`stack ${name} has no state to change`);
-    await this.workspace.importStack(name, withResourceFields(state.deployment, urn, fields));
+    await this.importDeployment(name, withResourceFields(state.deployment, urn, fields));
   }
 
   /** Refreshes a stack: every resource read back from what runs (after a rollback, say), the state written from it. */
@@ -389,32 +385,36 @@ export class Engine {
     try {
       await go(onEvent, { onOutput, signal: forward.signal });
     } catch (e) {
-      throw this.failure(name, e, tracker, opts.signal?.aborted === true);
+      throw runFailure(name, e, { changes: tracker.changes(), diagnostics: tracker.diagnostics(), cancelled: tracker.cancelled, aborted: opts.signal?.aborted === true });
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
     }
     return { changes: tracker.changes(), diagnostics: tracker.diagnostics(), durationMs: Date.now() - started };
   }
+}
 
-  private failure(name: string, e: unknown, tracker: ChangeTracker, aborted: boolean): EngineRunError {
-    const stderr = e instanceof CommandError ? commandOutput(e, "stderr") : "";
-    const stdout = e instanceof CommandError ? commandOutput(e, "stdout") : "";
-    const lines = errorLines(stderr, stdout);
-    const changes = tracker.changes();
-    const diagnostics = tracker.diagnostics();
-    const lock = e instanceof ConcurrentUpdateError || saysLocked(stderr) ? parseLockError(stderr) : undefined;
-    if (lock) {
-      return new EngineRunError({ kind: "locked", stack: name, message: `stack ${name} is locked by another run`, detail: lines.join("\n"), changes, diagnostics, lock });
-    }
-    const diagErrors = diagnostics.filter((d) => d.severity === "error").map((d) => (d.id ? `${d.id}: ${d.message}` : d.message));
-    // A resource that reported an error failed, whatever else was said: the
-    // engine also sends its cancel event when an update ends, and a resource's
-    // error may well say "interrupted" (apt's "dpkg was interrupted").
-    if (aborted || (diagErrors.length === 0 && (tracker.cancelled || saysCancelled(stderr)))) {
-      return new EngineRunError({ kind: "cancelled", stack: name, message: `stack ${name}: interrupted`, detail: lines.join("\n"), changes, diagnostics });
-    }
-    const message = diagErrors[0] ?? lines.find((l) => !isRunSummaryLine(l)) ?? lines[0] ?? (e instanceof Error ? e.message.split("\n")[0] ?? "failed" : String(e));
-    return new EngineRunError({ kind: "failed", stack: name, message, detail: [...diagErrors, ...lines].join("\n"), changes, diagnostics });
+/**
+ * The EngineRunError for a failed Pulumi CLI command on stack `name`: locked
+ * (with who holds the lock), cancelled, or failed with the first line that
+ * says why; `run` carries what an update's events told before it failed.
+ */
+function runFailure(name: string, e: unknown, run: { changes: ResourceChange[]; diagnostics: Diagnostic[]; cancelled: boolean; aborted: boolean } = { changes: [], diagnostics: [], cancelled: false, aborted: false }): EngineRunError {
+  const stderr = e instanceof CommandError ? commandOutput(e, "stderr") : "";
+  const stdout = e instanceof CommandError ? commandOutput(e, "stdout") : "";
+  const lines = errorLines(stderr, stdout);
+  const { changes, diagnostics } = run;
+  const lock = e instanceof ConcurrentUpdateError || saysLocked(stderr) ? parseLockError(stderr) : undefined;
+  if (lock) {
+    return new EngineRunError({ kind: "locked", stack: name, message: `stack ${name} is locked by another run`, detail: lines.join("\n"), changes, diagnostics, lock });
   }
+  const diagErrors = diagnostics.filter((d) => d.severity === "error").map((d) => (d.id ? `${d.id}: ${d.message}` : d.message));
+  // A resource that reported an error failed, whatever else was said: the
+  // engine also sends its cancel event when an update ends, and a resource's
+  // error may well say "interrupted" (apt's "dpkg was interrupted").
+  if (run.aborted || (diagErrors.length === 0 && (run.cancelled || saysCancelled(stderr)))) {
+    return new EngineRunError({ kind: "cancelled", stack: name, message: `stack ${name}: interrupted`, detail: lines.join("\n"), changes, diagnostics });
+  }
+  const message = diagErrors[0] ?? lines.find((l) => !isRunSummaryLine(l)) ?? lines[0] ?? (e instanceof Error ? e.message.split("\n")[0] ?? "failed" : String(e));
+  return new EngineRunError({ kind: "failed", stack: name, message, detail: [...diagErrors, ...lines].join("\n"), changes, diagnostics });
 }
