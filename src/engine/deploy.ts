@@ -152,6 +152,8 @@ export interface DeployReport {
   outcomes: ServiceOutcome[];
   interrupted: boolean;
   declined: boolean;
+  /** Each selected stack's state as read before the run changed anything (undefined: never deployed). */
+  statesBefore: ReadonlyMap<string, StackState | undefined>;
 }
 
 function emptyOutcome(service: string, env: string): ServiceOutcome {
@@ -211,7 +213,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
   const outcomes = new Map(req.selected.map((s) => [s, emptyOutcome(s, env.name)]));
   const states = new Map<string, StackState | undefined>();
   const interrupted = (): boolean => req.signal?.aborted === true;
-  const report = (declined = false): DeployReport => ({ outcomes: [...outcomes.values()], interrupted: !declined && interrupted(), declined });
+  const report = (declined = false): DeployReport => ({ outcomes: [...outcomes.values()], interrupted: !declined && interrupted(), declined, statesBefore: before });
 
   // What is deployed now, for sticky placement and pending operations.
   await Promise.all(
@@ -219,6 +221,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
       states.set(name, await engine.readState(stackName(env.name, name)));
     }),
   );
+  const before: ReadonlyMap<string, StackState | undefined> = new Map(states);
 
   // Planning is pure and quick; it runs in dependency order so placement
   // reservations are the same from one run to the next.

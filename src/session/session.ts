@@ -663,10 +663,6 @@ export class DeploySession {
     // Names the snapshots and backups the provider takes in this run, so the run finds its own.
     const deployId = newDeployId();
     engine.setRunVariables({ HOMELAB_DEPLOY_ID: deployId, HOMELAB_DELETE_DATA: undefined });
-    // What each stack recorded before this run: a rollback of a replaced container needs the template it had.
-    const { stackName } = await import("../engine/stacks.ts");
-    const before = new Map<string, StackState | undefined>();
-    if (!o.dryRun) for (const n of names) before.set(n, await engine.readState(stackName(this.envName, n)));
     this.reporter.event?.({ type: "deploy-start", order, production: env.production });
     const report = await deploy({
       engine,
@@ -689,7 +685,8 @@ export class DeploySession {
       ...(o.confirm ? { confirm: o.confirm } : {}),
       reporter: this.reporter,
     });
-    const after = o.dryRun || report.interrupted ? [] : await this.afterDeploy(repo, engine, report, deployId, before);
+    // What each stack recorded before the run: a rollback of a replaced container needs the template it had.
+    const after = o.dryRun || report.interrupted ? [] : await this.afterDeploy(repo, engine, report, deployId, report.statesBefore);
     return { status: "done", report, deployId, after };
   }
 
@@ -722,14 +719,16 @@ export class DeploySession {
       const monitored = monitoredService(service, settings);
       let verdict: GateVerdict | undefined;
       let because: string | undefined;
+      let current: StackState | undefined;
       if (outcome.status === "failed") because = `its deploy failed: ${outcome.error?.message ?? "see above"}`;
       // Without provisioning nothing runs inside the containers (state-only guests): nothing to check.
       else if (monitored.checks.length > 0 && repo.env.provisioning) {
         this.reporter.event?.({ type: "health-gate", service: outcome.service, checks: monitored.checks.length });
-        verdict = await healthGate(monitored, await engine.readState(outcome.stack), { executor, ci: this.ci });
+        current = await engine.readState(outcome.stack);
+        verdict = await healthGate(monitored, current, { executor, ci: this.ci });
         if (!verdict.healthy) because = `it is unhealthy after its deploy: ${verdict.check}: ${verdict.detail}`;
       }
-      const rollback = because !== undefined ? await this.rollBackService(repo.env, engine, outcome.service, outcome.stack, deployId, because, monitored, executor, before.get(outcome.service)) : undefined;
+      const rollback = because !== undefined ? await this.rollBackService(repo.env, engine, outcome.service, outcome.stack, deployId, because, monitored, executor, before.get(outcome.service), current) : undefined;
       out.push({ service: outcome.service, verdict, rollback });
     }
     return out;
@@ -746,11 +745,13 @@ export class DeploySession {
     monitored: MonitoredService,
     executor: CommandExecutor,
     before: StackState | undefined,
+    current: StackState | undefined,
   ): Promise<AfterDeploy["rollback"]> {
     const { rollbackPoints, rollBack } = await import("./rollback.ts");
     const { healthGate } = await import("./health-gate.ts");
     return this.withCluster(env, async (client) => {
-    const state = await engine.readState(stack);
+    // The state after the deploy, unless the health gate read it already.
+    const state = current ?? (await engine.readState(stack));
     const points = await rollbackPoints(client, { deployId, envName: this.envName, service, backupStorage: env.backups.storage, state });
     if (points.length === 0) return undefined;
     this.reporter.event?.({ type: "rollback-start", service, because, points: points.length });

@@ -96,7 +96,7 @@ async function runDeploy(ctx: CliContext, names: readonly string[], opts: Deploy
   const checked = await session.check(selected);
   for (const m of checked.missingSecrets) printDiagnostics(m.diagnostics, ctx.root, ctx.err, ctx.stderr);
 
-  let report: DeployReport = { outcomes: [], interrupted: false, declined: false };
+  let report: DeployReport = { outcomes: [], interrupted: false, declined: false, statesBefore: new Map() };
   let after: AfterDeploy[] = [];
   const abort = new AbortController();
   const restoreSigint = takeSigint(() => {
