@@ -5,7 +5,7 @@
  */
 import type { ProxmoxClient } from "../proxmox/client.ts";
 import { parseTags } from "../proxmox/lxc-format.ts";
-import { identityOf, KEPT_TAG } from "./identity.ts";
+import { identityOf, KEPT_TAG, keptDescription } from "./identity.ts";
 import type { ContainerIdentity } from "./identity.ts";
 import { dataVolumes, mountIndex, sizeInGb } from "./mounts.ts";
 import type { DataSafety } from "./safety.ts";
@@ -20,6 +20,22 @@ export interface KeptContainer {
   volumes: { key: string; volume: string; path: string | undefined; sizeGb: number | undefined }[];
   /** When it was kept, as its notes say. */
   keptAt: string | undefined;
+}
+
+/**
+ * Marks a container as kept for its data: notes saying whose data it is and how to reattach
+ * or delete it, the kept tag, not started at boot, protected. `config.digest`, when given,
+ * refuses the change if the config changed meanwhile.
+ */
+export async function markKept(client: ProxmoxClient, node: string, vmid: number, config: { tags: readonly string[]; digest?: string | undefined }, identity: ContainerIdentity, why: string): Promise<void> {
+  await client.lxc.updateConfig(node, vmid, {
+    description: keptDescription(identity, why, new Date()),
+    // The form lowercases, de-duplicates and sorts them (formatTags).
+    tags: [...config.tags, KEPT_TAG],
+    onboot: false,
+    protection: true,
+    ...(config.digest !== undefined ? { digest: config.digest } : {}),
+  });
 }
 
 /** The kept containers of an environment (of one service when given), by node then vmid. */

@@ -10,9 +10,10 @@
 import type { ContainerInputs } from "../plan/types.ts";
 import type { ProxmoxClient } from "../proxmox/client.ts";
 import { ProxmoxNotFoundError } from "../proxmox/errors.ts";
-import { formatTags, parseTags } from "../proxmox/lxc-format.ts";
+import { parseTags } from "../proxmox/lxc-format.ts";
 import type { LxcConfig } from "../proxmox/lxc-types.ts";
-import { KEPT_TAG, identityLabel, identityOf, keptDescription, sameIdentity } from "../data/identity.ts";
+import { identityLabel, identityOf, sameIdentity } from "../data/identity.ts";
+import { markKept } from "../data/kept.ts";
 import type { ContainerIdentity } from "../data/identity.ts";
 import { dataVolumes, freeMountIndexes, mountChanges, mountIndex, newVolumeMount, sizeInGb } from "../data/mounts.ts";
 import type { MountChanges } from "../data/mounts.ts";
@@ -207,13 +208,7 @@ export class ContainerData {
    */
   async keep(client: ProxmoxClient, node: string, vmid: number, config: LxcConfig, identity: ContainerIdentity, why: string): Promise<void> {
     await this.lifecycle.stop(client, node, vmid);
-    await client.lxc.updateConfig(node, vmid, {
-      description: keptDescription(identity, why, new Date()),
-      tags: formatTags([...config.tags, KEPT_TAG]).split(";"),
-      onboot: false,
-      protection: true,
-      ...(config.digest !== undefined ? { digest: config.digest } : {}),
-    });
+    await markKept(client, node, vmid, config, identity, why);
   }
 }
 

@@ -36,7 +36,7 @@ import type { StatusModel } from "../status/model.ts";
 import { CONTAINER_TYPE } from "../provider/tokens.ts";
 import type { GateVerdict } from "./health-gate.ts";
 import type { KeptContainer } from "../data/kept.ts";
-import type { CatalogEntry } from "../data/catalog.ts";
+import type { CatalogContainer, CatalogEntry } from "../data/catalog.ts";
 import type { RollbackStep } from "./rollback.ts";
 import type { MonitoredService } from "../monitor/config.ts";
 import type { CommandExecutor } from "../monitor/checks.ts";
@@ -389,15 +389,10 @@ export class DeploySession {
   async backups(service?: string): Promise<BackupsReport> {
     const env = await this.environment();
     if (env.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
-    const { catalog } = await import("../data/catalog.ts");
     const { listKept } = await import("../data/kept.ts");
     return this.withCluster(env.env, async (client) => {
-    const inventory = await client.loadInventory();
-    const containers = await this.deployedContainers(service);
-    const storage = env.env.backups.storage;
-    const shared = inventory.storages.some((x) => x.storage === storage && x.shared);
-    const entries = await catalog(client, { envName: this.envName, ...(service !== undefined ? { service } : {}), storage, nodes: inventory.nodes.filter((n) => n.online).map((n) => n.name), sharedStorage: shared, containers });
-    return { entries, kept: await listKept(client, this.envName, service), storage };
+    const entries = await this.catalogOf(client, env.env, service, await this.deployedContainers(service));
+    return { entries, kept: await listKept(client, this.envName, service), storage: env.env.backups.storage };
     });
   }
 
@@ -412,20 +407,16 @@ export class DeploySession {
   async restore(service: string, o: { from?: string; resource?: string; deploy: boolean }): Promise<RestoreOutcome> {
     const env = await this.environment();
     if (env.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
-    const { connectProxmox } = await import("../proxmox/connect.ts");
-    const { catalog, pickEntry } = await import("../data/catalog.ts");
+    const { pickEntry } = await import("../data/catalog.ts");
     const { DataSafety, newDeployId } = await import("../data/safety.ts");
     const { restoreOver } = await import("./rollback.ts");
     const { stackName } = await import("../engine/stacks.ts");
-    const client = connectProxmox(env.env, { purpose: "root", processEnv: this.processEnv, ci: this.ci });
     const started = Date.now();
-    try {
-      const inventory = await client.loadInventory();
+    return this.withCluster(env.env, async (client) => {
       const deployed = (await this.deployedContainers(service, "write")).filter((c) => o.resource === undefined || c.resource === o.resource);
       if (deployed.length > 1) return { status: "ambiguous", resources: deployed.map((c) => c.resource) };
       const storage = env.env.backups.storage;
-      const shared = inventory.storages.some((x) => x.storage === storage && x.shared);
-      const all = await catalog(client, { envName: this.envName, service, storage, nodes: inventory.nodes.filter((n) => n.online).map((n) => n.name), sharedStorage: shared, containers: deployed });
+      const all = await this.catalogOf(client, env.env, service, deployed);
       const target = deployed[0];
       const entries = all.filter((e) => (target ? e.resource === target.resource : o.resource === undefined || e.resource === o.resource) && (e.kind === "backup" || e.vmid === target?.vmid));
       const entry = pickEntry(entries, o.from);
@@ -449,14 +440,9 @@ export class DeploySession {
         // Not deployed: a container of its own, kept as a destroy keeps one, which the next deploy takes the volumes from.
         vmid = await client.cluster.nextId();
         await client.lxc.create(entry.node, { vmid, ostemplate: entry.name, restore: true, storage: env.env.defaults.storage });
-        const { keptDescription, KEPT_TAG } = await import("../data/identity.ts");
+        const { markKept } = await import("../data/kept.ts");
         const restored = await client.lxc.config(entry.node, vmid);
-        await client.lxc.updateConfig(entry.node, vmid, {
-          description: keptDescription({ service, resource: entry.resource, environment: this.envName }, `restored from ${entry.name}`, new Date()),
-          tags: [...new Set([...restored.tags, KEPT_TAG])],
-          onboot: false,
-          protection: true,
-        });
+        await markKept(client, entry.node, vmid, { tags: restored.tags }, { service, resource: entry.resource, environment: this.envName }, `restored from ${entry.name}`);
       }
       const engine = await this.engine("write");
       let refreshed = false;
@@ -466,9 +452,16 @@ export class DeploySession {
         deployed2 = await this.redeploy(service);
       }
       return { status: "restored", entry, vmid, into: target ? "same" : "new", safetyBackup, refreshed, deploy: deployed2, durationMs: Date.now() - started };
-    } finally {
-      await client.close();
-    }
+    });
+  }
+
+  /** homelab's snapshots and backups on the environment's backup storage, on every online node (of one service when given). */
+  private async catalogOf(client: ProxmoxClient, env: EnvironmentConfig, service: string | undefined, containers: readonly CatalogContainer[]): Promise<CatalogEntry[]> {
+    const { catalog } = await import("../data/catalog.ts");
+    const inventory = await client.loadInventory();
+    const storage = env.backups.storage;
+    const shared = inventory.storages.some((x) => x.storage === storage && x.shared);
+    return catalog(client, { envName: this.envName, ...(service !== undefined ? { service } : {}), storage, nodes: inventory.nodes.filter((n) => n.online).map((n) => n.name), sharedStorage: shared, containers });
   }
 
   /** The containers of the environment's deployed services (of one when given), from their stacks. */
