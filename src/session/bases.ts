@@ -84,14 +84,23 @@ export class BaseBuilder {
   async list(): Promise<BaseInfo[]> {
     const all = await this.client.cluster.resources({ type: "vm" });
     const bases = all.filter((r) => r.type === "lxc" && r.template === true && r.node !== undefined && r.vmid !== undefined && keyOfTags(parseTags(r.tags)) !== undefined);
+    // The root volumes of the containers on each node with a base, read once per node however many bases it has.
+    const rootsOn = new Map<string, Promise<string[]>>();
+    const rootVolumes = (node: string): Promise<string[]> => {
+      let roots = rootsOn.get(node);
+      if (roots === undefined) {
+        const guests = all.filter((g) => g.type === "lxc" && g.node === node && g.template !== true && g.vmid !== undefined);
+        roots = Promise.all(guests.map(async (g) => (await this.client.lxc.config(node, Number(g.vmid)).catch(() => undefined))?.rootfs?.volume ?? ""));
+        rootsOn.set(node, roots);
+      }
+      return roots;
+    };
     const out: BaseInfo[] = [];
     for (const b of bases) {
       const config = await this.client.lxc.config(b.node ?? "", Number(b.vmid)).catch(() => undefined);
       const baseVolume = config?.rootfs?.volume ?? "";
       // A linked clone's root volume names its base's (`base-105-disk-0/vm-107-disk-0`).
-      const usedBy = (await Promise.all(all.filter((g) => g.type === "lxc" && g.node === b.node && g.template !== true && g.vmid !== undefined).map((g) => this.client.lxc.config(g.node ?? "", Number(g.vmid)).catch(() => undefined)))).filter(
-        (c) => baseVolume !== "" && (c?.rootfs?.volume ?? "").includes(`${baseVolume.slice(baseVolume.indexOf(":") + 1)}/`),
-      ).length;
+      const usedBy = baseVolume === "" ? 0 : (await rootVolumes(b.node ?? "")).filter((v) => v.includes(`${baseVolume.slice(baseVolume.indexOf(":") + 1)}/`)).length;
       out.push({ node: b.node ?? "", vmid: Number(b.vmid), key: keyOfTags(parseTags(b.tags)) ?? "", description: config?.description ?? "", usedBy });
     }
     return out.sort((a, b) => a.node.localeCompare(b.node) || a.vmid - b.vmid);
