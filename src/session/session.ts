@@ -179,6 +179,15 @@ interface RunState {
 }
 
 /** The wiring of deploy, destroy, status, unlock and recreate for one environment. */
+/**
+ * Stops a container at once when it runs, before its disks are rolled back, restored over or
+ * deleted: what it holds then is replaced or deleted anyway (restore and destroy --delete-data
+ * back it up first; a rollback returns to the point taken before the failed deploy).
+ */
+async function stopNow(client: ProxmoxClient, node: string, vmid: number): Promise<void> {
+  if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
+}
+
 export class DeploySession {
   readonly root: string;
   readonly envName: string;
@@ -331,7 +340,7 @@ export class DeploySession {
     const deleted: DestroyResult["deleted"] = [];
     for (const k of kept) {
       const backup = await deleteKept(client, k, safety, async (node, vmid) => {
-        if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
+        await stopNow(client, node, vmid);
         await client.lxc.delete(node, vmid, { purge: true });
       });
       deleted.push({ vmid: k.vmid, node: k.node, backup });
@@ -423,9 +432,7 @@ export class DeploySession {
       if (!entry) return { status: "none", from: o.from, available: entries.map((e) => e.name) };
       const deployId = newDeployId();
       const safety = new DataSafety(client, { backupStorage: storage, keep: env.env.backups.keep, deployId });
-      const stop = async (node: string, vmid: number): Promise<void> => {
-        if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
-      };
+      const stop = (node: string, vmid: number): Promise<void> => stopNow(client, node, vmid);
       let safetyBackup: string | undefined;
       let vmid: number;
       if (target) {
@@ -748,9 +755,7 @@ export class DeploySession {
     const points = await rollbackPoints(client, { deployId, envName: this.envName, service, backupStorage: env.backups.storage, state });
     if (points.length === 0) return undefined;
     this.reporter.event?.({ type: "rollback-start", service, because, points: points.length });
-    const stop = async (node: string, vmid: number): Promise<void> => {
-      if ((await client.lxc.status(node, vmid)).status === "running") await client.lxc.stop(node, vmid);
-    };
+    const stop = (node: string, vmid: number): Promise<void> => stopNow(client, node, vmid);
     const storage = env.defaults.storage;
     const steps: RollbackStep[] = [];
     for (const p of points) {
