@@ -136,9 +136,9 @@ export interface DeployRequest {
   /**
    * Runs before the apply phase with the plans of the services about to be applied (never with
    * `dryRun`): builds what they need first (Docker-ready bases). Returns the services that cannot
-   * be applied, with why; they fail, and their dependents are skipped.
+   * be applied, with why and what to do; they fail, and their dependents are skipped.
    */
-  prepare?: (plans: readonly ServicePlan[]) => Promise<ReadonlyMap<string, string>>;
+  prepare?: (plans: readonly ServicePlan[]) => Promise<ReadonlyMap<string, { message: string; hint: string }>>;
   /**
    * Finds the resource a killed run's pending creation made (a container's
    * vmid), so it is adopted rather than created twice; `taken` are the ids the
@@ -296,7 +296,7 @@ export async function deploy(req: DeployRequest): Promise<DeployReport> {
     for (const [name, why] of await req.prepare(plans)) {
       const o = outcomes.get(name);
       if (!o) continue;
-      const failed: ServiceOutcome = { ...o, status: "failed", error: { message: why, detail: "", hint: "look at the output above; to install Docker in each container instead of cloning a base, set homelab:docker_base: install" } };
+      const failed: ServiceOutcome = { ...o, status: "failed", error: { message: why.message, detail: "", hint: why.hint } };
       outcomes.set(name, failed);
       rep.serviceDone?.(failed, "apply");
     }

@@ -106,9 +106,9 @@ export class BaseBuilder {
     return out.sort((a, b) => a.node.localeCompare(b.node) || a.vmid - b.vmid);
   }
 
-  /** Builds each missing base, one node and key at a time; returns the services whose base could not be built, with why. */
-  async ensure(needs: readonly BaseNeed[]): Promise<Map<string, string>> {
-    const failed = new Map<string, string>();
+  /** Builds each missing base, one node and key at a time; returns the services whose base could not be built, with why and what to do. */
+  async ensure(needs: readonly BaseNeed[]): Promise<Map<string, { message: string; hint: string }>> {
+    const failed = new Map<string, { message: string; hint: string }>();
     for (const need of needs) {
       try {
         await this.withLock(need, async () => {
@@ -116,8 +116,9 @@ export class BaseBuilder {
           await this.build(need);
         });
       } catch (e) {
-        const why = `building the Docker-ready base on ${need.node} failed: ${e instanceof Error ? e.message : String(e)}`;
-        for (const s of need.services) failed.set(s, why);
+        const message = `building the Docker-ready base on ${need.node} failed: ${e instanceof Error ? e.message : String(e)}`;
+        const hint = "look at the output above; to install Docker in each container instead of cloning a base, set homelab:docker_base: install";
+        for (const s of need.services) failed.set(s, { message, hint });
       }
     }
     return failed;

@@ -691,13 +691,11 @@ export class DeploySession {
   }
 
   /** Builds the Docker-ready bases the plans clone from that are not on their nodes yet. */
-  private async buildBases(env: EnvironmentConfig, key: SshKey, plans: readonly ServicePlan[]): Promise<ReadonlyMap<string, string>> {
+  private async buildBases(env: EnvironmentConfig, key: SshKey, plans: readonly ServicePlan[]): Promise<ReadonlyMap<string, { message: string; hint: string }>> {
     const { missingBases, BaseBuilder } = await import("./bases.ts");
     const needs = missingBases(plans);
     if (needs.length === 0) return new Map();
-    return this.withCluster(env, async (client) => {
-    return await new BaseBuilder({ client, env, root: this.root, key, say: (message) => this.reporter.event?.({ type: "base", message }) }).ensure(needs);
-    });
+    return this.withCluster(env, (client) => new BaseBuilder({ client, env, root: this.root, key, say: (message) => this.reporter.event?.({ type: "base", message }) }).ensure(needs));
   }
 
   /**
