@@ -334,18 +334,18 @@ export class DeploySession {
     const { listKept, deleteKept } = await import("../data/kept.ts");
     const { DataSafety } = await import("../data/safety.ts");
     return this.withCluster(env, async (client) => {
-    const kept = await listKept(client, this.envName, service);
-    if (!remove) return { kept, deleted: [] };
-    const safety = new DataSafety(client, { backupStorage: env.backups.storage, keep: env.backups.keep, deployId });
-    const deleted: DestroyResult["deleted"] = [];
-    for (const k of kept) {
-      const backup = await deleteKept(client, k, safety, async (node, vmid) => {
-        await stopNow(client, node, vmid);
-        await client.lxc.delete(node, vmid, { purge: true });
-      });
-      deleted.push({ vmid: k.vmid, node: k.node, backup });
-    }
-    return { kept: [], deleted };
+      const kept = await listKept(client, this.envName, service);
+      if (!remove) return { kept, deleted: [] };
+      const safety = new DataSafety(client, { backupStorage: env.backups.storage, keep: env.backups.keep, deployId });
+      const deleted: DestroyResult["deleted"] = [];
+      for (const k of kept) {
+        const backup = await deleteKept(client, k, safety, async (node, vmid) => {
+          await stopNow(client, node, vmid);
+          await client.lxc.delete(node, vmid, { purge: true });
+        });
+        deleted.push({ vmid: k.vmid, node: k.node, backup });
+      }
+      return { kept: [], deleted };
     });
   }
 
@@ -364,31 +364,31 @@ export class DeploySession {
     const { currentState } = await import("../engine/state.ts");
     const { stackName } = await import("../engine/stacks.ts");
     return this.withCluster(repo.env, async (client) => {
-    const inventory = await client.loadInventory();
-    const key = await this.sshKey();
-    const engine = await this.engine("read");
-    const planner = await this.planner(repo.env, inventory, key);
-    const wanted = new Set<string>();
-    for (const [name, service] of repo.services) {
-      const { plan } = planner(service, currentState(await engine.readState(stackName(this.envName, name))));
-      for (const r of plan?.resources ?? []) if (r.kind === "proxmox:container" && r.base?.mode === "clone") wanted.add(`${r.inputs.node}/${r.base.key}`);
-    }
-    const builder = new BaseBuilder({ client, env: repo.env, root: this.root, key, say: () => undefined });
-    const out: (BaseInfo & { current: boolean; removed: boolean; error?: string })[] = [];
-    for (const b of await builder.list()) {
-      const current = wanted.has(`${b.node}/${b.key}`);
-      if (!o.prune || current || b.usedBy > 0) {
-        out.push({ ...b, current, removed: false });
-        continue;
+      const inventory = await client.loadInventory();
+      const key = await this.sshKey();
+      const engine = await this.engine("read");
+      const planner = await this.planner(repo.env, inventory, key);
+      const wanted = new Set<string>();
+      for (const [name, service] of repo.services) {
+        const { plan } = planner(service, currentState(await engine.readState(stackName(this.envName, name))));
+        for (const r of plan?.resources ?? []) if (r.kind === "proxmox:container" && r.base?.mode === "clone") wanted.add(`${r.inputs.node}/${r.base.key}`);
       }
-      try {
-        await builder.remove(b.node, b.vmid);
-        out.push({ ...b, current, removed: true });
-      } catch (e) {
-        out.push({ ...b, current, removed: false, error: e instanceof Error ? e.message : String(e) });
+      const builder = new BaseBuilder({ client, env: repo.env, root: this.root, key, say: () => undefined });
+      const out: (BaseInfo & { current: boolean; removed: boolean; error?: string })[] = [];
+      for (const b of await builder.list()) {
+        const current = wanted.has(`${b.node}/${b.key}`);
+        if (!o.prune || current || b.usedBy > 0) {
+          out.push({ ...b, current, removed: false });
+          continue;
+        }
+        try {
+          await builder.remove(b.node, b.vmid);
+          out.push({ ...b, current, removed: true });
+        } catch (e) {
+          out.push({ ...b, current, removed: false, error: e instanceof Error ? e.message : String(e) });
+        }
       }
-    }
-    return { bases: out };
+      return { bases: out };
     });
   }
 
@@ -400,8 +400,8 @@ export class DeploySession {
     if (env.status !== "loaded") throw new Error(`environment ${this.envName} could not be loaded`);
     const { listKept } = await import("../data/kept.ts");
     return this.withCluster(env.env, async (client) => {
-    const entries = await this.catalogOf(client, env.env, service, await this.deployedContainers(service));
-    return { entries, kept: await listKept(client, this.envName, service), storage: env.env.backups.storage };
+      const entries = await this.catalogOf(client, env.env, service, await this.deployedContainers(service));
+      return { entries, kept: await listKept(client, this.envName, service), storage: env.env.backups.storage };
     });
   }
 
@@ -748,32 +748,32 @@ export class DeploySession {
     const { rollbackPoints, rollBack } = await import("./rollback.ts");
     const { healthGate } = await import("./health-gate.ts");
     return this.withCluster(env, async (client) => {
-    // The state after the deploy, unless the health gate read it already.
-    const state = current ?? (await engine.readState(stack));
-    const points = await rollbackPoints(client, { deployId, envName: this.envName, service, backupStorage: env.backups.storage, state });
-    if (points.length === 0) return undefined;
-    this.reporter.event?.({ type: "rollback-start", service, because, points: points.length });
-    const stop = (node: string, vmid: number): Promise<void> => stopNow(client, node, vmid);
-    const storage = env.defaults.storage;
-    const steps: RollbackStep[] = [];
-    for (const p of points) {
-      const step = await rollBack(client, p, { storage, stop });
-      steps.push(step);
-      // The replaced container now holds the old one's disks: the state must name the template they came from.
-      const template = p.kind === "replaced" && step.ok ? before?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.outputs["template"] : undefined;
-      const urn = state?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.urn;
-      if (typeof template === "string" && urn !== undefined) await engine.patchResource(stack, urn, { template });
-    }
-    let refreshed = false;
-    if (steps.some((x) => x.ok)) {
-      // The state must say what runs now, or the next deploy would believe the failed change applied.
-      refreshed = await engine.refresh(stack).then(
-        () => true,
-        () => false,
-      );
-    }
-    const verdictAfter = monitored.checks.length > 0 && steps.some((x) => x.ok) ? await healthGate(monitored, await engine.readState(stack), { executor, ci: this.ci, minTries: 5 }) : undefined;
-    return { because, steps, refreshed, verdictAfter };
+      // The state after the deploy, unless the health gate read it already.
+      const state = current ?? (await engine.readState(stack));
+      const points = await rollbackPoints(client, { deployId, envName: this.envName, service, backupStorage: env.backups.storage, state });
+      if (points.length === 0) return undefined;
+      this.reporter.event?.({ type: "rollback-start", service, because, points: points.length });
+      const stop = (node: string, vmid: number): Promise<void> => stopNow(client, node, vmid);
+      const storage = env.defaults.storage;
+      const steps: RollbackStep[] = [];
+      for (const p of points) {
+        const step = await rollBack(client, p, { storage, stop });
+        steps.push(step);
+        // The replaced container now holds the old one's disks: the state must name the template they came from.
+        const template = p.kind === "replaced" && step.ok ? before?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.outputs["template"] : undefined;
+        const urn = state?.resources.find((r) => r.id === p.resource && r.type === CONTAINER_TYPE)?.urn;
+        if (typeof template === "string" && urn !== undefined) await engine.patchResource(stack, urn, { template });
+      }
+      let refreshed = false;
+      if (steps.some((x) => x.ok)) {
+        // The state must say what runs now, or the next deploy would believe the failed change applied.
+        refreshed = await engine.refresh(stack).then(
+          () => true,
+          () => false,
+        );
+      }
+      const verdictAfter = monitored.checks.length > 0 && steps.some((x) => x.ok) ? await healthGate(monitored, await engine.readState(stack), { executor, ci: this.ci, minTries: 5 }) : undefined;
+      return { because, steps, refreshed, verdictAfter };
     });
   }
 
