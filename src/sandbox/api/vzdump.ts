@@ -24,6 +24,7 @@ import type { TaskContext } from "../tasks.ts";
 import { NODE, STORAGE, checkNode, flag, num, str } from "./common.ts";
 import type { Call, Endpoint, Reply, SandboxState } from "./types.ts";
 import { isRunning } from "./lxc/checks.ts";
+import { shellQuote } from "../shell-quote.ts";
 import { startGuest } from "./lxc/lifecycle.ts";
 import { removeLock, setLock } from "./lxc/locking.ts";
 import { propertyOf } from "./lxc/schema.ts";
@@ -273,7 +274,7 @@ function commandLine(params: Record<string, Scalar>): string {
   for (const [k, v] of Object.entries(params)) {
     if (k === "vmid" || k === "stdout" || k === "job-id") continue;
     const text = typeof v === "boolean" ? (v ? "1" : "0") : String(v);
-    if (text !== "") parts.push(`--${k}`, /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`);
+    if (text !== "") parts.push(`--${k}`, shellQuote(text));
   }
   return parts.join(" ");
 }

@@ -8,6 +8,9 @@
  * left mounted on the host even when the sandbox dies midway. Commands are
  * built here as data (pure); the backend runs them.
  */
+import { shellQuote } from "../shell-quote.ts";
+import { bindMountCommand, overlayMountCommand, parentsFirst } from "./commands.ts";
+import { formatArgv } from "./exec.ts";
 import type { Command } from "./exec.ts";
 
 /** Proxmox's tar flags (`@PVE::Storage::Plugin::COMMON_TAR_FLAGS`). */
@@ -26,11 +29,6 @@ const COMMON_TAR_FLAGS = [
 
 /** vzdump's standard excludes (`stdexcludes`, on by default), anchored at the guest's root. */
 const STD_EXCLUDES = ["./tmp/?*", "./var/tmp/?*", "./var/run/?*.pid"];
-
-/** Quotes a word for bash. */
-export function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
 
 /** The compressor a `compress` value runs, and the decompressor of an archive's extension. */
 function compressor(compress: string): string | undefined {
@@ -62,15 +60,9 @@ export interface StagedMount {
   source: string;
 }
 
-function checkPath(p: string, what: string): void {
-  // overlayfs splits its options on commas and its lower layers on colons.
-  if (/[,:\n]/.test(p)) throw new Error(`${what} not usable in a mount: ${p}`);
-}
-
 /** Mount commands for `mounts` below `stage`, parents first. */
 function stageMounts(stage: string, mounts: readonly StagedMount[]): string[] {
-  const sorted = [...mounts].sort((a, b) => a.path.split("/").length - b.path.split("/").length || a.path.localeCompare(b.path));
-  return sorted.flatMap((m) => [`mkdir -p ${shellQuote(`${stage}${m.path}`)}`, `mount --bind ${shellQuote(m.source)} ${shellQuote(`${stage}${m.path}`)}`]);
+  return parentsFirst(mounts).flatMap((m) => [`mkdir -p ${shellQuote(`${stage}${m.path}`)}`, formatArgv(bindMountCommand(m.source, `${stage}${m.path}`).argv)]);
 }
 
 /** What a backup reads and where it writes. */
@@ -93,10 +85,10 @@ export interface BackupPlan {
  * each mount point), compressed.
  */
 export function backupCommand(p: BackupPlan): Command {
-  for (const l of p.rootLayers) checkPath(l, "root layer");
-  checkPath(p.scratch, "scratch folder");
   const q = shellQuote;
   const stage = `${p.scratch}/stage`;
+  // Made first: it refuses layer and scratch paths that mount(8) and overlayfs would split.
+  const overlay = formatArgv(overlayMountCommand(p.rootLayers, { upper: `${p.scratch}/upper`, work: `${p.scratch}/work` }, stage).argv);
   const conf = `${p.scratch}/conf`;
   const comp = compressor(p.compress);
   const sources = ["./", ...[...p.mounts].map((m) => `.${m.path}`)];
@@ -121,7 +113,7 @@ export function backupCommand(p: BackupPlan): Command {
     `mkdir -p ${q(`${conf}/etc/vzdump`)} ${q(`${p.scratch}/upper`)} ${q(`${p.scratch}/work`)} ${q(stage)}`,
     `cat > ${q(`${conf}/etc/vzdump/pct.conf`)}`,
     `: > ${q(`${conf}/etc/vzdump/pct.fw`)}`,
-    `mount -t overlay overlay -o ${q(`lowerdir=${p.rootLayers.join(":")},upperdir=${p.scratch}/upper,workdir=${p.scratch}/work`)} ${q(stage)}`,
+    overlay,
     ...stageMounts(stage, p.mounts),
     `${tar} ${comp ? `| ${comp} ` : ""}> ${q(`${p.out}.dat`)}`,
     `mv ${q(`${p.out}.dat`)} ${q(p.out)}`,
@@ -153,7 +145,7 @@ export function restoreCommand(p: RestorePlan): Command {
   const script = [
     "set -euo pipefail",
     `mkdir -p ${q(stage)}`,
-    `mount --bind ${q(p.root)} ${q(stage)}`,
+    formatArgv(bindMountCommand(p.root, stage).argv),
     ...stageMounts(stage, p.mounts),
     `${decompressor(p.archive)} < ${q(p.archive)} | ${tar}`,
     `rm -f ${q(`${stage}/etc/vzdump/pct.conf`)} ${q(`${stage}/etc/vzdump/pct.fw`)}`,

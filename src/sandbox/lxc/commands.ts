@@ -175,10 +175,14 @@ function fstabPath(p: string): string {
   return p.replace(/\\/g, "\\134").replace(/ /g, "\\040").replace(/\t/g, "\\011");
 }
 
+/** Mounts in the order they can be made: a folder before the folders inside it. Pure. */
+export function parentsFirst<M extends { path: string }>(mounts: readonly M[]): M[] {
+  return [...mounts].sort((a, b) => a.path.split("/").length - b.path.split("/").length || a.path.localeCompare(b.path));
+}
+
 /** `lxc.mount.entry` lines for mount points, parents before what lies inside them. */
 export function mountEntries(mounts: readonly GuestBindMount[]): string[] {
-  const sorted = [...mounts].sort((a, b) => a.path.split("/").length - b.path.split("/").length || a.path.localeCompare(b.path));
-  return sorted.map((m) => `lxc.mount.entry = ${fstabPath(m.source)} ${fstabPath(m.path.replace(/^\/+/, ""))} none bind,create=dir${m.readOnly ? ",ro" : ""} 0 0`);
+  return parentsFirst(mounts).map((m) => `lxc.mount.entry = ${fstabPath(m.source)} ${fstabPath(m.path.replace(/^\/+/, ""))} none bind,create=dir${m.readOnly ? ",ro" : ""} 0 0`);
 }
 
 /**

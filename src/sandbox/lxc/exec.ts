@@ -7,6 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
+import { shellQuote } from "../shell-quote.ts";
 
 /** A host command as data. */
 export interface Command {
@@ -55,7 +56,7 @@ export interface Executor {
 
 /** Shell-quotes argv for messages and logs (never for running). */
 export function formatArgv(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)).join(" ");
+  return argv.map(shellQuote).join(" ");
 }
 
 /** The last `lines` non-empty lines of `text`. */
