@@ -59,7 +59,7 @@ function target(state: SandboxState, node: string, volid: string, sid: string): 
     if (!parseVolumeName(def, name)) throw failure(`unable to parse ${def.type === "lvmthin" ? "lvm" : "zfs"} volume name '${name}'`);
     return { kind: "image", name, volume: state.cluster.volume(node, volid) };
   }
-  if (/^backup\/vzdump-(lxc|qemu|openvz)-[^/]+\.(tgz|(tar|vma)(\.(gz|lzo|zst|bz2))?)$/.test(name) || /^backup\/[^/]+$/.test(name)) {
+  if (/^backup\/[^/]+$/.test(name)) {
     return { kind: "backup", name, backup: state.cluster.backup(node, volid) };
   }
   if (/^vztmpl\/[^/]+$/.test(name)) return { kind: "vztmpl", name };
