@@ -13,6 +13,7 @@ import { ENVIRONMENT_KINDS } from "./environment-types.ts";
 import type { EnvironmentConfig, EscImport, MonitorConfig, ProxmoxConfig, RegistryConfig, SecretRef } from "./environment-types.ts";
 import { CODENAME, DEFAULT_DOCKER_PINS, PIN_PACKAGES, checkPin } from "../provision/docker-pins.ts";
 import type { DockerPins } from "../provision/docker-pins.ts";
+import { IPV4, IPV4_CIDR, STORAGE_ID } from "./value-formats.ts";
 import { backendSchema, checkBackend } from "./backend-setting.ts";
 
 export { environmentFile, listEnvironments } from "./discover.ts";
@@ -103,7 +104,7 @@ const environmentKeysSchema = z.strictObject({
   monitor: monitorSchema.optional(),
   backups: z
     .strictObject({
-      storage: z.string().regex(/^[A-Za-z][-_.A-Za-z0-9]*$/, { error: "storage must be a Proxmox storage id, e.g. local" }).optional().describe("Storage (content backup) for vzdump backups taken before destructive steps (default local)."),
+      storage: z.string().regex(STORAGE_ID, { error: "storage must be a Proxmox storage id, e.g. local" }).optional().describe("Storage (content backup) for vzdump backups taken before destructive steps (default local)."),
       keep: z.int().min(1).max(100).optional().describe("How many of homelab's snapshots and backups to keep per container (default 3); older ones are removed after a new one is taken."),
     })
     .optional()
@@ -128,8 +129,8 @@ const environmentKeysSchema = z.strictObject({
     .describe("How compose containers get Docker: cloned from a Docker-ready base template built once per node (clone, the default: a first deploy in seconds), or installed into each new container (install)."),
   docker_base_network: z
     .strictObject({
-      ip: z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([1-2]?\d|3[0-2])$/, { error: 'ip must be an address with prefix, e.g. 192.168.1.250/24' }).describe("A free static address for the container that builds a base (default: DHCP)."),
-      gateway: z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, { error: "gateway must be an IPv4 address" }).optional(),
+      ip: z.string().regex(IPV4_CIDR, { error: 'ip must be an address with prefix, e.g. 192.168.1.250/24' }).describe("A free static address for the container that builds a base (default: DHCP)."),
+      gateway: z.string().regex(IPV4, { error: "gateway must be an IPv4 address" }).optional(),
     })
     .optional()
     .describe("Where the container that builds a Docker-ready base gets its address, when the bridge has no DHCP."),

@@ -8,10 +8,9 @@ import { insideServiceDir } from "../paths.ts";
 import { defineResourceType } from "./define.ts";
 import { envFileOf } from "../homelab-dir.ts";
 import { didYouMean } from "../../util/suggest.ts";
+import { IPV4, IPV4_CIDR, STORAGE_ID } from "../value-formats.ts";
 
 const PORT_MAPPING = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
-const IPV4_CIDR = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([1-2]?\d|3[0-2])$/;
 /** Proxmox's hostname rule for containers: a DNS name. */
 const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i;
 
@@ -109,7 +108,7 @@ export const proxmoxContainer = defineResourceType({
           name: z.string().regex(VOLUME_NAME, { error: "name must start with a lowercase letter and use only a-z, 0-9, _ and - (at most 32)" }).describe("The volume's name: it identifies the volume when the container is rebuilt."),
           size: z.int({ error: "size must be a whole number of GB" }).positive({ error: "size must be at least 1 GB" }).max(65536).describe("Size in GB. Growing it later resizes the volume in place; Proxmox cannot shrink one."),
           path: z.string().min(1).describe("Where it is mounted inside the container, e.g. /srv/data."),
-          storage: z.string().regex(/^[A-Za-z][-_.A-Za-z0-9]*$/, { error: "storage must be a Proxmox storage id, e.g. local-lvm" }).optional().describe("Proxmox storage for the volume (default: the environment's default_storage)."),
+          storage: z.string().regex(STORAGE_ID, { error: "storage must be a Proxmox storage id, e.g. local-lvm" }).optional().describe("Proxmox storage for the volume (default: the environment's default_storage)."),
           backup: z.boolean().optional().describe("Include the volume in backups (default true)."),
         }),
       )
