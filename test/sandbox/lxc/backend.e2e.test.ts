@@ -37,7 +37,8 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
     const exited = new Promise<void>((r) => child.on("close", () => r()));
     const deadline = Date.now() + 5 * 60_000;
     while (!out.includes("ready") && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-    assert.match(out, /ready hlsbxt1-300/, `child did not get ready: ${err}`);
+    if (!out.includes("ready")) child.kill("SIGKILL");
+    assert.match(out, /ready hlsbxt1-300/, `child did not get ready (exit ${String(child.exitCode)}): ${err}`);
     child.kill("SIGKILL");
     await exited;
     const left = await leftovers({ stateDir, bridge, hostAddress });
@@ -53,6 +54,12 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
   }
 
   const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
+
+  /** Removes a test's folder; when the test failed before its clean-up, what the crashed sandbox left goes first, so the folder can go and the failure is the one reported. */
+  async function removeCrashDir(dir: string, stateDir: string): Promise<void> {
+    if ((await leftovers({ stateDir, bridge, hostAddress })).length > 0) await cleanUpLxcBackend({ stateDir, bridge }).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch((e: unknown) => process.stderr.write(`could not remove ${dir}: ${String(e)}\n`));
+  }
 
   /** What the clean-up must remove (the state folder's volumes, snapshots and backups) and must keep (the user's host folder). */
   async function assertStorageCleaned(dir: string, stateDir: string): Promise<void> {
@@ -84,7 +91,7 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
       assert.deepEqual(await leftovers({ stateDir, bridge, hostAddress }), []);
       await assertStorageCleaned(dir, stateDir);
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await removeCrashDir(dir, stateDir);
     }
   });
 
@@ -99,7 +106,7 @@ describe("[root][lxc] lxc backend after a crash", { timeout: 20 * 60_000 }, () =
       assert.deepEqual(await leftovers({ stateDir, bridge, hostAddress }), []);
       await assertStorageCleaned(dir, stateDir);
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await removeCrashDir(dir, stateDir);
     }
   });
 });
