@@ -269,8 +269,9 @@ void describe("sandbox: id allocation", () => {
     await using(sandbox(), async (sb) => {
       const a = tokenClient(sb);
       const b = tokenClient(sb);
-      // Slow nextid answers make both creators read the same id before either creates.
-      sb.faults.set({ latencyMs: 250, routes: ["GET /cluster/nextid"] });
+      // Slow nextid answers make both creators read the same id; slow creates keep that id
+      // free until both have read it, however far apart the two requests arrive under load.
+      sb.faults.set({ latencyMs: 250, routes: ["GET /cluster/nextid", "POST /nodes/{node}/lxc"] });
       const [x, y] = await Promise.all([
         a.lxc.create("pve-01", { ...CT, hostname: "a" }, { wait: FAST_WAIT }),
         b.lxc.create("pve-02", { ...CT, hostname: "b" }, { wait: FAST_WAIT }),
